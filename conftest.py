@@ -1,0 +1,98 @@
+"""Shared fixtures and the hypothesis profiles for every test kind."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci", max_examples=40, derandomize=True, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=200, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+REPO_ROOT = Path(__file__).parent
+SEED_DIR = REPO_ROOT.parent / "shared" / "seed"
+
+
+@pytest.fixture(scope="session")
+def tiny_snapshot(tmp_path_factory) -> Path:
+    from harness.snapshot import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("snapshots") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def generator(tiny_snapshot):
+    from harness.generation import Generator
+    from harness.loading import LoadConfig
+
+    return Generator.from_pretrained(str(tiny_snapshot), LoadConfig(device="cpu"))
+
+
+class _Context:
+    def __init__(self, snapshot: Path, model_config: dict | None = None):
+        self.artifacts = {"repository": str(snapshot)}
+        self.model_config = model_config or {}
+
+
+@pytest.fixture(scope="session")
+def make_context():
+    """A stand-in for MLflow's PythonModelContext: artifacts and model_config."""
+    return _Context
+
+
+@pytest.fixture(scope="session")
+def reference_model(tiny_snapshot):
+    from harness.wrapper import MPTInstruct
+
+    model = MPTInstruct()
+    model.load_context(_Context(tiny_snapshot))
+    return model
+
+
+@pytest.fixture
+def generate_spy(monkeypatch):
+    """Record every ``generate`` call of a transformers model: kwargs and returned ids."""
+
+    def install(model):
+        calls = []
+        original = model.generate
+
+        def spy(*args, **kwargs):
+            output = original(*args, **kwargs)
+            calls.append({"kwargs": kwargs, "output": output})
+            return output
+
+        monkeypatch.setattr(model, "generate", spy)
+        return calls
+
+    return install
+
+
+@pytest.fixture
+def mlflow_store(tmp_path):
+    """An embedded MLflow store under tmp_path; the global tracking URI is restored after."""
+    import mlflow
+
+    from harness.registry import StoreConfig
+
+    previous = mlflow.get_tracking_uri()
+    store = StoreConfig(home=tmp_path / "home")
+    yield store
+    mlflow.set_tracking_uri(previous)
+    mlflow.set_registry_uri(previous)
+
+
+@pytest.fixture(scope="session")
+def seed_wrapper_source() -> str:
+    """The seed's Step 2 wrapper as published (shared/seed beside the repo, as in CI)."""
+    from harness.seed import find_seed_doc, wrapper_source
+
+    if find_seed_doc(SEED_DIR) is None:
+        pytest.skip(f"seed document not found under {SEED_DIR}")
+    return wrapper_source(SEED_DIR)
