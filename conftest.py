@@ -96,3 +96,13 @@ def seed_wrapper_source() -> str:
     if find_seed_doc(SEED_DIR) is None:
         pytest.skip(f"seed document not found under {SEED_DIR}")
     return wrapper_source(SEED_DIR)
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -25,7 +25,7 @@ EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|padding|>"  # in the vocabulary, as in GPT-NeoX, but not declared as pad
 DEFAULT_TINY_DIR = Path(".harness/snapshots/tiny")
 _STAMP = "harness_snapshot.json"
-_BUILD_VERSION = 2  # bump when the build changes, so cached snapshots are rebuilt
+_BUILD_VERSION = 3  # bump when the build changes, so cached snapshots are rebuilt
 
 _CORPUS_LINES = (
     f"{INTRO_BLURB}\n{INSTRUCTION_KEY}\n{{q}}\n{RESPONSE_KEY}\n{{a}}",
@@ -94,6 +94,7 @@ def _train_tokenizer(spec: TinySpec):
         bos_token=EOS_TOKEN,
         eos_token=EOS_TOKEN,
         unk_token=EOS_TOKEN,
+        pad_token=None,
         add_prefix_space=False,
         clean_up_tokenization_spaces=False,
         model_max_length=spec.max_seq_len,
