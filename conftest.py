@@ -20,13 +20,6 @@ SEED_DIR = REPO_ROOT.parent / "shared" / "seed"
 
 
 @pytest.fixture(scope="session")
-def tiny_snapshot(tmp_path_factory) -> Path:
-    from harness.snapshot import build_tiny
-
-    return build_tiny(tmp_path_factory.mktemp("snapshots") / "tiny")
-
-
-@pytest.fixture(scope="session")
 def generator(tiny_snapshot):
     from harness.generation import Generator
     from harness.loading import LoadConfig
@@ -46,32 +39,20 @@ def make_context():
     return _Context
 
 
-@pytest.fixture(scope="session")
-def reference_model(tiny_snapshot):
-    from harness.wrapper import MPTInstruct
-
-    model = MPTInstruct()
-    model.load_context(_Context(tiny_snapshot))
-    return model
-
-
 @pytest.fixture
-def generate_spy(monkeypatch):
-    """Record every ``generate`` call of a transformers model: kwargs and returned ids."""
+def generate_spy():
+    """Install the gate's recording spy on a model; returns its list of GenerateCall."""
+    from harness.spy import GenerateSpy
+
+    spies = []
 
     def install(model):
-        calls = []
-        original = model.generate
+        spies.append(GenerateSpy(model, pad_token_id=0))
+        return spies[-1].calls
 
-        def spy(*args, **kwargs):
-            output = original(*args, **kwargs)
-            calls.append({"kwargs": kwargs, "output": output})
-            return output
-
-        monkeypatch.setattr(model, "generate", spy)
-        return calls
-
-    return install
+    yield install
+    for spy in spies:
+        spy.remove()
 
 
 @pytest.fixture

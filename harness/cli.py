@@ -103,3 +103,63 @@ def register(snapshot_dir: Path | None, signature: str, name: str, tracking_uri:
     _echo_err(f"registered {result.name} version {result.version} (run {result.run_id}); "
               f"input example answered: {result.example_output[0][:60]!r}")
     click.echo(result.model_uri)
+
+
+_STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "skip"}
+
+
+@main.command()
+@click.option("--python-model", "python_model", metavar="FILE.py:CLASS", default=None,
+              help="A mlflow.pyfunc.PythonModel subclass whose load_context reads "
+                   "context.artifacts['repository'] (as the seed's wrapper does).")
+@click.option("--model-uri", default=None, metavar="URI",
+              help="An already logged or registered model (models:/NAME/VERSION, runs:/ID/model).")
+@click.option("--snapshot", "snapshot_dir", type=click.Path(exists=True, file_okay=False,
+              path_type=Path), default=None,
+              help="Model snapshot for file candidates (default: the tiny offline snapshot).")
+@click.option("--signature", type=_SIGNATURES, default="gateway", show_default=True,
+              help="Signature a file candidate is logged with; a logged model keeps its own.")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where gate.json and gate.md go (default reports/gate/<UTC timestamp>/).")
+@click.option("--check-timeout", type=click.FloatRange(min=0, min_open=True, max=3600),
+              default=120.0, show_default=True, help="Seconds each check may take.")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=Path(".harness"),
+              show_default=True, help="Folder of the embedded MLflow store.")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: embedded SQLite).")
+def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | None,
+         signature: str, report_dir: Path | None, check_timeout: float, home: Path,
+         tracking_uri: str | None) -> None:
+    """Check a candidate wrapper, its signature and its behaviour before deploying it.
+
+    Without options the reference wrapper on the tiny snapshot is the candidate.
+    Exit 0 when every check passes, 1 when any fails or errors, 2 on a usage error.
+    """
+    from harness.candidate import CandidateError, CandidateSpec
+    from harness.gate import GateConfig, default_report_dir, run_gate
+    from harness.registry import StoreConfig
+
+    if python_model and model_uri:
+        raise click.UsageError("give --python-model or --model-uri, not both")
+    try:
+        if python_model:
+            candidate = CandidateSpec.from_file(python_model, signature)
+        elif model_uri:
+            candidate = CandidateSpec.from_uri(model_uri)
+        else:
+            candidate = CandidateSpec(signature=signature)
+        cfg = GateConfig(candidate=candidate, snapshot=snapshot_dir, check_timeout=check_timeout,
+                         store=StoreConfig(home=home, tracking_uri=tracking_uri))
+    except (CandidateError, ValueError) as error:
+        raise click.UsageError(str(error)) from None
+
+    def show(result) -> None:
+        mark = _STATUS_MARK[result.status.value]
+        click.echo(f"{mark:<5} {result.id:<24} {result.duration_s:6.2f}s  {result.message}")
+
+    report = run_gate(cfg, progress=_echo_err, on_result=show)
+    json_path, md_path = report.write(report_dir or default_report_dir())
+    failing = [c.id for c in report.checks if c.status.value in ("fail", "error")]
+    click.echo(f"verdict: {report.verdict.upper()}"
+               + (f" (failing: {', '.join(failing)})" if failing else ""))
+    click.echo(f"report: {json_path} and {md_path}")
+    raise SystemExit(0 if report.verdict == "pass" else 1)

@@ -91,15 +91,16 @@ class Generator:
         return self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
 
     def generate_ids(self, encoded: Any, settings: GenerationSettings, **extra: Any):
+        """``generate`` with the settings' kwargs; ``extra`` overrides them (benchmarks fix lengths)."""
         import torch
 
+        kwargs = {**settings.generate_kwargs(), **extra}
         with torch.inference_mode():
             return self.model.generate(
                 input_ids=encoded["input_ids"],
                 attention_mask=encoded["attention_mask"],
                 pad_token_id=self.tokenizer.pad_token_id,
-                **settings.generate_kwargs(),
-                **extra,
+                **kwargs,
             )
 
     def generate_batch(self, instructions: Sequence[str], settings: GenerationSettings) -> list[str]:

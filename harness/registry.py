@@ -25,6 +25,7 @@ DEFAULT_HOME = Path(".harness")
 DEFAULT_MODEL_NAME = "mpt-7b-instruct"
 EXPERIMENT = "harness"
 _PINNED = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "pandas")
+_SIGNATURE_EXAMPLE = object()  # sentinel: "use the signature's own example"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -105,15 +106,21 @@ def harness_code_path() -> str:
 
 def log_model(snapshot: Path, signature: SignatureKind, python_model: Any = None,
               code_paths: list[str] | None = None, registered_model_name: str | None = None,
-              model_config: dict | None = None):
-    """``mlflow.pyfunc.log_model`` as it would be deployed; returns MLflow's ModelInfo."""
+              model_config: dict | None = None, input_example: Any = _SIGNATURE_EXAMPLE):
+    """``mlflow.pyfunc.log_model`` as it would be deployed; returns MLflow's ModelInfo.
+
+    ``input_example`` defaults to the signature's; the gate passes None so that a
+    candidate that cannot load fails at its own ``load`` check, not while logging.
+    """
+    if input_example is _SIGNATURE_EXAMPLE:
+        input_example = signature.input_example
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=python_model if python_model is not None else MPTInstruct(),
         artifacts={ARTIFACT_KEY: str(snapshot)},
         code_paths=code_paths if code_paths is not None else [harness_code_path()],
         signature=signature.signature,
-        input_example=signature.input_example,
+        input_example=input_example,
         pip_requirements=pinned_requirements(),
         registered_model_name=registered_model_name,
         model_config=model_config,

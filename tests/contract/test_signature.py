@@ -18,7 +18,7 @@ GATEWAY_BODY = gateway_payload(PROMPTS, temperature=0.0, max_tokens=7)
 
 def _sent(calls, tokenizer):
     return [tokenizer.decode(row, skip_special_tokens=True)
-            for c in calls for row in c["kwargs"]["input_ids"]]
+            for c in calls for row in c.input_ids]
 
 
 @pytest.mark.parametrize("body", [GATEWAY_BODY, {"inputs": PROMPTS}])
@@ -35,7 +35,7 @@ def test_column_payloads_reach_the_wrapper_intact(body, reference_model, generat
     answers = reference_model.predict(None, data, params)
     assert len(answers) == 2
     assert _sent(calls, reference_model.tokenizer) == [build_prompt(p) for p in PROMPTS]
-    assert [c["kwargs"]["max_new_tokens"] for c in calls] == [7]
+    assert [c.kwargs["max_new_tokens"] for c in calls] == [7]
 
 
 def test_gateway_payload_reaches_the_wrapper_intact(reference_model, generate_spy):
@@ -46,7 +46,7 @@ def test_gateway_payload_reaches_the_wrapper_intact(reference_model, generate_sp
     answers = reference_model.predict(None, data, params)
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
     assert _sent(calls, reference_model.tokenizer) == [build_prompt(p) for p in PROMPTS]
-    assert calls[0]["kwargs"]["do_sample"] is False and calls[0]["kwargs"]["max_new_tokens"] == 7
+    assert calls[0].kwargs["do_sample"] is False and calls[0].kwargs["max_new_tokens"] == 7
 
 
 def test_gateway_signature_fills_param_defaults_when_none_are_sent():

@@ -8,9 +8,7 @@ GREEDY = GenerationSettings(temperature=0, max_tokens=6)
 
 
 def _prompts_sent(call, tokenizer):
-    ids, mask = call["kwargs"]["input_ids"], call["kwargs"]["attention_mask"]
-    return [tokenizer.decode([t for t, m in zip(row, mrow) if m]) for row, mrow in
-            zip(ids.tolist(), mask.tolist())]
+    return [tokenizer.decode(call.prompt_ids(r)) for r in range(len(call.input_ids))]
 
 
 def test_every_row_answered_in_order_in_batches(generator, generate_spy, monkeypatch):
@@ -19,7 +17,7 @@ def test_every_row_answered_in_order_in_batches(generator, generate_spy, monkeyp
     instructions = [f"question number {i}" for i in range(5)]
     answers = generator.generate([Request(i, GREEDY) for i in instructions])
     assert len(answers) == 5 and all(isinstance(a, str) for a in answers)
-    assert [c["kwargs"]["input_ids"].shape[0] for c in calls] == [2, 2, 1]
+    assert [len(c.input_ids) for c in calls] == [2, 2, 1]
     sent = [p for c in calls for p in _prompts_sent(c, generator.tokenizer)]
     assert sent == [build_prompt(i) for i in instructions]
     singles = [generator.generate([Request(i, GREEDY)])[0] for i in instructions]
@@ -31,7 +29,7 @@ def test_rows_with_different_settings_are_generated_in_groups(generator, generat
     requests = [Request("a", GenerationSettings(0, 3)), Request("b", GenerationSettings(0, 7)),
                 Request("c", GenerationSettings(0, 3))]
     generator.generate(requests)
-    by_tokens = {c["kwargs"]["max_new_tokens"]: _prompts_sent(c, generator.tokenizer) for c in calls}
+    by_tokens = {c.kwargs["max_new_tokens"]: _prompts_sent(c, generator.tokenizer) for c in calls}
     assert by_tokens == {3: [build_prompt("a"), build_prompt("c")], 7: [build_prompt("b")]}
 
 
@@ -40,28 +38,28 @@ def test_temperature_zero_is_greedy_and_repeatable(generator, generate_spy):
     first = generator.generate([Request("hello there", GREEDY)])
     second = generator.generate([Request("hello there", GREEDY)])
     assert first == second
-    assert calls[0]["kwargs"]["do_sample"] is False
-    assert "temperature" not in calls[0]["kwargs"]
+    assert calls[0].kwargs["do_sample"] is False
+    assert "temperature" not in calls[0].kwargs
 
 
 def test_positive_temperature_samples(generator, generate_spy):
     calls = generate_spy(generator.model)
     generator.generate([Request("hello", GenerationSettings(0.8, 4))])
-    assert calls[0]["kwargs"]["do_sample"] is True and calls[0]["kwargs"]["temperature"] == 0.8
+    assert calls[0].kwargs["do_sample"] is True and calls[0].kwargs["temperature"] == 0.8
 
 
 def test_generate_runs_with_the_kv_cache_on(generator, generate_spy):
     calls = generate_spy(generator.model)
     generator.generate([Request("hello", GREEDY)])
-    assert calls[0]["kwargs"]["use_cache"] is True
+    assert calls[0].kwargs["use_cache"] is True
 
 
 def test_answers_are_exactly_the_ids_after_the_prompt(generator, generate_spy):
     calls = generate_spy(generator.model)
     answers = generator.generate([Request("short", GREEDY), Request("a much longer instruction", GREEDY)])
-    output, width = calls[0]["output"], calls[0]["kwargs"]["input_ids"].shape[1]
+    output, width = calls[0].output, calls[0].width
     expected = [generator.tokenizer.decode(row[width:], skip_special_tokens=True)
-                for row in output.tolist()]
+                for row in output]
     assert answers == expected
 
 

@@ -17,22 +17,22 @@ def test_row_settings_from_columns_are_not_taken_from_row_zero(reference_model, 
     calls = generate_spy(reference_model.model)
     frame = pd.DataFrame({"prompt": ["a", "b"], "temperature": [0.0, 0.0], "max_tokens": [3, 9]})
     reference_model.predict(None, frame)
-    assert sorted(c["kwargs"]["max_new_tokens"] for c in calls) == [3, 9]
+    assert sorted(c.kwargs["max_new_tokens"] for c in calls) == [3, 9]
 
 
 def test_params_apply_when_no_column_is_given(reference_model, generate_spy):
     calls = generate_spy(reference_model.model)
     reference_model.predict(None, pd.DataFrame({"prompt": ["a", "b"]}),
                             params={"temperature": 0.0, "max_tokens": 5})
-    assert [c["kwargs"]["max_new_tokens"] for c in calls] == [5]
-    assert calls[0]["kwargs"]["do_sample"] is False
+    assert [c.kwargs["max_new_tokens"] for c in calls] == [5]
+    assert calls[0].kwargs["do_sample"] is False
 
 
 def test_columns_win_over_params_filled_in_by_mlflow(reference_model, generate_spy):
     calls = generate_spy(reference_model.model)
     frame = pd.DataFrame({"prompt": ["a"], "temperature": [0.0], "max_tokens": [2]})
     reference_model.predict(None, frame, params={"temperature": 1.0, "max_tokens": 100})
-    assert calls[0]["kwargs"]["max_new_tokens"] == 2 and calls[0]["kwargs"]["do_sample"] is False
+    assert calls[0].kwargs["max_new_tokens"] == 2 and calls[0].kwargs["do_sample"] is False
 
 
 def test_missing_column_value_falls_back_to_params():
@@ -65,7 +65,7 @@ def test_list_and_dict_inputs(reference_model, generate_spy):
     calls = generate_spy(reference_model.model)
     assert len(reference_model.predict(None, ["x", "y"], params={"temperature": 0.0, "max_tokens": 2})) == 2
     assert len(reference_model.predict(None, {"prompt": ["z"]}, params={"max_tokens": 2})) == 1
-    ids = calls[0]["kwargs"]["input_ids"]
+    ids = calls[0].input_ids
     assert reference_model.tokenizer.decode(ids[0], skip_special_tokens=True) == build_prompt("x")
 
 
@@ -102,4 +102,4 @@ def test_max_batch_size_from_model_config(tiny_snapshot, make_context, generate_
     model.load_context(make_context(tiny_snapshot, {"max_batch_size": 2, "device": "cpu"}))
     calls = generate_spy(model.model)
     model.predict(None, ["a", "b", "c"], params={"temperature": 0.0, "max_tokens": 2})
-    assert [c["kwargs"]["input_ids"].shape[0] for c in calls] == [2, 1]
+    assert [len(c.input_ids) for c in calls] == [2, 1]

@@ -1,0 +1,11 @@
+"""Gate checks, registered in one place (:mod:`harness.checks.registry`).
+
+Importing this package registers the built-in checks; later checks (serving,
+route, benchmark budget) register themselves the same way without touching the runner.
+"""
+
+# contract first: `load` and the signature checks lead the report.
+from harness.checks import contract, behaviour  # noqa: F401,I001  (registration side effects)
+from harness.checks.registry import CHECKS, Check, GateContext, Outcome, register_check
+
+__all__ = ["CHECKS", "Check", "GateContext", "Outcome", "register_check"]

@@ -1,0 +1,147 @@
+"""pytest plugin (entry point ``pytest11: harness``).
+
+Fixtures ``tiny_snapshot``, ``reference_model`` and ``candidate``; markers ``gpu``
+and ``e2e``; and ``--harness-candidate FILE.py:CLASS``, which runs the gate's
+checks as individual tests (one per check id) inside any pytest suite.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+_REPORT_KEY = pytest.StashKey[object]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "harness pre-deploy gate")
+    group.addoption("--harness-candidate", metavar="FILE.py:CLASS", default=None,
+                    help="run the gate's checks against this PythonModel, one test per check")
+    group.addoption("--harness-signature", choices=("gateway", "columns"), default="gateway",
+                    help="signature the candidate is logged with (default gateway)")
+    group.addoption("--harness-snapshot", metavar="DIR", default=None,
+                    help="model snapshot (default: the cached tiny snapshot)")
+    group.addoption("--harness-check-timeout", type=float, default=120.0,
+                    help="seconds each gate check may take (default 120)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU; skipped with a reason elsewhere")
+    config.addinivalue_line("markers", "e2e: end-to-end through real MLflow servers on loopback")
+
+
+def _cuda_available() -> bool:
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu_items and not _cuda_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU; none is available on this machine")
+        for item in gpu_items:
+            item.add_marker(skip)
+    if config.getoption("harness_candidate"):
+        from harness.checks import CHECKS
+
+        collector = _GateCollector.from_parent(session, name="harness-gate")
+        items.extend(_GateCheckItem.from_parent(collector, name=check_id) for check_id in CHECKS)
+
+
+class _GateCollector(pytest.Collector):
+    def collect(self):
+        return []
+
+
+class GateCheckFailed(Exception):
+    pass
+
+
+class _GateCheckItem(pytest.Item):
+    def runtest(self) -> None:
+        from harness.report import Status
+
+        result = _gate_report(self.config).check(self.name)
+        if result.status is Status.SKIPPED:
+            pytest.skip(result.message)
+        if result.status is not Status.PASS:
+            raise GateCheckFailed(f"{self.name}: {result.status.value}: {result.message}")
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, GateCheckFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, None, f"harness gate check {self.name}"
+
+
+def _gate_report(config: pytest.Config):
+    """Run the gate once per session and share its report among the check items."""
+    if _REPORT_KEY not in config.stash:
+        from harness.candidate import CandidateSpec
+        from harness.gate import GateConfig, run_gate
+        from harness.registry import StoreConfig
+
+        snapshot = config.getoption("harness_snapshot")
+        cfg = GateConfig(
+            candidate=CandidateSpec.from_file(config.getoption("harness_candidate"),
+                                              config.getoption("harness_signature")),
+            snapshot=Path(snapshot) if snapshot else _default_snapshot(config),
+            store=StoreConfig(home=Path(tempfile.mkdtemp(prefix="harness-gate-"))),
+            check_timeout=config.getoption("harness_check_timeout"),
+        )
+        config.stash[_REPORT_KEY] = run_gate(cfg)
+    return config.stash[_REPORT_KEY]
+
+
+def _default_snapshot(config: pytest.Config) -> Path:
+    from harness.snapshot import DEFAULT_TINY_DIR, build_tiny
+
+    return build_tiny(config.rootpath / DEFAULT_TINY_DIR)
+
+
+@pytest.fixture(scope="session")
+def tiny_snapshot(pytestconfig: pytest.Config) -> Path:
+    """The tiny offline MPT snapshot, cached under <rootdir>/.harness/snapshots/tiny."""
+    return _default_snapshot(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def reference_model(tiny_snapshot: Path):
+    """The reference PythonModel, loaded on the tiny snapshot (CPU unless a GPU is present)."""
+    from harness.wrapper import MPTInstruct
+
+    model = MPTInstruct()
+    model.load_context(SimpleNamespace(artifacts={"repository": str(tiny_snapshot)},
+                                       model_config={}))
+    return model
+
+
+@pytest.fixture(scope="session")
+def candidate(pytestconfig: pytest.Config, tiny_snapshot: Path, tmp_path_factory):
+    """The --harness-candidate (else the reference), logged and loaded as the gate does it:
+    an MLflow PyFuncModel."""
+    import mlflow
+
+    from harness.candidate import CandidateSpec, log_candidate
+    from harness.registry import StoreConfig
+
+    option = pytestconfig.getoption("harness_candidate")
+    signature = pytestconfig.getoption("harness_signature")
+    spec = CandidateSpec.from_file(option, signature) if option else CandidateSpec(signature=signature)
+    previous = mlflow.get_tracking_uri()
+    experiment = StoreConfig(home=tmp_path_factory.mktemp("candidate-store")).activate()
+    mlflow.set_experiment(experiment_id=experiment)
+    try:
+        yield mlflow.pyfunc.load_model(log_candidate(spec, tiny_snapshot))
+    finally:
+        mlflow.set_tracking_uri(previous)

@@ -1,0 +1,235 @@
+"""Mutants of the reference wrapper, one defect each, for the gate's tests.
+
+Each is a ``mlflow.pyfunc.PythonModel`` the gate takes as ``FILE.py:CLASS``.
+``CAUGHT_BY`` names the checks meant to catch each (and the signature it is logged with).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.generation import Generator, Request, trim_generated
+from harness.prompt import INSTRUCTION_KEY, INTRO_BLURB, RESPONSE_KEY
+from harness.settings import GenerationSettings
+from harness.wrapper import MPTInstruct, requests_from_input
+
+CAUGHT_BY = {
+    "IndentedPrompt": ({"prompt.template"}, "gateway"),
+    "TruncatedPrompt": ({"prompt.template"}, "gateway"),
+    "FirstRowOnly": ({"rows.all"}, "gateway"),
+    "BareStringForOneRow": ({"output.type"}, "gateway"),
+    "RowZeroSettings": ({"params.max_tokens"}, "columns"),
+    "MaxTokensPlusOne": ({"params.max_tokens"}, "gateway"),
+    "SamplesAtZero": ({"params.temperature_zero"}, "gateway"),
+    "AlwaysGreedy": ({"params.temperature"}, "gateway"),
+    "NoValidation": ({"params.invalid"}, "gateway"),
+    # An echoed prompt also makes the answer longer than max_tokens allows: both are right.
+    "EchoesPrompt": ({"trim.exact", "params.max_tokens"}, "gateway"),
+    "OffByOne": ({"trim.exact"}, "gateway"),
+    "StripsWhitespace": ({"trim.exact"}, "gateway"),
+    "KeepsSpecialTokens": ({"trim.exact"}, "gateway"),
+    "ReEncodedPromptLength": ({"trim.exact"}, "gateway"),
+    "PiecewiseDecode": ({"trim.exact"}, "gateway"),
+    "NoKVCache": ({"generate.use_cache"}, "gateway"),
+    "CudaHardCoded": ({"load"}, "gateway"),
+}
+
+
+class _Mutant(MPTInstruct):
+    """The reference with its Generator swapped for a subclass carrying one defect."""
+
+    generator_class: type = Generator
+
+    def load_context(self, context):
+        super().load_context(context)
+        self.generator.__class__ = self.generator_class
+
+
+def _unchecked(temperature, max_tokens) -> GenerationSettings:
+    settings = object.__new__(GenerationSettings)
+    for name, value in (("temperature", temperature), ("max_tokens", max_tokens), ("stop", ())):
+        object.__setattr__(settings, name, value)
+    return settings
+
+
+# --- prompt ---------------------------------------------------------------------------------
+
+class _IndentedGenerator(Generator):
+    def encode(self, instructions):
+        prompts = [f"""{INTRO_BLURB}
+        {INSTRUCTION_KEY}
+        {i}
+        {RESPONSE_KEY}
+        """ for i in instructions]
+        return self.tokenizer(prompts, return_tensors="pt", padding=True)
+
+
+class IndentedPrompt(_Mutant):
+    generator_class = _IndentedGenerator
+
+
+class _TruncatingGenerator(Generator):
+    def encode(self, instructions):
+        encoded = super().encode(instructions)
+        return {k: v[:, -96:] for k, v in encoded.items()}  # silently keeps the last 96 tokens
+
+
+class TruncatedPrompt(_Mutant):
+    generator_class = _TruncatingGenerator
+
+
+# --- rows and output --------------------------------------------------------------------------
+
+class FirstRowOnly(MPTInstruct):
+    def predict(self, context, model_input, params=None):
+        return super().predict(context, model_input.iloc[:1], params)
+
+
+class BareStringForOneRow(MPTInstruct):
+    def predict(self, context, model_input, params=None):
+        answers = super().predict(context, model_input, params)
+        return answers[0] if len(answers) == 1 else answers
+
+
+class RowZeroSettings(MPTInstruct):
+    def predict(self, context, model_input, params=None):
+        requests = requests_from_input(model_input, params)
+        first = requests[0].settings
+        return self.generator.generate([Request(r.instruction, first) for r in requests])
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+class _PlusOneGenerator(Generator):
+    def generate_ids(self, encoded, settings, **extra):
+        return super().generate_ids(encoded, settings, max_new_tokens=settings.max_tokens + 1)
+
+
+class MaxTokensPlusOne(_Mutant):
+    generator_class = _PlusOneGenerator
+
+
+class _SamplingGenerator(Generator):
+    def generate_ids(self, encoded, settings, **extra):
+        # The published call: do_sample=True whatever the temperature; transformers rejects 0.
+        return self.model.generate(input_ids=encoded["input_ids"],
+                                   attention_mask=encoded["attention_mask"],
+                                   pad_token_id=self.tokenizer.pad_token_id, do_sample=True,
+                                   temperature=settings.temperature,
+                                   max_new_tokens=settings.max_tokens, use_cache=True)
+
+
+class SamplesAtZero(_Mutant):
+    generator_class = _SamplingGenerator
+
+
+class _GreedyGenerator(Generator):
+    def generate_ids(self, encoded, settings, **extra):
+        return super().generate_ids(encoded, GenerationSettings(0.0, settings.max_tokens))
+
+
+class AlwaysGreedy(_Mutant):
+    generator_class = _GreedyGenerator
+
+
+class _TrustingGenerator(Generator):
+    def validate(self, requests):
+        pass
+
+
+class NoValidation(_Mutant):
+    generator_class = _TrustingGenerator
+
+    def predict(self, context, model_input, params=None):
+        params = params or {}
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        settings = _unchecked(params.get("temperature", 1.0), params.get("max_tokens", 100))
+        return self.generator.generate([Request(p, settings) for p in frame["prompt"]])
+
+
+# --- trimming ---------------------------------------------------------------------------------
+
+class _TrimGenerator(Generator):
+    def trim(self, rows, width):
+        return trim_generated(rows, width, self.tokenizer.decode)
+
+    def generate_batch(self, instructions, settings):
+        encoded = self.encode(instructions)
+        output = self.generate_ids(encoded, settings).tolist()
+        return self.trim(output, encoded["input_ids"].shape[1])
+
+
+class _EchoGenerator(_TrimGenerator):
+    def trim(self, rows, width):
+        return trim_generated(rows, 0, self.tokenizer.decode)
+
+
+class EchoesPrompt(_Mutant):
+    generator_class = _EchoGenerator
+
+
+class _OffByOneGenerator(_TrimGenerator):
+    def trim(self, rows, width):
+        return trim_generated(rows, width + 1, self.tokenizer.decode)
+
+
+class OffByOne(_Mutant):
+    generator_class = _OffByOneGenerator
+
+
+class _StripGenerator(_TrimGenerator):
+    def trim(self, rows, width):
+        return [a.strip() for a in super().trim(rows, width)]
+
+
+class StripsWhitespace(_Mutant):
+    generator_class = _StripGenerator
+
+
+class _SpecialGenerator(_TrimGenerator):
+    def trim(self, rows, width):
+        return [self.tokenizer.decode(r[width:]) for r in rows]
+
+
+class KeepsSpecialTokens(_Mutant):
+    generator_class = _SpecialGenerator
+
+
+class _ReEncodeGenerator(_TrimGenerator):
+    def generate_batch(self, instructions, settings):
+        encoded = self.encode(instructions)
+        output = self.generate_ids(encoded, settings).tolist()
+        lengths = self.prompt_lengths(instructions)  # the seed re-encodes the unpadded prompt
+        return [self.tokenizer.decode(row[n:], skip_special_tokens=True)
+                for row, n in zip(output, lengths)]
+
+
+class ReEncodedPromptLength(_Mutant):
+    generator_class = _ReEncodeGenerator
+
+
+class _PiecewiseGenerator(_TrimGenerator):
+    def trim(self, rows, width):
+        return ["".join(self.tokenizer.decode([t], skip_special_tokens=True) for t in r[width:])
+                for r in rows]
+
+
+class PiecewiseDecode(_Mutant):
+    generator_class = _PiecewiseGenerator
+
+
+# --- cache and device -------------------------------------------------------------------------
+
+class _NoCacheGenerator(Generator):
+    def generate_ids(self, encoded, settings, **extra):
+        return super().generate_ids(encoded, settings, use_cache=False)
+
+
+class NoKVCache(_Mutant):
+    generator_class = _NoCacheGenerator
+
+
+class CudaHardCoded(MPTInstruct):
+    def load_context(self, context):
+        super().load_context(context)
+        self.model.to(device="cuda")
