@@ -87,3 +87,34 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def gate_store(tmp_path_factory):
+    """One embedded store for every gate run of the session (logging is the slow part)."""
+    from harness.registry import StoreConfig
+
+    return StoreConfig(home=tmp_path_factory.mktemp("gate-store"))
+
+
+@pytest.fixture(scope="session")
+def run_candidate(tiny_snapshot, gate_store):
+    """Run the gate on a candidate; returns the report. Restores MLflow's tracking URI."""
+    import mlflow
+
+    from harness.candidate import CandidateSpec
+    from harness.gate import GateConfig, run_gate
+
+    def run(spec: CandidateSpec | None = None, **options):
+        previous = mlflow.get_tracking_uri()
+        try:
+            cfg = GateConfig(candidate=spec or CandidateSpec(), snapshot=tiny_snapshot,
+                             store=gate_store, **options)
+            return run_gate(cfg)
+        finally:
+            mlflow.set_tracking_uri(previous)
+
+    return run
+
+
+MUTANTS_FILE = REPO_ROOT / "tests" / "data" / "mutants.py"

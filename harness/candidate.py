@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import warnings
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -99,7 +100,9 @@ def log_candidate(spec: CandidateSpec, snapshot: Path) -> str:
     if spec.kind is CandidateKind.URI:
         return spec.ref
     code = [harness_code_path()] if spec.kind is CandidateKind.REFERENCE else [str(spec.file)]
-    with mlflow.start_run():
+    # No input example on purpose (a candidate that cannot load must fail at `load`);
+    # record=True swallows MLflow's warning about it, which MLflow re-enables inside.
+    with warnings.catch_warnings(record=True), mlflow.start_run():
         info = log_model(snapshot, spec.signature, python_model=spec.python_model_class()(),
                          code_paths=code, input_example=None)
     return info.model_uri
