@@ -56,17 +56,12 @@ def generate_spy():
 
 
 @pytest.fixture
-def mlflow_store(tmp_path):
-    """An embedded MLflow store under tmp_path; the global tracking URI is restored after."""
-    import mlflow
-
+def mlflow_store(tmp_path, monkeypatch):
+    """An embedded MLflow store under tmp_path (not taken from MLFLOW_TRACKING_URI)."""
     from harness.registry import StoreConfig
 
-    previous = mlflow.get_tracking_uri()
-    store = StoreConfig(home=tmp_path / "home")
-    yield store
-    mlflow.set_tracking_uri(previous)
-    mlflow.set_registry_uri(previous)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return StoreConfig(home=tmp_path / "home")
 
 
 @pytest.fixture(scope="session")
@@ -99,22 +94,68 @@ def gate_store(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def run_candidate(tiny_snapshot, gate_store):
-    """Run the gate on a candidate; returns the report. Restores MLflow's tracking URI."""
-    import mlflow
-
+    """Run the gate on a candidate (servers off unless serve=True); returns the report."""
     from harness.candidate import CandidateSpec
     from harness.gate import GateConfig, run_gate
 
     def run(spec: CandidateSpec | None = None, **options):
-        previous = mlflow.get_tracking_uri()
-        try:
-            cfg = GateConfig(candidate=spec or CandidateSpec(), snapshot=tiny_snapshot,
-                             store=gate_store, **options)
-            return run_gate(cfg)
-        finally:
-            mlflow.set_tracking_uri(previous)
+        options.setdefault("serve", False)  # server checks have tests of their own
+        return run_gate(GateConfig(candidate=spec or CandidateSpec(), snapshot=tiny_snapshot,
+                                   store=gate_store, **options))
 
     return run
 
 
 MUTANTS_FILE = REPO_ROOT / "tests" / "data" / "mutants.py"
+
+
+BARE_STRING_MODEL = '''
+from harness.wrapper import MPTInstruct
+
+
+class BareString(MPTInstruct):
+    """Returns a bare string, as the seed's predict does."""
+
+    def predict(self, context, model_input, params=None):
+        return super().predict(context, model_input, params)[0]
+'''
+
+
+@pytest.fixture(scope="session")
+def loopback(tiny_snapshot, tmp_path_factory):
+    """Real servers on 127.0.0.1: scoring servers for the reference (gateway signature), the
+    seed's column signature and a bare-string model, and one AI Gateway routing to all three."""
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    import mlflow
+
+    from harness.candidate import CandidateSpec, log_candidate
+    from harness.route import MlflowServingConfig, RouteSpec, seed_route
+    from harness.registry import StoreConfig
+    from harness.serving import gateway_server, scoring_server
+
+    home = tmp_path_factory.mktemp("loopback")
+    (home / "bare_string_model.py").write_text(BARE_STRING_MODEL)
+    store = StoreConfig(home=home / "store")
+    specs = {"reference": CandidateSpec(), "columns": CandidateSpec(signature="columns"),
+             "bare": CandidateSpec.from_file(f"{home / 'bare_string_model.py'}:BareString")}
+    with store.activated():
+        uris = {name: log_candidate(spec, tiny_snapshot) for name, spec in specs.items()}
+    servers = {name: scoring_server(uri, store.uri, log_dir=home) for name, uri in uris.items()}
+    for server in servers.values():
+        server.log_path = server.log_path.with_name(f"scoring-{server.port}.log")
+    try:
+        with ThreadPoolExecutor(len(servers)) as pool:
+            list(pool.map(lambda s: s.start(), servers.values()))
+        routes = {"reference": seed_route(servers["reference"].url)}
+        for name in ("columns", "bare"):
+            routes[name] = RouteSpec(f"completions-{name}", f"model-{name}", "mlflow-model-serving",
+                                     MlflowServingConfig(servers[name].url))
+        with gateway_server(list(routes.values()), log_dir=home) as gateway:
+            yield SimpleNamespace(url=gateway.url, gateway=gateway, servers=servers,
+                                  routes={k: r.name for k, r in routes.items()}, uris=uris,
+                                  store=store)
+    finally:
+        for server in servers.values():
+            server.stop()

@@ -16,6 +16,10 @@ def _echo_err(message: str) -> None:
     click.echo(message, err=True)
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _tiny_snapshot(path: Path | None) -> Path:
     from harness.snapshot import build_tiny
 
@@ -126,9 +130,15 @@ _STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "sk
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=Path(".harness"),
               show_default=True, help="Folder of the embedded MLflow store.")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: embedded SQLite).")
+@click.option("--route", "route_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Your route, as an MLflow gateway config YAML (secrets as $ENV "
+                                 "references). Default: the seed's route, mlflow-model-serving "
+                                 "on loopback.")
+@click.option("--no-serve", is_flag=True,
+              help="Skip the checks that start the real scoring server and gateway.")
 def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | None,
          signature: str, report_dir: Path | None, check_timeout: float, home: Path,
-         tracking_uri: str | None) -> None:
+         tracking_uri: str | None, route_file: Path | None, no_serve: bool) -> None:
     """Check a candidate wrapper, its signature and its behaviour before deploying it.
 
     Without options the reference wrapper on the tiny snapshot is the candidate.
@@ -148,7 +158,8 @@ def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | N
         else:
             candidate = CandidateSpec(signature=signature)
         cfg = GateConfig(candidate=candidate, snapshot=snapshot_dir, check_timeout=check_timeout,
-                         store=StoreConfig(home=home, tracking_uri=tracking_uri))
+                         store=StoreConfig(home=home, tracking_uri=tracking_uri),
+                         route_file=route_file, serve=not no_serve)
     except (CandidateError, ValueError) as error:
         raise click.UsageError(str(error)) from None
 
@@ -163,3 +174,48 @@ def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | N
                + (f" (failing: {', '.join(failing)})" if failing else ""))
     click.echo(f"report: {json_path} and {md_path}")
     raise SystemExit(0 if report.verdict == "pass" else 1)
+
+
+@main.command()
+@click.option("--model-uri", default=None, metavar="URI",
+              help="Model to serve (default: the reference on --snapshot, registered first).")
+@click.option("--snapshot", "snapshot_dir", type=click.Path(exists=True, file_okay=False,
+              path_type=Path), default=None, help="Snapshot for the reference (default: tiny).")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=Path(".harness"),
+              show_default=True, help="Folder of the embedded MLflow store.")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: embedded SQLite).")
+def serve(model_uri: str | None, snapshot_dir: Path | None, home: Path,
+          tracking_uri: str | None) -> None:
+    """Start the scoring server and an AI Gateway with the completions-mpt-7b-instruct
+    route on loopback, print their URLs and a sample curl, and stop both on Ctrl-C."""
+    import signal as _signal
+
+    from harness.registry import RegisterConfig, StoreConfig, register as do_register
+    from harness.route import seed_route
+    from harness.serving import gateway_server, scoring_server
+
+    store = StoreConfig(home=home, tracking_uri=tracking_uri)
+    if model_uri is None:
+        model_uri = do_register(RegisterConfig(snapshot=_tiny_snapshot(snapshot_dir), store=store),
+                                progress=_echo_err).model_uri
+    # SIGTERM is handled like Ctrl-C, so `kill` also stops both servers.
+    _signal.signal(_signal.SIGTERM, _interrupt)
+    _echo_err(f"starting the scoring server for {model_uri} ...")
+    with scoring_server(model_uri, store.uri) as server:
+        route = seed_route(server.url)
+        _echo_err("starting the AI Gateway ...")
+        with gateway_server([route]) as gateway:
+            click.echo(f"scoring server: {server.url}/invocations")
+            click.echo(f"gateway:        {gateway.url}/endpoints/{route.name}/invocations")
+            click.echo(f"curl -s -X POST {gateway.url}/endpoints/{route.name}/invocations "
+                       "-H 'Content-Type: application/json' "
+                       "-d '{\"prompt\": \"What is MLflow?\", \"temperature\": 0, \"max_tokens\": 32}'")
+            click.echo("press Ctrl-C to stop", err=True)
+            try:
+                _signal.pause()
+            except KeyboardInterrupt:
+                _echo_err("stopping ...")
+
+
+if __name__ == "__main__":
+    main()

@@ -28,6 +28,8 @@ class GateConfig:
     check_timeout: float = DEFAULT_CHECK_TIMEOUT
     provider: str = "mlflow-model-serving"
     only: tuple[str, ...] = ()  # run just these check ids (plus load)
+    route_file: Path | None = None  # the user's route (gateway YAML); default: the seed's route
+    serve: bool = True  # start the real scoring server and gateway on loopback
 
     def __post_init__(self) -> None:
         if not isinstance(self.check_timeout, (int, float)) or not 0 < self.check_timeout <= 3600:
@@ -54,23 +56,21 @@ def load_candidate(cfg: GateConfig, snapshot: Path, progress: Callable[[str], No
     """Log (file/reference) and load the candidate; a load failure becomes ctx.load_error."""
     import mlflow
 
-    ctx = GateContext(snapshot=snapshot, provider=cfg.provider)
+    ctx = GateContext(snapshot=snapshot, provider=cfg.provider, tracking_uri=cfg.store.uri,
+                      route_file=cfg.route_file, serve=cfg.serve)
     progress(f"logging candidate {cfg.candidate.ref} into {cfg.store.uri}")
-    experiment_id = cfg.store.activate()
-    mlflow.set_experiment(experiment_id=experiment_id)
-    model_uri = log_candidate(cfg.candidate, snapshot)
-    ctx.options["model_uri"] = model_uri
-    ctx.signature = mlflow.models.get_model_info(model_uri).signature
-    progress(f"loading {model_uri}")
-    try:
-        ctx.model = mlflow.pyfunc.load_model(model_uri)
-    except BaseException as error:  # noqa: BLE001 - any failure of the candidate is a verdict
-        if isinstance(error, KeyboardInterrupt):
-            raise
-        cause = error.__cause__ or error
-        ctx.load_error = _explain_load_error(cause)
-        ctx.options["load_traceback"] = traceback.format_exception(cause)[-3:]
-        return ctx
+    with cfg.store.activated():
+        model_uri = log_candidate(cfg.candidate, snapshot)
+        ctx.model_uri = model_uri
+        ctx.signature = mlflow.models.get_model_info(model_uri).signature
+        progress(f"loading {model_uri}")
+        try:
+            ctx.model = mlflow.pyfunc.load_model(model_uri)
+        except Exception as error:  # any failure of the candidate is a verdict, not a crash
+            cause = error.__cause__ or error
+            ctx.load_error = _explain_load_error(cause)
+            ctx.options["load_traceback"] = traceback.format_exception(cause)[-3:]
+            return ctx
     python_model = ctx.model.unwrap_python_model()
     model = find_transformers_model(python_model)
     if model is None:
@@ -94,6 +94,8 @@ def run_check(check: Check, ctx: GateContext, timeout: float) -> CheckResult:
     """Run one check in a worker thread: exceptions become ``error``, hangs time out."""
     if check.needs_model and ctx.model is None:
         return CheckResult(check.id, Status.SKIPPED, "skipped: the candidate did not load")
+    if check.needs_serving and not ctx.serve:
+        return CheckResult(check.id, Status.SKIPPED, "skipped: --no-serve (servers not started)")
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -139,11 +141,13 @@ def run_gate(cfg: GateConfig, progress: Callable[[str], None] = lambda _: None,
             result = run_check(check, ctx, cfg.check_timeout)
             on_result(result)
             results.append(result)
+            ctx.results.append(result)
     finally:
+        ctx.close()
         if ctx.spy is not None:
             ctx.spy.remove()
     return GateReport(
-        candidate=cfg.candidate.describe(ctx.options.get("model_uri")),
+        candidate=cfg.candidate.describe(ctx.model_uri),
         snapshot={"path": str(snapshot)},
         machine=machine_info(),
         checks=tuple(results),

@@ -138,10 +138,20 @@ def candidate(pytestconfig: pytest.Config, tiny_snapshot: Path, tmp_path_factory
     option = pytestconfig.getoption("harness_candidate")
     signature = pytestconfig.getoption("harness_signature")
     spec = CandidateSpec.from_file(option, signature) if option else CandidateSpec(signature=signature)
-    previous = mlflow.get_tracking_uri()
-    experiment = StoreConfig(home=tmp_path_factory.mktemp("candidate-store")).activate()
-    mlflow.set_experiment(experiment_id=experiment)
-    try:
-        yield mlflow.pyfunc.load_model(log_candidate(spec, tiny_snapshot))
-    finally:
-        mlflow.set_tracking_uri(previous)
+    with StoreConfig(home=tmp_path_factory.mktemp("candidate-store")).activated():
+        model = mlflow.pyfunc.load_model(log_candidate(spec, tiny_snapshot))
+    return model
+
+
+@pytest.fixture
+def mock_gateway(candidate):
+    """A ``responses`` mock of the legacy AI Gateway REST API, started, with the seed's route
+    (``completions-mpt-7b-instruct``) answered by ``candidate``. Inject faults with
+    ``mock_gateway.inject(Fault(...))``; the bearer token is ``mock_gateway.token``."""
+    from harness.mock_gateway import MockGateway
+    from harness.route import seed_route
+
+    with MockGateway() as gateway:
+        gateway.serve_model("mpt-7b-instruct", candidate)
+        gateway.add_route(seed_route("http://127.0.0.1:1"))
+        yield gateway

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -38,19 +39,46 @@ class StoreConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).absolute())
+        # Resolved once, here at the edge: MLFLOW_TRACKING_URI is read, never written by us.
+        uri = (self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+               or f"sqlite:///{self.home / 'mlflow.db'}")
+        object.__setattr__(self, "tracking_uri", uri)
 
     @property
     def uri(self) -> str:
-        # MLFLOW_TRACKING_URI is read, never written: configs do not touch os.environ.
-        return (self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-                or f"sqlite:///{self.home / 'mlflow.db'}")
+        return self.tracking_uri
 
     @property
     def artifact_location(self) -> str:
         return (self.home / "artifacts").as_uri()
 
+    @contextmanager
+    def activated(self) -> Iterator[str]:
+        """Point MLflow at this store for the block; yields the experiment id.
+
+        ``mlflow.set_tracking_uri``/``set_registry_uri`` change process globals and the
+        MLFLOW_*_URI variables (for child processes); all of that is restored after.
+        """
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+        try:
+            experiment_id = self.activate()
+            mlflow.set_experiment(experiment_id=experiment_id)
+            yield experiment_id
+        finally:
+            mlflow.set_tracking_uri(saved[0])
+            registry_utils._registry_uri = saved[1]
+            for key, value in saved_env.items():  # undo MLflow's writes, not ours
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
     def activate(self) -> str:
-        """Point MLflow at this store and return the experiment id."""
+        """Point MLflow at this store and return the experiment id (prefer :meth:`activated`)."""
         if self.uri.startswith("sqlite:"):
             self.home.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(self.uri)
@@ -138,16 +166,16 @@ def predict_example(model: Any, signature: SignatureKind) -> list[str]:
 
 def register(cfg: RegisterConfig, progress: Callable[[str], None] = lambda _: None) -> Registration:
     """Log, register, load back ``models:/NAME/VERSION`` and predict the input example."""
-    experiment_id = cfg.store.activate()
     progress(f"logging {cfg.snapshot} to {cfg.store.uri}")
     model_config = {k: v for k, v in vars(cfg.load).items() if v != getattr(LoadConfig(), k)}
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        info = log_model(cfg.snapshot, cfg.signature, registered_model_name=cfg.name,
-                         model_config=model_config or None)
-    model_version = str(info.registered_model_version or _latest_version(cfg.name))
-    uri = f"models:/{cfg.name}/{model_version}"
-    progress(f"loading {uri} back")
-    loaded = mlflow.pyfunc.load_model(uri)
+    with cfg.store.activated() as experiment_id:
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            info = log_model(cfg.snapshot, cfg.signature, registered_model_name=cfg.name,
+                             model_config=model_config or None)
+        model_version = str(info.registered_model_version or _latest_version(cfg.name))
+        uri = f"models:/{cfg.name}/{model_version}"
+        progress(f"loading {uri} back")
+        loaded = mlflow.pyfunc.load_model(uri)
     output = predict_example(loaded, cfg.signature)
     return Registration(cfg.name, model_version, uri, run.info.run_id, output)
 

@@ -132,7 +132,10 @@ def scoring_server(model_uri: str, tracking_uri: str | None = None, port: int | 
     port = port or free_port()
     argv = _mlflow_cli() + ["models", "serve", "-m", model_uri, "--env-manager", "local",
                             "--host", HOST, "--port", str(port), "--workers", "1"]
-    env = {"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {}
+    # Both: MLflow resolves models:/ URIs through the registry URI, which a parent's
+    # mlflow.set_registry_uri may have left pointing at another store.
+    env = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri} \
+        if tracking_uri else {}
     return ServerProcess("scoring-server", argv, port, "/ping", env=env, log_dir=log_dir)
 
 

@@ -55,7 +55,18 @@ class GateContext:
     load_error: str | None = None
     # Read from the logged model's metadata, so signature checks run even when loading fails.
     signature: Any = None
+    model_uri: str | None = None
+    tracking_uri: str | None = None
+    route_file: Path | None = None
+    serve: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    results: list[Any] = field(default_factory=list)  # CheckResults so far, for secrets.no_leak
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop whatever checks started (servers), last first."""
+        while self.cleanups:
+            self.cleanups.pop()()
 
     @property
     def uses_params(self) -> bool:
@@ -105,18 +116,20 @@ class Check:
     fn: CheckFn
     summary: str
     needs_model: bool = True
+    needs_serving: bool = False
 
 
 CHECKS: dict[str, Check] = {}
 
 
-def register_check(check_id: str, summary: str, needs_model: bool = True):
+def register_check(check_id: str, summary: str, needs_model: bool = True,
+                   needs_serving: bool = False):
     """Decorator: add a check to the gate under ``check_id`` (ids are unique)."""
 
     def decorate(fn: CheckFn) -> CheckFn:
         if check_id in CHECKS:
             raise ValueError(f"check id {check_id!r} is registered twice")
-        CHECKS[check_id] = Check(check_id, fn, summary, needs_model)
+        CHECKS[check_id] = Check(check_id, fn, summary, needs_model, needs_serving)
         return fn
 
     return decorate

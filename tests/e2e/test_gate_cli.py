@@ -4,7 +4,6 @@ import json
 import time
 
 import jsonschema
-import mlflow
 import pytest
 from click.testing import CliRunner
 
@@ -16,13 +15,9 @@ from harness.report import SCHEMA_PATH
 @pytest.fixture
 def gate_cli(tiny_snapshot, gate_store, tmp_path):
     def invoke(*args):
-        previous = mlflow.get_tracking_uri()
-        try:
-            return CliRunner().invoke(main, ["gate", "--snapshot", str(tiny_snapshot), "--home",
-                                             str(gate_store.home), "--report-dir",
-                                             str(tmp_path / "report"), *args])
-        finally:
-            mlflow.set_tracking_uri(previous)
+        return CliRunner().invoke(main, ["gate", "--snapshot", str(tiny_snapshot), "--home",
+                                         str(gate_store.home), "--report-dir",
+                                         str(tmp_path / "report"), *args])
 
     return invoke
 
@@ -40,7 +35,7 @@ def test_reference_exits_0_and_writes_valid_reports(gate_cli, tmp_path):
 
 
 def test_broken_candidate_exits_1_naming_the_failing_check(gate_cli, tmp_path):
-    result = gate_cli("--python-model", f"{MUTANTS_FILE}:IndentedPrompt")
+    result = gate_cli("--python-model", f"{MUTANTS_FILE}:IndentedPrompt", "--no-serve")
     assert result.exit_code == 1, result.output
     assert "FAIL  prompt.template" in result.stdout
     assert "verdict: FAIL (failing: prompt.template)" in result.stdout
@@ -65,13 +60,9 @@ def test_usage_errors_exit_2_with_one_line(gate_cli, args, message):
 def test_registered_model_uri_keeps_its_own_signature(gate_cli, tiny_snapshot, gate_store):
     from harness.registry import RegisterConfig, register
 
-    previous = mlflow.get_tracking_uri()
-    try:
-        reg = register(RegisterConfig(snapshot=tiny_snapshot, signature="columns", store=gate_store,
-                                      name="cols-model"))
-    finally:
-        mlflow.set_tracking_uri(previous)
-    result = gate_cli("--model-uri", reg.model_uri)
+    reg = register(RegisterConfig(snapshot=tiny_snapshot, signature="columns", store=gate_store,
+                                  name="cols-model"))
+    result = gate_cli("--model-uri", reg.model_uri, "--no-serve")
     assert result.exit_code == 1
     assert "FAIL  signature.payload" in result.stdout
     assert "verdict: FAIL (failing: signature.payload)" in result.stdout

@@ -12,8 +12,7 @@ THREE = pd.DataFrame({"prompt": ["What is MLflow?", "Name a colour.", "Count to 
 
 
 @pytest.fixture
-def store(mlflow_store, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def store(mlflow_store):
     return mlflow_store
 
 
@@ -26,8 +25,8 @@ def test_cli_registers_version_1_that_answers_every_row(store, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().splitlines()[-1] == "models:/mpt-7b-instruct/1"
 
-    mlflow.set_tracking_uri(store.uri)
-    model = mlflow.pyfunc.load_model("models:/mpt-7b-instruct/1")
+    with store.activated():
+        model = mlflow.pyfunc.load_model("models:/mpt-7b-instruct/1")
     first = model.predict(THREE, params={"temperature": 0.0, "max_tokens": 8})
     second = model.predict(THREE, params={"temperature": 0.0, "max_tokens": 8})
     assert isinstance(first, list) and len(first) == 3 and all(isinstance(a, str) for a in first)
@@ -37,7 +36,8 @@ def test_cli_registers_version_1_that_answers_every_row(store, tmp_path):
 def test_columns_signature_takes_settings_per_row(store, tiny_snapshot):
     reg = register(RegisterConfig(snapshot=tiny_snapshot, signature="columns", store=store))
     assert reg.model_uri == "models:/mpt-7b-instruct/1" and len(reg.example_output) == 1
-    model = mlflow.pyfunc.load_model(reg.model_uri)
+    with store.activated():
+        model = mlflow.pyfunc.load_model(reg.model_uri)
     frame = THREE.assign(temperature=0.0, max_tokens=[2, 4, 6])
     assert model.predict(frame) == model.predict(frame)
     assert len(model.predict(frame)) == 3
@@ -47,7 +47,8 @@ def test_registering_again_makes_version_2_with_pinned_requirements(store, tiny_
     register(RegisterConfig(snapshot=tiny_snapshot, store=store))
     reg = register(RegisterConfig(snapshot=tiny_snapshot, store=store))
     assert reg.version == "2"
-    local = mlflow.artifacts.download_artifacts(reg.model_uri)
+    with store.activated():
+        local = mlflow.artifacts.download_artifacts(reg.model_uri)
     requirements = open(f"{local}/requirements.txt").read().split()
     assert set(pinned_requirements()) <= set(requirements)
     assert all("==" in r for r in pinned_requirements())
