@@ -100,8 +100,9 @@ def run_candidate(tiny_snapshot, gate_store):
 
     def run(spec: CandidateSpec | None = None, **options):
         options.setdefault("serve", False)  # server checks have tests of their own
+        options.setdefault("store", gate_store)
         return run_gate(GateConfig(candidate=spec or CandidateSpec(), snapshot=tiny_snapshot,
-                                   store=gate_store, **options))
+                                   **options))
 
     return run
 
@@ -159,3 +160,40 @@ def loopback(tiny_snapshot, tmp_path_factory):
     finally:
         for server in servers.values():
             server.stop()
+
+
+_SERVER_WORDS = ("mlflow", "gunicorn", "uvicorn")
+
+
+def _server_pids() -> set[int]:
+    """PIDs of mlflow/gunicorn/uvicorn processes on this machine (from /proc)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(word in cmdline for word in _SERVER_WORDS) and "pytest" not in cmdline:
+            pids.add(int(entry.name))
+    return pids
+
+
+def pytest_sessionstart(session):
+    session.config._harness_server_pids = _server_pids()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if a server the suite started outlived it."""
+    import time
+
+    before = getattr(session.config, "_harness_server_pids", set())
+    for _ in range(20):
+        left = _server_pids() - before
+        if not left:
+            return
+        time.sleep(0.5)
+    session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+        f"ORPHANS: server processes left running after the suite: {sorted(left)}", red=True)
+    session.exitstatus = 1

@@ -102,7 +102,8 @@ def log_candidate(spec: CandidateSpec, snapshot: Path) -> str:
     code = [harness_code_path()] if spec.kind is CandidateKind.REFERENCE else [str(spec.file)]
     # No input example on purpose (a candidate that cannot load must fail at `load`);
     # record=True swallows MLflow's warning about it, which MLflow re-enables inside.
-    with warnings.catch_warnings(record=True), mlflow.start_run():
+    with warnings.catch_warnings(record=True), \
+            mlflow.start_run(nested=mlflow.active_run() is not None):
         info = log_model(snapshot, spec.signature, python_model=spec.python_model_class()(),
                          code_paths=code, input_example=None)
     return info.model_uri

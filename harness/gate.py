@@ -64,6 +64,7 @@ def load_candidate(cfg: GateConfig, snapshot: Path, progress: Callable[[str], No
         ctx.model_uri = model_uri
         ctx.signature = mlflow.models.get_model_info(model_uri).signature
         progress(f"loading {model_uri}")
+        outer_run = mlflow.active_run()
         try:
             ctx.model = mlflow.pyfunc.load_model(model_uri)
         except Exception as error:  # any failure of the candidate is a verdict, not a crash
@@ -71,6 +72,9 @@ def load_candidate(cfg: GateConfig, snapshot: Path, progress: Callable[[str], No
             ctx.load_error = _explain_load_error(cause)
             ctx.options["load_traceback"] = traceback.format_exception(cause)[-3:]
             return ctx
+        finally:
+            while mlflow.active_run() is not None and mlflow.active_run() != outer_run:
+                mlflow.end_run()  # runs a candidate started while loading
     python_model = ctx.model.unwrap_python_model()
     model = find_transformers_model(python_model)
     if model is None:

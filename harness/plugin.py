@@ -27,6 +27,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="model snapshot (default: the cached tiny snapshot)")
     group.addoption("--harness-check-timeout", type=float, default=120.0,
                     help="seconds each gate check may take (default 120)")
+    group.addoption("--harness-route", metavar="FILE", default=None,
+                    help="route (MLflow gateway YAML) for the gate's route checks")
+    group.addoption("--harness-no-serve", action="store_true",
+                    help="skip the gate checks that start real servers")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -98,6 +102,8 @@ def _gate_report(config: pytest.Config):
             snapshot=Path(snapshot) if snapshot else _default_snapshot(config),
             store=StoreConfig(home=Path(tempfile.mkdtemp(prefix="harness-gate-"))),
             check_timeout=config.getoption("harness_check_timeout"),
+            route_file=Path(route) if (route := config.getoption("harness_route")) else None,
+            serve=not config.getoption("harness_no_serve"),
         )
         config.stash[_REPORT_KEY] = run_gate(cfg)
     return config.stash[_REPORT_KEY]

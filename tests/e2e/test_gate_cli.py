@@ -23,10 +23,13 @@ def gate_cli(tiny_snapshot, gate_store, tmp_path):
 
 
 def test_reference_exits_0_and_writes_valid_reports(gate_cli, tmp_path):
+    """The whole gate, real scoring server and gateway included."""
     start = time.monotonic()
     result = gate_cli()
     assert result.exit_code == 0, result.output
-    assert time.monotonic() - start < 30
+    assert time.monotonic() - start < 60
+    for check in ("serving.scoring", "route.gateway", "secrets.no_leak"):
+        assert f"PASS  {check}" in result.stdout
     assert "verdict: PASS" in result.stdout
     report = json.loads((tmp_path / "report" / "gate.json").read_text())
     jsonschema.validate(report, json.loads(SCHEMA_PATH.read_text()))
@@ -50,6 +53,7 @@ def test_broken_candidate_exits_1_naming_the_failing_check(gate_cli, tmp_path):
     (["--python-model", f"{MUTANTS_FILE}:OffByOne", "--model-uri", "models:/x/1"], "not both"),
     (["--check-timeout", "0"], "--check-timeout"),
     (["--signature", "xml"], "--signature"),
+    (["--route", "no-such-route.yaml"], "--route"),
 ])
 def test_usage_errors_exit_2_with_one_line(gate_cli, args, message):
     result = gate_cli(*args)
