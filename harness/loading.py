@@ -8,8 +8,10 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
+
+from harness.config import from_mapping
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +46,7 @@ class LoadConfig:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> LoadConfig:
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        if unknown := sorted(set(values) - known):
-            raise ValueError(f"unknown model_config keys {unknown}: allowed {sorted(known)}")
-        return cls(**values)
+        return from_mapping(cls, values)
 
 
 def resolve_device(requested: str) -> str:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
+from harness.config import from_mapping
 from harness.gateway import (
     CompletionRequest,
     DeploymentsGatewayClient,
@@ -51,11 +52,7 @@ class RouteModelConfig:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> RouteModelConfig:
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        if unknown := sorted(set(values) - known):
-            raise ValueError(f"unknown model_config keys {unknown}: allowed {sorted(known)}")
-        return cls(**values)
+        return from_mapping(cls, values)
 
 
 def build_client(cfg: RouteModelConfig, retry: RetryPolicy | None = None):
