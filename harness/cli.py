@@ -136,9 +136,15 @@ _STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "sk
                                  "on loopback.")
 @click.option("--no-serve", is_flag=True,
               help="Skip the checks that start the real scoring server and gateway.")
+@click.option("--bench-report", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A bench.json (or pytest-benchmark JSON) for bench.budget.")
+@click.option("--budget", "budgets", multiple=True, metavar="METRIC<=N",
+              help="A budget the report must meet, e.g. tpot_p50_ms<=25, overhead_ratio<=1.05, "
+                   "tokens_per_s>=1000 (repeatable; judged on the wrapped path's worst case).")
 def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | None,
          signature: str, report_dir: Path | None, check_timeout: float, home: Path,
-         tracking_uri: str | None, route_file: Path | None, no_serve: bool) -> None:
+         tracking_uri: str | None, route_file: Path | None, no_serve: bool,
+         bench_report: Path | None, budgets: tuple[str, ...]) -> None:
     """Check a candidate wrapper, its signature and its behaviour before deploying it.
 
     Without options the reference wrapper on the tiny snapshot is the candidate.
@@ -159,7 +165,8 @@ def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | N
             candidate = CandidateSpec(signature=signature)
         cfg = GateConfig(candidate=candidate, snapshot=snapshot_dir, check_timeout=check_timeout,
                          store=StoreConfig(home=home, tracking_uri=tracking_uri),
-                         route_file=route_file, serve=not no_serve)
+                         route_file=route_file, serve=not no_serve,
+                         bench_report=bench_report, budgets=budgets)
     except (CandidateError, ValueError) as error:
         raise click.UsageError(str(error)) from None
 
@@ -215,6 +222,119 @@ def serve(model_uri: str | None, snapshot_dir: Path | None, home: Path,
                 _signal.pause()
             except KeyboardInterrupt:
                 _echo_err("stopping ...")
+
+
+def _ints(value: str, name: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected comma-separated integers", param_hint=name)
+
+
+@main.group()
+def bench() -> None:
+    """Latency/throughput benchmarks of generate, and regression comparison."""
+
+
+@bench.command("run")
+@click.option("--snapshot", "snapshot_dir", type=click.Path(exists=True, file_okay=False,
+              path_type=Path), default=None, help="A model snapshot to benchmark.")
+@click.option("--shape", type=click.Choice(["mpt-7b", "tiny"]), default=None,
+              help="Random weights of this shape built on the device (mpt-7b: d_model 4096, "
+                   "32 layers). Default: the tiny snapshot.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
+              default="auto", show_default=True, help="auto: bfloat16 on CUDA, float32 on CPU.")
+@click.option("--batch-sizes", default="1,8", show_default=True)
+@click.option("--prompt-tokens", default="128", show_default=True)
+@click.option("--new-tokens", default="16", show_default=True)
+@click.option("--cache", "cache", type=click.Choice(["both", "on", "off"]), default="both",
+              show_default=True, help="KV cache on, off (the published use_cache: false), or both.")
+@click.option("--rounds", type=click.IntRange(1, 1000), default=5, show_default=True)
+@click.option("--warmup", type=click.IntRange(0, 100), default=1, show_default=True)
+@click.option("--peak-bandwidth", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="GPU memory bandwidth in TB/s for MBU (default: from a table of known GPUs).")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where bench.json/md/png go (default reports/bench/<device>-<UTC date>/).")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=Path(".harness"),
+              show_default=True, help="Embedded MLflow store the run is logged to.")
+@click.option("--no-mlflow", is_flag=True, help="Do not log the run to MLflow.")
+def bench_run(snapshot_dir, shape, device, dtype, batch_sizes, prompt_tokens, new_tokens, cache,
+              rounds, warmup, peak_bandwidth, report_dir, home, no_mlflow) -> None:
+    """Measure TTFT, TPOT, end-to-end latency, tokens/s, memory and MBU of the raw model and
+    of the wrapped predict, interleaved, over every batch/prompt/new-token/cache case."""
+    from harness.bench import BenchConfig, run_bench
+    from harness.bench_report import BenchReport, bench_machine, log_to_mlflow
+    from harness.registry import StoreConfig
+    from harness.report import utc_now
+
+    if snapshot_dir is None and shape is None:
+        snapshot_dir = _tiny_snapshot(None)
+    try:
+        cfg = BenchConfig(snapshot=str(snapshot_dir) if snapshot_dir else None, shape=shape,
+                          device=device, dtype=dtype,
+                          batch_sizes=_ints(batch_sizes, "--batch-sizes"),
+                          prompt_tokens=_ints(prompt_tokens, "--prompt-tokens"),
+                          new_tokens=_ints(new_tokens, "--new-tokens"),
+                          cache_modes={"both": (True, False), "on": (True,), "off": (False,)}[cache],
+                          rounds=rounds, warmup=warmup,
+                          peak_bandwidth=peak_bandwidth * 1e12 if peak_bandwidth else None)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    cases = run_bench(cfg, progress=_echo_err)
+    config = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(cfg).items()}
+    report = BenchReport(bench_machine(), config, tuple(cases))
+    folder = report_dir or Path("reports") / "bench" / (
+        f"{str(report.machine['device']).replace(' ', '-')}-{utc_now()[:10]}")
+    files = report.write(folder)
+    click.echo(report.to_markdown())
+    for file in files:
+        click.echo(f"wrote {file}")
+    if not no_mlflow:
+        run_id = log_to_mlflow(report, files, StoreConfig(home=home))
+        click.echo(f"logged MLflow run {run_id}")
+
+
+@bench.command("compare")
+@click.argument("base", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--fail", "fails", multiple=True, metavar="METRIC:PCT%",
+              help="Fail on a regression past this, e.g. tpot_p50:5% (repeatable).")
+def bench_compare(base: Path, new: Path, fails: tuple[str, ...]) -> None:
+    """Compare two reports (bench.json or pytest-benchmark JSON). Exit 1 on a regression
+    past a threshold, 2 when the reports are not comparable."""
+    from harness.bench_compare import Threshold, compare
+    from harness.bench_report import IncompatibleReports
+
+    try:
+        thresholds = [Threshold.parse(f) for f in fails]
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    try:
+        result = compare(base, new, thresholds)
+    except IncompatibleReports as error:
+        click.echo(f"error: {error}", err=True)
+        raise SystemExit(2) from None
+    click.echo(f"{'case':<40} {'metric':<16} {'base':>12} {'new':>12} {'change':>8}")
+    for case, metric, old, current, change in result.rows:
+        click.echo(f"{case:<40} {metric:<16} {old:>12.5g} {current:>12.5g} {change:>+7.1f}%")
+    for failure in result.failures:
+        click.echo(f"REGRESSION {failure}")
+    click.echo("verdict: " + ("FAIL" if result.failures else "PASS"))
+    raise SystemExit(1 if result.failures else 0)
+
+
+@bench.command("plot")
+@click.argument("report_json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def bench_plot(report_json: Path) -> None:
+    """(Re)make bench.png and bench.md beside a bench.json (e.g. one written on a GPU
+    machine without matplotlib)."""
+    from harness.bench_report import BenchReport, write_png
+    from harness.report import atomic_write
+
+    report = BenchReport.from_json(report_json.read_text())
+    atomic_write(report_json.with_name("bench.md"), report.to_markdown())
+    click.echo(f"wrote {write_png(report, report_json.with_name('bench.png'))}")
 
 
 if __name__ == "__main__":

@@ -30,12 +30,20 @@ class GateConfig:
     only: tuple[str, ...] = ()  # run just these check ids (plus load)
     route_file: Path | None = None  # the user's route (gateway YAML); default: the seed's route
     serve: bool = True  # start the real scoring server and gateway on loopback
+    bench_report: Path | None = None
+    budgets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.check_timeout, (int, float)) or not 0 < self.check_timeout <= 3600:
             raise ValueError(f"check_timeout={self.check_timeout!r} is invalid: allowed (0, 3600] seconds")
         if self.provider not in PROVIDERS:
             raise ValueError(f"provider={self.provider!r} is invalid: allowed {PROVIDERS}")
+        from harness.bench_compare import Budget
+
+        for budget in self.budgets:
+            Budget.parse(budget)  # a bad budget is a usage error, before anything runs
+        if self.budgets and self.bench_report is None:
+            raise ValueError("--budget needs --bench-report FILE")
         if unknown := sorted(set(self.only) - set(CHECKS)):
             raise ValueError(f"unknown check ids {unknown}: allowed {sorted(CHECKS)}")
 
@@ -57,7 +65,8 @@ def load_candidate(cfg: GateConfig, snapshot: Path, progress: Callable[[str], No
     import mlflow
 
     ctx = GateContext(snapshot=snapshot, provider=cfg.provider, tracking_uri=cfg.store.uri,
-                      route_file=cfg.route_file, serve=cfg.serve)
+                      route_file=cfg.route_file, serve=cfg.serve,
+                      options={"bench_report": cfg.bench_report, "budgets": cfg.budgets})
     progress(f"logging candidate {cfg.candidate.ref} into {cfg.store.uri}")
     with cfg.store.activated():
         model_uri = log_candidate(cfg.candidate, snapshot)

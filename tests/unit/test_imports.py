@@ -20,7 +20,8 @@ def test_prompt_imports_neither_torch_nor_mlflow():
 
 
 @pytest.mark.parametrize("module", ["harness", "harness.settings", "harness.generation",
-                                    "harness.loading"])
+                                    "harness.loading", "harness.bench", "harness.bench_report",
+                                    "harness.bench_compare"])
 def test_timed_core_imports_no_mlflow(module):
     assert "mlflow" not in _loaded_after(module)
 
