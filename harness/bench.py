@@ -38,6 +38,7 @@ class BenchConfig:
     rounds: int = 5
     warmup: int = 1
     wrapped: bool = True
+    compile: bool = False  # also measure raw generate under torch.compile
     peak_bandwidth: float | None = None  # bytes/s; overrides the GPU table
     seed: int = 0
 
@@ -79,7 +80,7 @@ class Stats:
 
 @dataclass(frozen=True)
 class Case:
-    path: str  # "raw" or "wrapped"
+    path: str  # "raw", "wrapped" or "compiled"
     batch_size: int
     prompt_tokens: int
     new_tokens: int
@@ -234,59 +235,105 @@ def _case(path: str, batch: int, prompt: int, new: int, cache: bool, samples: _S
                 peak_memory_bytes=peak_memory(device), mbu=use, wrapped_via=via)
 
 
-def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None) -> list[Case]:
-    """Every (batch, prompt, new tokens, cache) case; raw and wrapped rounds interleaved."""
+def _inputs(generator, cfg: BenchConfig, batch: int, prompt: int):
+    """Instructions whose templated prompts have ``prompt`` tokens, and the raw path's ids:
+    the same ids, or (for a shape) random ids from the model's vocabulary of that length."""
+    import torch
+
+    texts = [_instruction_for(generator.tokenizer, prompt)] * batch
+    ids = generator.encode(texts)["input_ids"]
+    if cfg.shape:
+        ids = torch.randint(1, generator.model.config.vocab_size, ids.shape, device=cfg.device)
+    return texts, ids
+
+
+def _raw_fn(model, ids, use_cache: bool) -> Callable[[int], Any]:
+    import torch
+
+    mask = torch.ones_like(ids)
+
+    def raw(n: int) -> Any:
+        with torch.inference_mode():
+            return model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                                  max_new_tokens=n, min_new_tokens=n, use_cache=use_cache,
+                                  pad_token_id=0)
+
+    return raw
+
+
+def _wrapped_fn(model, predict, texts) -> Callable[[int], Any]:
+    def wrapped(n: int) -> Any:
+        # The wrapper takes no min_new_tokens; its generate honours the model's
+        # generation_config, so the output length is fixed there (identical work).
+        model.generation_config.min_new_tokens = n
+        try:
+            return predict(texts, n)
+        finally:
+            model.generation_config.min_new_tokens = None
+
+    return wrapped
+
+
+def _rounds(cfg: BenchConfig, timer: Timer, fns: dict[str, Callable[[int], Any]],
+            new: int) -> dict[str, _Samples]:
+    """Warmup, then rounds; within a round every path runs in turn (interleaved)."""
+    samples = {path: _Samples() for path in fns}
+    for round_ in range(cfg.warmup + cfg.rounds):
+        for path, fn in fns.items():
+            ttft, e2e = timer(lambda: fn(1)), timer(lambda: fn(new))
+            if round_ >= cfg.warmup:
+                samples[path].ttft.append(ttft)
+                samples[path].e2e.append(e2e)
+    return samples
+
+
+def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None
+              ) -> tuple[list[Case], list[str]]:
+    """Every (batch, prompt, new tokens, cache) case, raw and wrapped interleaved; with
+    ``compile``, raw cache-on cases again under ``torch.compile``. Returns (cases, notes)."""
     import torch
 
     generator = load_subject(cfg)
     model, timer = generator.model, Timer(cfg.device)
-    wrapped, via = _wrapped_predict(generator) if cfg.wrapped else (None, None)
+    predict, via = _wrapped_predict(generator) if cfg.wrapped else (None, None)
     bandwidth = peak_bandwidth(torch.cuda.get_device_name(0), cfg.peak_bandwidth) \
         if cfg.device == "cuda" else None
-    generator_vocab = model.config.vocab_size
-    cases = []
     grid = list(itertools.product(cfg.batch_sizes, cfg.prompt_tokens, cfg.new_tokens, cfg.cache_modes))
+    cases, notes = [], []
     for index, (batch, prompt, new, cache) in enumerate(grid, 1):
         progress(f"[{index}/{len(grid)}] batch {batch}, prompt {prompt}, new {new}, "
                  f"cache {'on' if cache else 'off'}")
-        texts = [_instruction_for(generator.tokenizer, prompt)] * batch
-        encoded = generator.encode(texts)
-        actual = encoded["input_ids"].shape[1]
-        ids = torch.randint(1, generator_vocab, (batch, actual), device=cfg.device) \
-            if cfg.shape else encoded["input_ids"]
-        mask = torch.ones_like(ids)
+        texts, ids = _inputs(generator, cfg, batch, prompt)
+        fns = {"raw": _raw_fn(model, ids, cache)}
+        if predict is not None and cache:  # the wrapper always runs with the cache on
+            fns["wrapped"] = _wrapped_fn(model, predict, texts)
+        for path, samples in _rounds(cfg, timer, fns, new).items():
+            cases.append(_case(path, batch, ids.shape[1], new, cache, samples, model, cfg.device,
+                               bandwidth, via if path == "wrapped" else None))
+    if cfg.compile:
+        cases += _compiled_cases(cfg, generator, timer, bandwidth, progress, notes)
+    return cases, notes
 
-        def raw(n: int, ids=ids, mask=mask, cache=cache) -> Any:
-            with torch.inference_mode():
-                return model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                                      max_new_tokens=n, min_new_tokens=n, use_cache=cache,
-                                      pad_token_id=0)
 
-        def wrapped_fixed(n: int, texts=texts) -> Any:
-            # The wrapper takes no min_new_tokens; its generate honours the model's
-            # generation_config, so the output length is fixed there (identical work).
-            model.generation_config.min_new_tokens = n
-            return wrapped(texts, n)
+def _compiled_cases(cfg, generator, timer, bandwidth, progress, notes) -> list[Case]:
+    import torch
 
-        raw_samples, wrapped_samples = _Samples(), _Samples()
-        run_wrapped = wrapped is not None and cache  # the wrapper always runs with the cache on
-        try:
-            for round_ in range(cfg.warmup + cfg.rounds):
-                keep = round_ >= cfg.warmup
-                for samples, fn in ((raw_samples, raw),) + (
-                        ((wrapped_samples, wrapped_fixed),) if run_wrapped else ()):
-                    ttft = timer(lambda: fn(1))
-                    e2e = timer(lambda: fn(new))
-                    if keep:
-                        samples.ttft.append(ttft)
-                        samples.e2e.append(e2e)
-        finally:
-            model.generation_config.min_new_tokens = None
-        cases.append(_case("raw", batch, actual, new, cache, raw_samples, model, cfg.device,
-                           bandwidth, None))
-        if run_wrapped:
-            cases.append(_case("wrapped", batch, actual, new, cache, wrapped_samples, model,
-                               cfg.device, bandwidth, via))
+    model, cases = generator.model, []
+    original = model.forward
+    try:
+        model.forward = torch.compile(original, dynamic=True)
+        for batch, prompt, new in itertools.product(cfg.batch_sizes, cfg.prompt_tokens,
+                                                    cfg.new_tokens):
+            progress(f"[compiled] batch {batch}, prompt {prompt}, new {new}")
+            _, ids = _inputs(generator, cfg, batch, prompt)
+            samples = _rounds(cfg, timer, {"compiled": _raw_fn(model, ids, True)}, new)
+            cases.append(_case("compiled", batch, ids.shape[1], new, True, samples["compiled"],
+                               model, cfg.device, bandwidth, None))
+    except Exception as error:  # report why compile does not work here, keep eager results
+        notes.append(f"torch.compile variant not measured: {type(error).__name__}: {error}"[:300])
+        cases = []
+    finally:
+        model.forward = original
     return cases
 
 

@@ -47,12 +47,14 @@ class BenchReport:
     machine: dict[str, Any]
     config: dict[str, Any]
     cases: tuple[Case, ...]
+    notes: tuple[str, ...] = ()
     created_at: str = field(default_factory=utc_now)
     harness_version: str = field(default_factory=lambda: package_version("harness"))
     schema_version: str = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cases", tuple(self.cases))
+        object.__setattr__(self, "notes", tuple(self.notes))
 
     def overhead_ratios(self) -> dict[str, float]:
         """Wrapped e2e p50 / raw e2e p50, per (batch, prompt, new tokens) with the cache on."""
@@ -81,7 +83,8 @@ class BenchReport:
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, "harness_version": self.harness_version,
                 "created_at": self.created_at, "machine": self.machine, "config": self.config,
-                "cases": [asdict(c) for c in self.cases], "overhead_ratios": self.overhead_ratios()}
+                "cases": [asdict(c) for c in self.cases], "overhead_ratios": self.overhead_ratios(),
+                "notes": list(self.notes)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
@@ -95,8 +98,8 @@ class BenchReport:
         for c in data["cases"]:
             stats = {k: Stats(**c[k]) for k in ("ttft_s", "tpot_s", "e2e_s")}
             cases.append(Case(**{**c, **stats}))
-        return cls(data["machine"], data["config"], tuple(cases), data["created_at"],
-                   data["harness_version"], data["schema_version"])
+        return cls(data["machine"], data["config"], tuple(cases), tuple(data.get("notes", ())),
+                   data["created_at"], data["harness_version"], data["schema_version"])
 
     def to_markdown(self) -> str:
         lines = [f"# Benchmark: {self.machine.get('device')}", "",
@@ -115,6 +118,7 @@ class BenchReport:
                          f"{c.tokens_per_s:.0f} | {use} | {c.attn_impl} | {c.cache_impl} |")
         lines += ["", "| case | wrapper overhead (wrapped e2e / raw e2e) |", "| --- | ---: |"]
         lines += [f"| {k} | {v:.3f}x |" for k, v in self.overhead_ratios().items()]
+        lines += [""] + [f"> {note}" for note in self.notes] if self.notes else []
         return "\n".join(lines) + "\n"
 
     def write(self, directory: str | Path) -> list[Path]:
@@ -145,7 +149,7 @@ def write_png(report: BenchReport, path: Path) -> Path:
     for (path_, prompt, new), cases in sorted(groups.items()):
         cases.sort(key=lambda c: c.batch_size)
         label = f"{path_} p{prompt} n{new}"
-        style = "-o" if path_ == "raw" else "--s"
+        style = {"raw": "-o", "wrapped": "--s"}.get(path_, ":^")
         left.plot([c.batch_size for c in cases], [c.e2e_s.p50 * 1e3 for c in cases], style, label=label)
         right.plot([c.batch_size for c in cases], [c.tokens_per_s for c in cases], style, label=label)
     left.set(xlabel="batch size", ylabel="end-to-end p50 (ms)", title="Latency")

@@ -259,8 +259,10 @@ def bench() -> None:
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=Path(".harness"),
               show_default=True, help="Embedded MLflow store the run is logged to.")
 @click.option("--no-mlflow", is_flag=True, help="Do not log the run to MLflow.")
+@click.option("--compile", "compile_", is_flag=True,
+              help="Also measure raw generate under torch.compile (reported as 'compiled').")
 def bench_run(snapshot_dir, shape, device, dtype, batch_sizes, prompt_tokens, new_tokens, cache,
-              rounds, warmup, peak_bandwidth, report_dir, home, no_mlflow) -> None:
+              rounds, warmup, peak_bandwidth, report_dir, home, no_mlflow, compile_) -> None:
     """Measure TTFT, TPOT, end-to-end latency, tokens/s, memory and MBU of the raw model and
     of the wrapped predict, interleaved, over every batch/prompt/new-token/cache case."""
     from harness.bench import BenchConfig, run_bench
@@ -277,13 +279,13 @@ def bench_run(snapshot_dir, shape, device, dtype, batch_sizes, prompt_tokens, ne
                           prompt_tokens=_ints(prompt_tokens, "--prompt-tokens"),
                           new_tokens=_ints(new_tokens, "--new-tokens"),
                           cache_modes={"both": (True, False), "on": (True,), "off": (False,)}[cache],
-                          rounds=rounds, warmup=warmup,
+                          rounds=rounds, warmup=warmup, compile=compile_,
                           peak_bandwidth=peak_bandwidth * 1e12 if peak_bandwidth else None)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    cases = run_bench(cfg, progress=_echo_err)
+    cases, notes = run_bench(cfg, progress=_echo_err)
     config = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(cfg).items()}
-    report = BenchReport(bench_machine(), config, tuple(cases))
+    report = BenchReport(bench_machine(), config, tuple(cases), tuple(notes))
     folder = report_dir or Path("reports") / "bench" / (
         f"{str(report.machine['device']).replace(' ', '-')}-{utc_now()[:10]}")
     files = report.write(folder)

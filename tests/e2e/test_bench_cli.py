@@ -114,3 +114,19 @@ def test_plot_remakes_png_and_markdown(tiny_run, tmp_path):
     result = CliRunner().invoke(main, ["bench", "plot", str(target)])
     assert result.exit_code == 0 and (tmp_path / "bench.png").stat().st_size > 1000
     assert (tmp_path / "bench.md").read_text().startswith("# Benchmark: cpu")
+
+
+def test_compile_failure_is_reported_and_eager_results_kept(monkeypatch):
+    import torch
+
+    from harness.bench import BenchConfig, run_bench
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    cases, notes = run_bench(BenchConfig(shape="tiny", batch_sizes=(1,), prompt_tokens=(32,),
+                                         new_tokens=(4,), cache_modes=(True,), rounds=1,
+                                         warmup=0, compile=True))
+    assert {c.path for c in cases} == {"raw", "wrapped"}
+    assert notes == ["torch.compile variant not measured: RuntimeError: no compiler here"]
