@@ -197,3 +197,15 @@ def pytest_sessionfinish(session, exitstatus):
     session.config.pluginmanager.get_plugin("terminalreporter").write_line(
         f"ORPHANS: server processes left running after the suite: {sorted(left)}", red=True)
     session.exitstatus = 1
+
+
+@pytest.fixture
+def record(benchmark):
+    """pytest-benchmark suites: adds the case and tokens/s to extra_info, which
+    `harness bench compare` reads."""
+
+    def add(batch: int, prompt: int, new: int):
+        benchmark.extra_info.update(batch_size=batch, prompt_tokens=prompt, new_tokens=new)
+        benchmark.extra_info["tokens_per_s"] = batch * new / benchmark.stats.stats.median
+
+    return add

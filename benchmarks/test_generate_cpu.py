@@ -1,4 +1,5 @@
-"""Tiny MPT on the CPU: raw generate at fixed output length."""
+"""pytest-benchmark: tiny MPT on the CPU, raw generate at fixed output length
+(`pytest benchmarks --benchmark-json OUT.json`)."""
 
 import pytest
 
