@@ -267,7 +267,6 @@ def bench_run(snapshot_dir, shape, device, dtype, batch_sizes, prompt_tokens, ne
     of the wrapped predict, interleaved, over every batch/prompt/new-token/cache case."""
     from harness.bench import BenchConfig, run_bench
     from harness.bench_report import BenchReport, bench_machine, log_to_mlflow
-    from harness.registry import StoreConfig
     from harness.report import utc_now
 
     if snapshot_dir is None and shape is None:
@@ -293,6 +292,8 @@ def bench_run(snapshot_dir, shape, device, dtype, batch_sizes, prompt_tokens, ne
     for file in files:
         click.echo(f"wrote {file}")
     if not no_mlflow:
+        from harness.registry import StoreConfig  # imports MLflow: not on the GPU machine
+
         run_id = log_to_mlflow(report, files, StoreConfig(home=home))
         click.echo(f"logged MLflow run {run_id}")
 
