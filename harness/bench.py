@@ -42,6 +42,12 @@ class BenchConfig:
     peak_bandwidth: float | None = None  # bytes/s; overrides the GPU table
     seed: int = 0
 
+    @property
+    def case_runs(self) -> int:
+        """How many measured runs (progress steps) the grid makes."""
+        grid = len(self.batch_sizes) * len(self.prompt_tokens) * len(self.new_tokens)
+        return grid * len(self.cache_modes) + (grid if self.compile else 0)
+
     def __post_init__(self) -> None:
         if (self.snapshot is None) == (self.shape is None):
             raise ValueError("give exactly one of snapshot or shape")
@@ -148,17 +154,29 @@ def _instruction_for(tokenizer, target: int) -> str:
     return text
 
 
-def _cache_impl(model, use_cache: bool) -> str:
-    if not use_cache:
-        return "none"
-    impl = getattr(model.generation_config, "cache_implementation", None)
-    return f"{impl} (requested)" if impl else "dynamic"
+def _cache_impl(model, ids, use_cache: bool) -> str:
+    """The KV cache generate really kept, read from its output (a requested
+    cache_implementation that the model ignores does not show up here)."""
+    import torch
+
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids[:1, :4], max_new_tokens=2, min_new_tokens=2,
+                             do_sample=False, use_cache=use_cache, pad_token_id=0,
+                             return_dict_in_generate=True)
+    # transformers renamed past_key_values to cache (5.2x); read whichever this one has.
+    cache = getattr(out, "cache", None)
+    if cache is None and "past_key_values" in out:
+        cache = out["past_key_values"]
+    return type(cache).__name__ if cache is not None else "none"
 
 
 def _attn_impl(model) -> str:
+    """MPT's own attn_impl, and what transformers recorded for the model (which the native
+    MPT does not act on: it runs its eager attention whatever this says)."""
     attn = getattr(model.config, "attn_config", None)
     impl = attn.get("attn_impl") if isinstance(attn, dict) else getattr(attn, "attn_impl", None)
-    return str(impl or getattr(model.config, "_attn_implementation", "unknown"))
+    recorded = getattr(model.config, "_attn_implementation", None)
+    return f"{impl or 'unknown'} (transformers: {recorded})" if recorded else str(impl or "unknown")
 
 
 def _wrapped_predict(generator) -> tuple[Callable[[list[str], int], Any], str]:
@@ -220,7 +238,7 @@ class _Samples:
 
 
 def _case(path: str, batch: int, prompt: int, new: int, cache: bool, samples: _Samples,
-          model, device: str, bandwidth: float | None, via: str | None) -> Case:
+          model, device: str, bandwidth: float | None, via: str | None, cache_impl: str) -> Case:
     ttft, e2e = Stats.of(samples.ttft), Stats.of(samples.e2e)
     tpot = Stats.of([(e - t) / (new - 1) for e, t in zip(samples.e2e, samples.ttft)])
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -231,7 +249,7 @@ def _case(path: str, batch: int, prompt: int, new: int, cache: bool, samples: _S
         use = mbu(weights, kv_bytes_per_step(model.config, batch, context, element), tpot.p50, bandwidth)
     return Case(path, batch, prompt, new, cache, ttft, tpot, e2e,
                 tokens_per_s=batch * new / e2e.p50, requests_per_s=batch / e2e.p50,
-                attn_impl=_attn_impl(model), cache_impl=_cache_impl(model, cache),
+                attn_impl=_attn_impl(model), cache_impl=cache_impl,
                 peak_memory_bytes=peak_memory(device), mbu=use, wrapped_via=via)
 
 
@@ -290,7 +308,8 @@ def _rounds(cfg: BenchConfig, timer: Timer, fns: dict[str, Callable[[int], Any]]
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None
               ) -> tuple[list[Case], list[str]]:
     """Every (batch, prompt, new tokens, cache) case, raw and wrapped interleaved; with
-    ``compile``, raw cache-on cases again under ``torch.compile``. Returns (cases, notes)."""
+    ``compile``, raw cache-on cases again under ``torch.compile``. Returns (cases, notes);
+    ``progress`` is called after each of ``cfg.case_runs`` runs."""
     import torch
 
     generator = load_subject(cfg)
@@ -300,16 +319,16 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None
         if cfg.device == "cuda" else None
     grid = list(itertools.product(cfg.batch_sizes, cfg.prompt_tokens, cfg.new_tokens, cfg.cache_modes))
     cases, notes = [], []
-    for index, (batch, prompt, new, cache) in enumerate(grid, 1):
-        progress(f"[{index}/{len(grid)}] batch {batch}, prompt {prompt}, new {new}, "
-                 f"cache {'on' if cache else 'off'}")
+    for batch, prompt, new, cache in grid:
         texts, ids = _inputs(generator, cfg, batch, prompt)
         fns = {"raw": _raw_fn(model, ids, cache)}
         if predict is not None and cache:  # the wrapper always runs with the cache on
             fns["wrapped"] = _wrapped_fn(model, predict, texts)
+        cache_impl = _cache_impl(model, ids, cache)
         for path, samples in _rounds(cfg, timer, fns, new).items():
             cases.append(_case(path, batch, ids.shape[1], new, cache, samples, model, cfg.device,
-                               bandwidth, via if path == "wrapped" else None))
+                               bandwidth, via if path == "wrapped" else None, cache_impl))
+        progress(f"batch {batch}, prompt {prompt}, new {new}, cache {'on' if cache else 'off'}")
     if cfg.compile:
         cases += _compiled_cases(cfg, generator, timer, bandwidth, progress, notes)
     return cases, notes
@@ -324,11 +343,11 @@ def _compiled_cases(cfg, generator, timer, bandwidth, progress, notes) -> list[C
         model.forward = torch.compile(original, dynamic=True)
         for batch, prompt, new in itertools.product(cfg.batch_sizes, cfg.prompt_tokens,
                                                     cfg.new_tokens):
-            progress(f"[compiled] batch {batch}, prompt {prompt}, new {new}")
             _, ids = _inputs(generator, cfg, batch, prompt)
             samples = _rounds(cfg, timer, {"compiled": _raw_fn(model, ids, True)}, new)
             cases.append(_case("compiled", batch, ids.shape[1], new, True, samples["compiled"],
-                               model, cfg.device, bandwidth, None))
+                               model, cfg.device, bandwidth, None, _cache_impl(model, ids, True)))
+            progress(f"compiled: batch {batch}, prompt {prompt}, new {new}")
     except Exception as error:  # report why compile does not work here, keep eager results
         notes.append(f"torch.compile variant not measured: {type(error).__name__}: {error}"[:300])
         cases = []

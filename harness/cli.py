@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -282,7 +283,15 @@ def bench_run(snapshot_dir, shape, device, dtype, batch_sizes, prompt_tokens, ne
                           peak_bandwidth=peak_bandwidth * 1e12 if peak_bandwidth else None)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    cases, notes = run_bench(cfg, progress=_echo_err)
+    from tqdm import tqdm
+
+    _echo_err(f"loading {cfg.snapshot or cfg.shape} on {cfg.device} ...")
+    with tqdm(total=cfg.case_runs, unit="case", file=sys.stderr, desc="bench") as bar:
+        def advance(label: str) -> None:
+            bar.set_postfix_str(label)
+            bar.update(1)
+
+        cases, notes = run_bench(cfg, progress=advance)
     config = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(cfg).items()}
     report = BenchReport(bench_machine(), config, tuple(cases), tuple(notes))
     folder = report_dir or Path("reports") / "bench" / (

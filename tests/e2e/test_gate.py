@@ -143,3 +143,19 @@ def test_a_candidate_without_a_transformers_model_fails_load(run_candidate, host
     report = run_candidate(CandidateSpec.from_file(f"{hostile}:NoModel"))
     assert report.check("load").status.value == "fail"
     assert "no transformers model" in report.check("load").message
+
+
+def test_a_model_logged_without_a_signature_fails_signature_present(run_candidate, gate_store,
+                                                                     tiny_snapshot):
+    import mlflow
+
+    from harness.wrapper import MPTInstruct
+
+    with gate_store.activated(), mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="unsigned", python_model=MPTInstruct(),
+                                       artifacts={"repository": str(tiny_snapshot)})
+    report = run_candidate(CandidateSpec.from_uri(info.model_uri))
+    present = report.check("signature.present")
+    assert present.status.value == "fail" and "without a signature" in present.message
+    assert report.check("load").status.value == "pass"
+    assert report.check("rows.all").status.value == "pass"  # behaviour is still judged

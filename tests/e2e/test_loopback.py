@@ -100,11 +100,12 @@ def _group_gone(pgid: int) -> bool:
     return False
 
 
-def test_a_stopped_server_leaves_no_process_and_frees_its_port(loopback):
+def test_a_server_is_stopped_even_when_the_block_fails(loopback):
     server = scoring_server(loopback.uris["reference"], loopback.store.uri)
-    with server:
+    with pytest.raises(RuntimeError, match="test failed"), server:
         assert _listening(server.port)
         pgid = server.process.pid
+        raise RuntimeError("test failed while the server ran")
     assert _group_gone(pgid) and not _listening(server.port)
 
 
