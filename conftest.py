@@ -129,7 +129,6 @@ def loopback(tiny_snapshot, tmp_path_factory):
     from concurrent.futures import ThreadPoolExecutor
     from types import SimpleNamespace
 
-    import mlflow
 
     from harness.candidate import CandidateSpec, log_candidate
     from harness.route import MlflowServingConfig, RouteSpec, seed_route

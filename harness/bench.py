@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+from functools import partial
 import resource
 import statistics
 import time
@@ -298,7 +299,7 @@ def _rounds(cfg: BenchConfig, timer: Timer, fns: dict[str, Callable[[int], Any]]
     samples = {path: _Samples() for path in fns}
     for round_ in range(cfg.warmup + cfg.rounds):
         for path, fn in fns.items():
-            ttft, e2e = timer(lambda: fn(1)), timer(lambda: fn(new))
+            ttft, e2e = timer(partial(fn, 1)), timer(partial(fn, new))
             if round_ >= cfg.warmup:
                 samples[path].ttft.append(ttft)
                 samples[path].e2e.append(e2e)

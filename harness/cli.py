@@ -229,7 +229,8 @@ def _ints(value: str, name: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in value.split(",") if v.strip())
     except ValueError:
-        raise click.BadParameter(f"{value!r}: expected comma-separated integers", param_hint=name)
+        raise click.BadParameter(f"{value!r}: expected comma-separated integers",
+                                 param_hint=name) from None
 
 
 @main.group()

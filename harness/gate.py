@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.bench_compare import Budget
 from harness.candidate import CandidateSpec, log_candidate
 from harness.checks import CHECKS, Check, GateContext, Outcome
 from harness.registry import StoreConfig
@@ -38,8 +39,6 @@ class GateConfig:
             raise ValueError(f"check_timeout={self.check_timeout!r} is invalid: allowed (0, 3600] seconds")
         if self.provider not in PROVIDERS:
             raise ValueError(f"provider={self.provider!r} is invalid: allowed {PROVIDERS}")
-        from harness.bench_compare import Budget
-
         for budget in self.budgets:
             Budget.parse(budget)  # a bad budget is a usage error, before anything runs
         if self.budgets and self.bench_report is None:

@@ -58,14 +58,14 @@ def test_gpu_tests_are_collected_and_skipped_with_a_reason(scratch, monkeypatch)
 
 
 def test_fixtures_are_available_to_user_suites(scratch, tiny_snapshot):
-    scratch.makepyfile(f"""
+    scratch.makepyfile("""
         def test_reference(reference_model):
-            out = reference_model.predict(None, ["hi"], params={{"temperature": 0.0, "max_tokens": 2}})
+            out = reference_model.predict(None, ["hi"], params={"temperature": 0.0, "max_tokens": 2})
             assert isinstance(out, list) and len(out) == 1
 
         def test_candidate(candidate):
             import pandas as pd
-            out = candidate.predict(pd.DataFrame({{"prompt": ["a", "b"]}}), params={{"max_tokens": 2}})
+            out = candidate.predict(pd.DataFrame({"prompt": ["a", "b"]}), params={"max_tokens": 2})
             assert len(out) == 2
     """)
     result = scratch.runpytest_subprocess()

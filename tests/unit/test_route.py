@@ -8,7 +8,6 @@ from harness.route import (
     Provider,
     RouteError,
     RouteSpec,
-    Secret,
     routes_from_gateway_yaml,
     seed_route,
 )
