@@ -216,9 +216,9 @@ def load_subject(cfg: BenchConfig):
     from transformers import GenerationConfig, MptConfig, MptForCausalLM
 
     from harness.loading import resolve_dtype
-    from harness.snapshot import DEFAULT_TINY_DIR, TinySpec, build_tiny
+    from harness.snapshot import TinySpec, cached_tiny
 
-    tiny = build_tiny(DEFAULT_TINY_DIR)
+    tiny = cached_tiny()
     spec = TinySpec()
     sizes = dict(d_model=4096, n_heads=32, n_layers=32, vocab_size=50432, max_seq_len=2048) \
         if cfg.shape == "mpt-7b" else dict(d_model=spec.d_model, n_heads=spec.n_heads,

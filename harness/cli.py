@@ -22,12 +22,9 @@ def _interrupt(*_: object) -> None:
 
 
 def _tiny_snapshot(path: Path | None) -> Path:
-    from harness.snapshot import build_tiny
+    from harness.snapshot import cached_tiny
 
-    if path is not None:
-        return path
-    _echo_err(f"using the tiny offline snapshot at {DEFAULT_TINY_DIR} (built if missing)")
-    return build_tiny(DEFAULT_TINY_DIR)
+    return path if path is not None else cached_tiny(progress=_echo_err)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

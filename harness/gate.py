@@ -132,12 +132,9 @@ def run_check(check: Check, ctx: GateContext, timeout: float) -> CheckResult:
 
 
 def resolve_snapshot(snapshot: Path | None, progress: Callable[[str], None]) -> Path:
-    from harness.snapshot import DEFAULT_TINY_DIR, build_tiny
+    from harness.snapshot import cached_tiny
 
-    if snapshot is not None:
-        return Path(snapshot).absolute()
-    progress(f"tiny snapshot at {DEFAULT_TINY_DIR} (building it if missing)")
-    return build_tiny(DEFAULT_TINY_DIR)
+    return Path(snapshot).absolute() if snapshot is not None else cached_tiny(progress=progress)
 
 
 def run_gate(cfg: GateConfig, progress: Callable[[str], None] = lambda _: None,

@@ -110,9 +110,9 @@ def _gate_report(config: pytest.Config):
 
 
 def _default_snapshot(config: pytest.Config) -> Path:
-    from harness.snapshot import DEFAULT_TINY_DIR, build_tiny
+    from harness.snapshot import cached_tiny
 
-    return build_tiny(config.rootpath / DEFAULT_TINY_DIR)
+    return cached_tiny(config.rootpath)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -162,6 +163,14 @@ def build_tiny(path: str | os.PathLike = DEFAULT_TINY_DIR, spec: TinySpec = Tiny
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def cached_tiny(root: str | os.PathLike | None = None,
+                progress: Callable[[str], None] = lambda _: None) -> Path:
+    """The default tiny snapshot (``<root>/.harness/snapshots/tiny``), built if missing."""
+    path = Path(root) / DEFAULT_TINY_DIR if root is not None else DEFAULT_TINY_DIR
+    progress(f"tiny offline snapshot at {path} (built if missing)")
+    return build_tiny(path)
 
 
 def weights_digest(path: str | os.PathLike) -> str:
