@@ -27,16 +27,16 @@ def generator(tiny_snapshot):
     return Generator.from_pretrained(str(tiny_snapshot), LoadConfig(device="cpu"))
 
 
-class _Context:
-    def __init__(self, snapshot: Path, model_config: dict | None = None):
-        self.artifacts = {"repository": str(snapshot)}
-        self.model_config = model_config or {}
-
-
 @pytest.fixture(scope="session")
 def make_context():
     """A stand-in for MLflow's PythonModelContext: artifacts and model_config."""
-    return _Context
+    from types import SimpleNamespace
+
+    def make(snapshot: Path, model_config: dict | None = None):
+        return SimpleNamespace(artifacts={"repository": str(snapshot)},
+                               model_config=model_config or {})
+
+    return make
 
 
 @pytest.fixture

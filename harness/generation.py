@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.loading import LoadConfig, load_model, load_tokenizer
+from harness.loading import LoadConfig, context_length, load_model, load_tokenizer
 from harness.prompt import build_prompt, validate_instruction
 from harness.settings import GenerationSettings, InvalidParameter, check_max_tokens
 
@@ -65,10 +65,7 @@ class Generator:
 
     @property
     def context_length(self) -> int:
-        config = self.model.config
-        return int(getattr(config, "max_seq_len", None)
-                   or getattr(config, "max_position_embeddings", None)
-                   or self.tokenizer.model_max_length)
+        return context_length(self.model, self.tokenizer)
 
     def prompt_lengths(self, instructions: Sequence[str]) -> list[int]:
         prompts = [build_prompt(i) for i in instructions]

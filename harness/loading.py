@@ -100,6 +100,14 @@ def set_attn_impl(config: Any, wanted: str, device: str) -> str:
     return wanted
 
 
+def context_length(model: Any, tokenizer: Any = None) -> int:
+    """The model's context window: MPT's max_seq_len, else the usual config names."""
+    config = model.config
+    fallback = getattr(tokenizer, "model_max_length", None) or 2048
+    return int(getattr(config, "max_seq_len", None)
+               or getattr(config, "max_position_embeddings", None) or fallback)
+
+
 def load_tokenizer(path: str):
     from transformers import AutoTokenizer
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.loading import context_length
 from harness.report import Status
 from harness.signature import gateway_payload, parse_payload
 from harness.spy import GenerateCall, GenerateSpy
@@ -77,9 +78,7 @@ class GateContext:
 
     @property
     def context_length(self) -> int:
-        config = self.spy.model.config
-        return int(getattr(config, "max_seq_len", None)
-                   or getattr(config, "max_position_embeddings", 2048))
+        return context_length(self.spy.model, self.tokenizer)
 
     def send(self, rows: Sequence[Row]) -> Any:
         """Predict as the scoring server would: JSON payload -> MLflow parsing -> predict."""
