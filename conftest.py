@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -16,13 +18,14 @@ settings.register_profile("dev", max_examples=200, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 REPO_ROOT = Path(__file__).parent
-SEED_DIR = REPO_ROOT.parent / "shared" / "seed"
+# The seed page as published (vendored, file name kept), so seed tests run from any clone.
+SEED_DIR = REPO_ROOT / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
 def generator(tiny_snapshot):
-    from harness.generation import Generator
-    from harness.loading import LoadConfig
+    from harness.model.generation import Generator
+    from harness.model.loading import LoadConfig
 
     return Generator.from_pretrained(str(tiny_snapshot), LoadConfig(device="cpu"))
 
@@ -42,7 +45,7 @@ def make_context():
 @pytest.fixture
 def generate_spy():
     """Install the gate's recording spy on a model; returns its list of GenerateCall."""
-    from harness.spy import GenerateSpy
+    from harness.gate.spy import GenerateSpy
 
     spies = []
 
@@ -58,7 +61,7 @@ def generate_spy():
 @pytest.fixture
 def mlflow_store(tmp_path, monkeypatch):
     """An embedded MLflow store under tmp_path (not taken from MLFLOW_TRACKING_URI)."""
-    from harness.registry import StoreConfig
+    from harness.store import StoreConfig
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return StoreConfig(home=tmp_path / "home")
@@ -66,28 +69,24 @@ def mlflow_store(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def seed_wrapper_source() -> str:
-    """The seed's Step 2 wrapper as published (shared/seed beside the repo, as in CI)."""
-    from harness.seed import find_seed_doc, wrapper_source
+    """The seed's Step 2 wrapper as published."""
+    from harness.testing.seed import wrapper_source
 
-    if find_seed_doc(SEED_DIR) is None:
-        pytest.skip(f"seed document not found under {SEED_DIR}")
     return wrapper_source(SEED_DIR)
 
 
 @pytest.fixture
 def free_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
-    import socket
+    from harness.serving.servers import free_port as pick
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return pick()
 
 
 @pytest.fixture(scope="session")
 def gate_store(tmp_path_factory):
     """One embedded store for every gate run of the session (logging is the slow part)."""
-    from harness.registry import StoreConfig
+    from harness.store import StoreConfig
 
     return StoreConfig(home=tmp_path_factory.mktemp("gate-store"))
 
@@ -95,8 +94,8 @@ def gate_store(tmp_path_factory):
 @pytest.fixture(scope="session")
 def run_candidate(tiny_snapshot, gate_store):
     """Run the gate on a candidate (servers off unless serve=True); returns the report."""
-    from harness.candidate import CandidateSpec
-    from harness.gate import GateConfig, run_gate
+    from harness.gate.candidate import CandidateSpec
+    from harness.gate.runner import GateConfig, run_gate
 
     def run(spec: CandidateSpec | None = None, **options):
         options.setdefault("serve", False)  # server checks have tests of their own
@@ -111,7 +110,7 @@ MUTANTS_FILE = REPO_ROOT / "tests" / "data" / "mutants.py"
 
 
 BARE_STRING_MODEL = '''
-from harness.wrapper import MPTInstruct
+from harness.model.wrapper import MPTInstruct
 
 
 class BareString(MPTInstruct):
@@ -130,10 +129,10 @@ def loopback(tiny_snapshot, tmp_path_factory):
     from types import SimpleNamespace
 
 
-    from harness.candidate import CandidateSpec, log_candidate
-    from harness.route import MlflowServingConfig, RouteSpec, seed_route
-    from harness.registry import StoreConfig
-    from harness.serving import gateway_server, scoring_server
+    from harness.gate.candidate import CandidateSpec, log_candidate
+    from harness.serving.route import MlflowServingConfig, RouteSpec, seed_route
+    from harness.store import StoreConfig
+    from harness.serving.servers import gateway_server, scoring_server
 
     home = tmp_path_factory.mktemp("loopback")
     (home / "bare_string_model.py").write_text(BARE_STRING_MODEL)
@@ -161,41 +160,72 @@ def loopback(tiny_snapshot, tmp_path_factory):
             server.stop()
 
 
-_SERVER_WORDS = ("mlflow", "gunicorn", "uvicorn")
+# Every process the suite starts inherits this tag (servers pass os.environ on), so the
+# orphan check counts only the suite's own processes, never other work on the machine.
+_TAG = "HARNESS_TEST_SUITE_TAG"
+# MLflow writes ./mlflow.db when no tracking URI is set; the suite must never do that.
+_STORE_NAMES = ("mlflow.db", "mlruns", "mlartifacts", ".harness/mlflow.db", ".harness/artifacts")
 
 
-def _server_pids() -> set[int]:
-    """PIDs of mlflow/gunicorn/uvicorn processes on this machine (from /proc)."""
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+def _tagged_processes(tag: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        if proc.pid == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
+            if proc.environ().get(_TAG) == tag and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-        if any(word in cmdline for word in _SERVER_WORDS) and "pytest" not in cmdline:
-            pids.add(int(entry.name))
-    return pids
+    return found
 
 
-def pytest_sessionstart(session):
-    session.config._harness_server_pids = _server_pids()
+def _stores_outside_tmp(config) -> set[Path]:
+    roots = {config.rootpath, Path.cwd()}
+    return {root / name for root in roots for name in _STORE_NAMES if (root / name).exists()}
+
+
+def pytest_configure(config):
+    # One tag per pytest process: an xdist worker checks only what it started itself.
+    os.environ[_TAG] = f"{os.getpid()}-{uuid.uuid4().hex}"
+    config.stash[_STORES_KEY] = _stores_outside_tmp(config)
+
+
+_STORES_KEY = pytest.StashKey[set]()
+_SLOW_FIXTURES = {"loopback", "run_candidate", "pytester"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that starts servers, runs a whole gate or spawns pytest must say so with
+    ``slow``, or the fast tier would not be fast."""
+    unmarked = [item.nodeid for item in items
+                if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("slow") is None]
+    if unmarked:
+        raise pytest.UsageError(f"mark these tests slow (they use {sorted(_SLOW_FIXTURES)}): "
+                                f"{unmarked[:5]}")
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Fail the run if a server the suite started outlived it."""
-    import time
-
-    before = getattr(session.config, "_harness_server_pids", set())
-    for _ in range(20):
-        left = _server_pids() - before
-        if not left:
-            return
-        time.sleep(0.5)
-    session.config.pluginmanager.get_plugin("terminalreporter").write_line(
-        f"ORPHANS: server processes left running after the suite: {sorted(left)}", red=True)
-    session.exitstatus = 1
+    """Fail the run if a process the suite started outlived it, or if the suite wrote an
+    MLflow store outside its temp folders."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    left = _tagged_processes(os.environ[_TAG])
+    if left:
+        _, alive = psutil.wait_procs(left, timeout=10)
+        if alive:
+            names = [f"{p.pid}" for p in alive]
+            if reporter:
+                reporter.write_line(f"ORPHANS: processes the suite started are still running: "
+                                    f"{names}", red=True)
+            session.exitstatus = 1
+    if not hasattr(session.config, "workerinput"):  # the xdist controller finishes last
+        new = _stores_outside_tmp(session.config) - session.config.stash[_STORES_KEY]
+        if new:
+            if reporter:
+                reporter.write_line(f"STORE LEAK: the suite wrote MLflow state outside its temp "
+                                    f"folders: {sorted(map(str, new))}", red=True)
+            session.exitstatus = 1
 
 
 @pytest.fixture
@@ -205,6 +235,8 @@ def record(benchmark):
 
     def add(batch: int, prompt: int, new: int):
         benchmark.extra_info.update(batch_size=batch, prompt_tokens=prompt, new_tokens=new)
+        if benchmark.disabled:  # under xdist the body runs once as a smoke test, untimed
+            return
         benchmark.extra_info["tokens_per_s"] = batch * new / benchmark.stats.stats.median
 
     return add

@@ -33,7 +33,7 @@ echo "== cache off (the published use_cache: false): batch $CACHE_OFF_BATCH_SIZE
 run --batch-sizes "$CACHE_OFF_BATCH_SIZES" --cache off --report-dir "$OUT/cache-off"
 # The harness pytest plugin (gpu marker, fixtures) is an entry point once installed; from a
 # plain copy of the tree it must be named.
-PLUGIN=$(python -c "import importlib.metadata as m; print('' if any(e.name == 'harness' for e in m.entry_points(group='pytest11')) else '-p harness.plugin')")
+PLUGIN=$(python -c "import importlib.metadata as m; print('' if any(e.name == 'harness' for e in m.entry_points(group='pytest11')) else '-p harness.testing.plugin')")
 MARK=$([ "$DEVICE" = cuda ] && echo gpu || echo "not gpu")
 echo "== pytest-benchmark ($MARK)" >&2
 (cd "$ROOT" && python -m pytest benchmarks $PLUGIN -m "$MARK" -q -p no:cacheprovider \

@@ -17,13 +17,13 @@ import mlflow
 import pandas as pd
 import requests
 
-from harness.candidate import CandidateSpec, log_candidate
-from harness.gateway import NO_RETRY, CompletionRequest, LegacyGatewayClient, Transport
-from harness.registry import StoreConfig
-from harness.route import seed_route
-from harness.serving import gateway_server, scoring_server
-from harness.signature import gateway_payload
-from harness.snapshot import DEFAULT_TINY_DIR, build_tiny
+from harness.gate.candidate import CandidateSpec, log_candidate
+from harness.serving.gateway import NO_RETRY, CompletionRequest, LegacyGatewayClient, Transport
+from harness.store import StoreConfig
+from harness.serving.route import seed_route
+from harness.serving.servers import gateway_server, scoring_server
+from harness.model.signature import gateway_payload
+from harness.model.snapshot import DEFAULT_TINY_DIR, build_tiny
 
 PROMPT, MAX_TOKENS = "What is MLflow?", 16
 

@@ -2,14 +2,14 @@
 
 import pytest
 
-from harness.bench import fixed_length_call
+from harness.bench.core import fixed_length_call
 
 pytestmark = pytest.mark.gpu
 
 
 @pytest.fixture(scope="module")
 def generator_7b():
-    from harness.bench import BenchConfig, load_subject
+    from harness.bench.core import BenchConfig, load_subject
 
     return load_subject(BenchConfig(shape="mpt-7b", device="cuda"))
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from harness.snapshot import DEFAULT_TINY_DIR
+from harness.model.config import DEFAULT_HOME
+from harness.model.snapshot import DEFAULT_TINY_DIR
 
 _SIGNATURES = click.Choice(["gateway", "columns"])
 
@@ -22,7 +23,7 @@ def _interrupt(*_: object) -> None:
 
 
 def _tiny_snapshot(path: Path | None) -> Path:
-    from harness.snapshot import cached_tiny
+    from harness.model.snapshot import cached_tiny
 
     return path if path is not None else cached_tiny(progress=_echo_err)
 
@@ -51,7 +52,7 @@ def snapshot() -> None:
 def snapshot_tiny(directory: Path, seed: int, force: bool) -> None:
     """Build a tiny random-weight MPT with a locally trained tokenizer in DIRECTORY
     (default .harness/snapshots/tiny), in the Hugging Face layout of mpt-7b-instruct."""
-    from harness.snapshot import TinySpec, build_tiny, weights_digest
+    from harness.model.snapshot import TinySpec, build_tiny, weights_digest
 
     _echo_err(f"building tiny MPT snapshot (seed {seed}) in {directory} ...")
     start = time.perf_counter()
@@ -67,7 +68,7 @@ def snapshot_tiny(directory: Path, seed: int, force: bool) -> None:
 def snapshot_download(repo_id: str, directory: Path, revision: str | None) -> None:
     """Download REPO_ID (e.g. mosaicml/mpt-7b-instruct) from the Hugging Face hub into
     DIRECTORY. Needs network access; fails fast when offline."""
-    from harness.snapshot import SnapshotError, download
+    from harness.model.snapshot import SnapshotError, download
 
     try:
         click.echo(str(download(repo_id, directory, revision=revision)))
@@ -87,13 +88,13 @@ def snapshot_download(repo_id: str, directory: Path, revision: str | None) -> No
 @click.option("--tracking-uri", default=None,
               help="MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI, "
                    "else sqlite:///<home>/mlflow.db).")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=Path(".harness"),
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_HOME,
               show_default=True, help="Folder of the embedded MLflow store and its artifacts.")
 def register(snapshot_dir: Path | None, signature: str, name: str, tracking_uri: str | None,
              home: Path) -> None:
     """Log the reference wrapper with a snapshot, register it, load it back and
     predict its input example. Prints the model URI."""
-    from harness.registry import RegisterConfig, StoreConfig, register as do_register
+    from harness.store import RegisterConfig, StoreConfig, register as do_register
 
     snapshot_dir = _tiny_snapshot(snapshot_dir)
     try:
@@ -125,7 +126,7 @@ _STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "sk
               help="Where gate.json and gate.md go (default reports/gate/<UTC timestamp>/).")
 @click.option("--check-timeout", type=click.FloatRange(min=0, min_open=True, max=3600),
               default=120.0, show_default=True, help="Seconds each check may take.")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=Path(".harness"),
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_HOME,
               show_default=True, help="Folder of the embedded MLflow store.")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: embedded SQLite).")
 @click.option("--route", "route_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -148,9 +149,9 @@ def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | N
     Without options the reference wrapper on the tiny snapshot is the candidate.
     Exit 0 when every check passes, 1 when any fails or errors, 2 on a usage error.
     """
-    from harness.candidate import CandidateError, CandidateSpec
-    from harness.gate import GateConfig, default_report_dir, run_gate
-    from harness.registry import StoreConfig
+    from harness.gate.candidate import CandidateError, CandidateSpec
+    from harness.gate.runner import GateConfig, default_report_dir, run_gate
+    from harness.store import StoreConfig
 
     if python_model and model_uri:
         raise click.UsageError("give --python-model or --model-uri, not both")
@@ -186,7 +187,7 @@ def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | N
               help="Model to serve (default: the reference on --snapshot, registered first).")
 @click.option("--snapshot", "snapshot_dir", type=click.Path(exists=True, file_okay=False,
               path_type=Path), default=None, help="Snapshot for the reference (default: tiny).")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=Path(".harness"),
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_HOME,
               show_default=True, help="Folder of the embedded MLflow store.")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: embedded SQLite).")
 def serve(model_uri: str | None, snapshot_dir: Path | None, home: Path,
@@ -195,9 +196,9 @@ def serve(model_uri: str | None, snapshot_dir: Path | None, home: Path,
     route on loopback, print their URLs and a sample curl, and stop both on Ctrl-C."""
     import signal as _signal
 
-    from harness.registry import RegisterConfig, StoreConfig, register as do_register
-    from harness.route import seed_route
-    from harness.serving import gateway_server, scoring_server
+    from harness.store import RegisterConfig, StoreConfig, register as do_register
+    from harness.serving.route import seed_route
+    from harness.serving.servers import gateway_server, scoring_server
 
     store = StoreConfig(home=home, tracking_uri=tracking_uri)
     if model_uri is None:
@@ -255,7 +256,7 @@ def bench() -> None:
               help="GPU memory bandwidth in TB/s for MBU (default: from a table of known GPUs).")
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where bench.json/md/png go (default reports/bench/<device>-<UTC date>/).")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=Path(".harness"),
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_HOME,
               show_default=True, help="Embedded MLflow store the run is logged to.")
 @click.option("--no-mlflow", is_flag=True, help="Do not log the run to MLflow.")
 @click.option("--compile", "compile_", is_flag=True,
@@ -264,9 +265,9 @@ def bench_run(snapshot_dir, shape, device, dtype, batch_sizes, prompt_tokens, ne
               rounds, warmup, peak_bandwidth, report_dir, home, no_mlflow, compile_) -> None:
     """Measure TTFT, TPOT, end-to-end latency, tokens/s, memory and MBU of the raw model and
     of the wrapped predict, interleaved, over every batch/prompt/new-token/cache case."""
-    from harness.bench import BenchConfig, run_bench
-    from harness.bench_report import BenchReport, bench_machine, log_to_mlflow
-    from harness.report import utc_now
+    from harness.bench.core import BenchConfig, run_bench
+    from harness.bench.report import BenchReport, bench_machine, log_to_mlflow
+    from harness._reporting import utc_now
 
     if snapshot_dir is None and shape is None:
         snapshot_dir = _tiny_snapshot(None)
@@ -299,7 +300,7 @@ def bench_run(snapshot_dir, shape, device, dtype, batch_sizes, prompt_tokens, ne
     for file in files:
         click.echo(f"wrote {file}")
     if not no_mlflow:
-        from harness.registry import StoreConfig  # imports MLflow: not on the GPU machine
+        from harness.store import StoreConfig  # imports MLflow: not on the GPU machine
 
         run_id = log_to_mlflow(report, files, StoreConfig(home=home))
         click.echo(f"logged MLflow run {run_id}")
@@ -313,8 +314,8 @@ def bench_run(snapshot_dir, shape, device, dtype, batch_sizes, prompt_tokens, ne
 def bench_compare(base: Path, new: Path, fails: tuple[str, ...]) -> None:
     """Compare two reports (bench.json or pytest-benchmark JSON). Exit 1 on a regression
     past a threshold, 2 when the reports are not comparable."""
-    from harness.bench_compare import Threshold, compare
-    from harness.bench_report import IncompatibleReports
+    from harness.bench.compare import Threshold, compare
+    from harness.bench.report import IncompatibleReports
 
     try:
         thresholds = [Threshold.parse(f) for f in fails]
@@ -339,8 +340,8 @@ def bench_compare(base: Path, new: Path, fails: tuple[str, ...]) -> None:
 def bench_plot(report_json: Path) -> None:
     """(Re)make bench.png and bench.md beside a bench.json (e.g. one written on a GPU
     machine without matplotlib)."""
-    from harness.bench_report import BenchReport, write_png
-    from harness.report import atomic_write
+    from harness.bench.report import BenchReport, write_png
+    from harness._reporting import atomic_write
 
     report = BenchReport.from_json(report_json.read_text())
     atomic_write(report_json.with_name("bench.md"), report.to_markdown())

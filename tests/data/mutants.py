@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.generation import Generator, Request, trim_generated
-from harness.prompt import INSTRUCTION_KEY, INTRO_BLURB, RESPONSE_KEY
-from harness.settings import GenerationSettings
-from harness.wrapper import MPTInstruct, requests_from_input
+from harness.model.generation import Generator, Request, trim_generated
+from harness.model.prompt import INSTRUCTION_KEY, INTRO_BLURB, RESPONSE_KEY
+from harness.model.settings import GenerationSettings
+from harness.model.wrapper import MPTInstruct, requests_from_input
 
 CAUGHT_BY = {
     "IndentedPrompt": ({"prompt.template"}, "gateway"),

@@ -1,0 +1,69 @@
+"""What every report shares: the versioned header, machine facts and atomic writes.
+
+Gate and bench reports both import this; neither imports the other.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+SCHEMA_DIR = Path(__file__).parent / "schemas"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def header(report: Any) -> dict[str, str]:
+    """The fields every report starts with, in the order its JSON shows them."""
+    return {"schema_version": report.schema_version, "harness_version": report.harness_version,
+            "created_at": report.created_at}
+
+
+def require_schema(data: dict[str, Any], expected: str) -> None:
+    """Refuse a report written under another schema version instead of misreading it."""
+    if data.get("schema_version") != expected:
+        raise ValueError(f"schema_version={str(data.get('schema_version'))[:40]!r} is not "
+                         f"supported: expected {expected!r}")
+
+
+def machine_info() -> dict[str, Any]:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+        "cuda": torch.version.cuda if cuda else None,
+        "torch": package_version("torch"),
+        "transformers": package_version("transformers"),
+        "mlflow": package_version("mlflow"),
+    }
+
+
+def atomic_write(path: Path, text: str | bytes) -> None:
+    """Write via a temporary file in the same folder and rename: never half-written."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,1 @@
+"""Benchmarks: the MLflow-free measurement core, reports, and comparison with budgets."""

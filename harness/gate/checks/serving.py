@@ -1,0 +1,170 @@
+"""Checks through real servers on loopback: scoring server, route, gateway, secrets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from harness.gate.checks.contract import PROVIDER_PAYLOADS
+from harness.gate.checks.registry import GateContext, Outcome, failed, passed, register_check, skipped
+from harness.serving.gateway import (
+    NO_RETRY,
+    CompletionRequest,
+    DeploymentsGatewayClient,
+    GatewayError,
+    LegacyGatewayClient,
+    Transport,
+)
+from harness.serving.route import MlflowServingConfig, Provider, RouteError, RouteSpec, \
+    routes_from_gateway_yaml, seed_route
+from harness.serving.servers import ServerError, gateway_server, scoring_server
+
+_PROMPT = "What is MLflow?"
+
+
+def _server(ctx: GateContext, key: str, factory) -> Any:
+    """Start a server once per gate run; ctx.close() stops it."""
+    if key not in ctx.options:
+        server = factory().start()
+        ctx.cleanups.append(server.stop)
+        ctx.options[key] = server
+    return ctx.options[key]
+
+
+def _scoring(ctx: GateContext):
+    return _server(ctx, "scoring_server", lambda: scoring_server(ctx.model_uri, ctx.tracking_uri))
+
+
+@register_check("serving.scoring", "the scoring server answers the provider's payload",
+                needs_serving=True)
+def serving_scoring(ctx: GateContext) -> Outcome:
+    try:
+        server = _scoring(ctx)
+    except ServerError as error:
+        return failed(f"the scoring server did not start: {str(error).splitlines()[0]}",
+                      log_tail=str(error))
+    payload = PROVIDER_PAYLOADS[ctx.provider]()
+    response = requests.post(f"{server.url}/invocations", json=payload, timeout=60)
+    evidence = {"payload": payload, "status": response.status_code, "body": response.text[:500]}
+    if response.status_code != 200:
+        return failed(f"the scoring server answered {response.status_code} to the "
+                      f"{ctx.provider} payload", **evidence)
+    predictions = response.json().get("predictions")
+    if not (isinstance(predictions, list) and len(predictions) == 1
+            and isinstance(predictions[0], str)):
+        return failed(f"predictions are not one string per prompt: {str(predictions)[:100]}",
+                      **evidence)
+    return passed(f"200 with one string prediction from {server.url}", **evidence)
+
+
+def _route(ctx: GateContext) -> RouteSpec | None:
+    """The user's route (first endpoint of --route) or None for the seed's default."""
+    if ctx.route_file is None:
+        return None
+    return routes_from_gateway_yaml(Path(ctx.route_file).read_text())[0]
+
+
+@register_check("route.spec", "the route validates and its secrets are environment references",
+                needs_model=False)
+def route_spec(ctx: GateContext) -> Outcome:
+    if ctx.route_file is None:
+        route = seed_route("http://127.0.0.1:1")
+        return passed("no --route given: the seed's route with mlflow-model-serving on loopback",
+                      route=route.public())
+    try:
+        route = _route(ctx)
+    except (RouteError, OSError, ValueError) as error:
+        return failed(f"{ctx.route_file}: {error}")
+    secrets = {k: str(v) for k, v in route.secrets().items()}
+    return passed(f"route {route.name!r} ({route.provider.value}) is valid; secrets as "
+                  f"references: {secrets or 'none'}", route=route.public())
+
+
+@register_check("route.gateway", "a query through the real loopback gateway returns the documented shape",
+                needs_serving=True)
+def route_gateway(ctx: GateContext) -> Outcome:
+    try:
+        route = _route(ctx)
+    except (RouteError, OSError, ValueError) as error:
+        return failed(f"the route is invalid: {error}")
+    if route is not None and route.provider is not Provider.MLFLOW_MODEL_SERVING:
+        return skipped(f"{route.provider.value} routes call a remote workspace, which is not "
+                       "reachable from here; route.spec checked the route itself")
+    server = _scoring(ctx)
+    route = seed_route(server.url) if route is None else \
+        RouteSpec(route.name, route.model_name, route.provider, MlflowServingConfig(server.url))
+    gateway = _server(ctx, "gateway", lambda: gateway_server([route]))
+    request = CompletionRequest(_PROMPT, temperature=0.0, max_tokens=8)
+    direct = ctx.model.predict(*_direct_input(ctx))
+    try:
+        legacy = LegacyGatewayClient(Transport(gateway.url, retry=NO_RETRY)).query(route.name, request)
+        current = DeploymentsGatewayClient(gateway.url).query(route.name, request)
+    except GatewayError as error:
+        return failed(f"the gateway answered {error.status}: {error.message}"[:300],
+                      gateway_log=gateway.log_tail(10))
+    evidence = {"route": route.public(), "legacy_path": legacy.texts, "endpoints_path": current.texts,
+                "shape": current.shape.value, "direct": list(direct)}
+    if len(current.texts) != 1 or len(legacy.texts) != 1:
+        return failed("expected one candidate per request", **evidence)
+    if current.text != list(direct)[0] or legacy.text != current.text:
+        return failed("the gateway's answer differs from the model's direct answer at "
+                      "temperature 0", **evidence)
+    return passed(f"one {current.shape.value} answer equal to the direct answer, through "
+                  f"/endpoints and /gateway on {gateway.url}", **evidence)
+
+
+def _direct_input(ctx: GateContext):
+    import pandas as pd
+
+    if ctx.uses_params:
+        return pd.DataFrame({"prompt": [_PROMPT]}), {"temperature": 0.0, "max_tokens": 8}
+    return (pd.DataFrame({"prompt": [_PROMPT], "temperature": [0.0], "max_tokens": [8]}),)
+
+
+def _secret_values(ctx: GateContext) -> dict[str, str]:
+    try:
+        route = _route(ctx)
+    except (RouteError, OSError, ValueError):
+        return {}
+    values = {}
+    for field, ref in (route.secrets() if route else {}).items():
+        try:
+            values[field] = ref.resolve().reveal()
+        except RouteError:
+            continue
+    return values
+
+
+def _haystacks(ctx: GateContext) -> dict[str, str]:
+    """Everything the gate wrote or saw: results so far, server logs, MLflow params/tags."""
+    from mlflow.tracking import MlflowClient
+
+    texts = {"report": json.dumps([r.to_dict() for r in ctx.results], default=str)}
+    for key in ("scoring_server", "gateway"):
+        if (server := ctx.options.get(key)) is not None:
+            texts[f"{key} log"] = server.log_tail(10_000)
+    client = MlflowClient(ctx.tracking_uri)
+    for experiment in client.search_experiments():
+        for run in client.search_runs([experiment.experiment_id], max_results=200):
+            texts[f"run {run.info.run_id} params/tags"] = json.dumps(
+                {**run.data.params, **run.data.tags})
+    return texts
+
+
+@register_check("secrets.no_leak", "no route secret appears in reports, logs or MLflow params",
+                needs_model=False)
+def secrets_no_leak(ctx: GateContext) -> Outcome:
+    secrets = _secret_values(ctx)
+    if not secrets:
+        return passed("the route references no secret that is set; nothing can leak",
+                      scanned=sorted(_haystacks(ctx)))
+    haystacks = _haystacks(ctx)
+    leaks = [f"{field} in {where}" for field, value in secrets.items()
+             for where, text in haystacks.items() if value in text]
+    if leaks:
+        return failed(f"secret value found: {', '.join(leaks)}")
+    return passed(f"{len(secrets)} secret(s) absent from {len(haystacks)} places",
+                  scanned=sorted(haystacks))

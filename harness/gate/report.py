@@ -1,0 +1,131 @@
+"""Versioned gate reports: data first (JSON), Markdown made from it, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from harness._reporting import SCHEMA_DIR, atomic_write, header, package_version, require_schema, utc_now
+
+SCHEMA_VERSION = "1.0"
+SCHEMA_PATH = SCHEMA_DIR / "gate.schema.json"
+_MAX_TEXT = 2000
+
+
+class Status(str, Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    id: str
+    status: Status
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
+        object.__setattr__(self, "evidence", jsonable(self.evidence))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status.value}
+
+
+@dataclass(frozen=True)
+class GateReport:
+    candidate: dict[str, Any]
+    snapshot: dict[str, Any]
+    machine: dict[str, Any]
+    checks: tuple[CheckResult, ...]
+    created_at: str = field(default_factory=lambda: utc_now())
+    harness_version: str = field(default_factory=lambda: package_version("harness"))
+    schema_version: str = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checks", tuple(self.checks))
+
+    @property
+    def verdict(self) -> str:
+        bad = {Status.FAIL, Status.ERROR}
+        return "fail" if any(c.status in bad for c in self.checks) else "pass"
+
+    def check(self, check_id: str) -> CheckResult:
+        return next(c for c in self.checks if c.id == check_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **header(self),
+            "candidate": self.candidate,
+            "snapshot": self.snapshot,
+            "machine": self.machine,
+            "verdict": self.verdict,
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> GateReport:
+        data = json.loads(text)
+        require_schema(data, SCHEMA_VERSION)
+        data.pop("verdict")
+        data["checks"] = tuple(CheckResult(**c) for c in data["checks"])
+        return cls(**data)
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"# Gate report: {self.verdict.upper()}",
+            "",
+            f"- candidate: `{self.candidate.get('ref')}` ({self.candidate.get('kind')}, "
+            f"signature {self.candidate.get('signature')})",
+            f"- snapshot: `{self.snapshot.get('path')}`",
+            f"- machine: {self.machine.get('device')}, torch {self.machine.get('torch')}, "
+            f"transformers {self.machine.get('transformers')}, mlflow {self.machine.get('mlflow')}",
+            f"- created: {self.created_at} by harness {self.harness_version}",
+            "",
+            "| check | status | time (s) | message |",
+            "| --- | --- | ---: | --- |",
+        ]
+        for c in self.checks:
+            message = c.message.replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| `{c.id}` | {c.status.value} | {c.duration_s:.2f} | {message} |")
+        return "\n".join(lines) + "\n"
+
+    def write(self, directory: str | os.PathLike) -> tuple[Path, Path]:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        json_path, md_path = directory / "gate.json", directory / "gate.md"
+        atomic_write(json_path, self.to_json())
+        atomic_write(md_path, self.to_markdown())
+        return json_path, md_path
+
+
+def jsonable(value: Any, depth: int = 0) -> Any:
+    """A JSON-safe, size-bounded copy of evidence (long text and lists are cut)."""
+    if depth > 6:
+        return repr(value)[:200]
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_TEXT else value[:_MAX_TEXT] + "…"
+    if isinstance(value, bool) or value is None or isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else repr(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [jsonable(v, depth + 1) for v in value[:50]]
+        return items + ([f"… {len(value) - 50} more"] if len(value) > 50 else [])
+    if hasattr(value, "tolist"):
+        return jsonable(value.tolist(), depth + 1)
+    return repr(value)[:200]

@@ -1,0 +1,125 @@
+"""The timed core: tokenize -> ``generate`` -> trim, batched and grouped by settings.
+
+Imports torch and transformers but never MLflow, so the GPU benchmark can run it
+on machines without MLflow; the PyFunc wrapper is a thin adapter over it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.model.loading import LoadConfig, context_length, load_model, load_tokenizer
+from harness.model.prompt import build_prompt, validate_instruction
+from harness.model.settings import GenerationSettings, InvalidParameter, check_max_tokens
+
+
+@dataclass(frozen=True)
+class Request:
+    """One row: an instruction and the settings it asked for."""
+
+    instruction: str
+    settings: GenerationSettings = GenerationSettings()
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """Cut ``text`` before the earliest occurrence of any stop sequence."""
+    cut = min((i for s in stop if (i := text.find(s)) >= 0), default=len(text))
+    return text[:cut]
+
+
+def trim_generated(sequences: Any, prompt_len: int, decode: Callable[..., str],
+                   stop: Sequence[str] = ()) -> list[str]:
+    """Answers from ``generate`` output: decode exactly the ids after the padded prompt.
+
+    Slicing by the padded input length (not by re-encoding the prompt) is exact
+    for every row of a left-padded batch; special tokens (EOS, and the padding
+    that follows a row that finished early) are skipped, whitespace kept.
+    """
+    return [cut_at_stop(decode(row[prompt_len:], skip_special_tokens=True), stop)
+            for row in sequences]
+
+
+def _chunks(items: list[int], size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Generator:
+    """An MPT model and tokenizer that answer instructions."""
+
+    def __init__(self, model: Any, tokenizer: Any, max_batch_size: int = 8,
+                 device: str = "cpu", attn_impl: str = "torch"):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_batch_size = max_batch_size
+        self.device = device
+        self.attn_impl = attn_impl
+
+    @classmethod
+    def from_pretrained(cls, path: str, cfg: LoadConfig = LoadConfig()) -> Generator:
+        tokenizer = load_tokenizer(path)
+        model, device, attn_impl = load_model(path, cfg)
+        return cls(model, tokenizer, cfg.max_batch_size, device, attn_impl)
+
+    @property
+    def context_length(self) -> int:
+        return context_length(self.model, self.tokenizer)
+
+    def prompt_lengths(self, instructions: Sequence[str]) -> list[int]:
+        prompts = [build_prompt(i) for i in instructions]
+        return [len(ids) for ids in self.tokenizer(prompts)["input_ids"]]
+
+    def validate(self, requests: Sequence[Request]) -> None:
+        """Check every row before generating any, so a bad row fails the call fast."""
+        for request in requests:
+            validate_instruction(request.instruction)
+        lengths = self.prompt_lengths([r.instruction for r in requests])
+        for request, length in zip(requests, lengths):
+            room = self.context_length - length
+            if room < 1:
+                raise InvalidParameter("prompt", f"<{length} tokens>",
+                                       f"at most {self.context_length - 1} tokens with the template")
+            check_max_tokens(request.settings.max_tokens, room)
+
+    def encode(self, instructions: Sequence[str]):
+        prompts = [build_prompt(i) for i in instructions]
+        return self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+
+    def generate_ids(self, encoded: Any, settings: GenerationSettings, **extra: Any):
+        """``generate`` with the settings' kwargs; ``extra`` overrides them (benchmarks fix lengths)."""
+        import torch
+
+        kwargs = {**settings.generate_kwargs(), **extra}
+        with torch.inference_mode():
+            return self.model.generate(
+                input_ids=encoded["input_ids"],
+                attention_mask=encoded["attention_mask"],
+                pad_token_id=self.tokenizer.pad_token_id,
+                **kwargs,
+            )
+
+    def generate_batch(self, instructions: Sequence[str], settings: GenerationSettings) -> list[str]:
+        encoded = self.encode(instructions)
+        output = self.generate_ids(encoded, settings)
+        return trim_generated(output.tolist(), encoded["input_ids"].shape[1],
+                              self.tokenizer.decode, settings.stop)
+
+    def generate(self, requests: Sequence[Request]) -> list[str]:
+        """One answer per request, in input order.
+
+        Rows are grouped by their settings (never row 0's settings for all) and
+        each group is generated in batches of at most ``max_batch_size``.
+        """
+        self.validate(requests)
+        groups: dict[GenerationSettings, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(request.settings, []).append(index)
+        answers: list[str | None] = [None] * len(requests)
+        for settings, indices in groups.items():
+            for chunk in _chunks(indices, self.max_batch_size):
+                texts = self.generate_batch([requests[i].instruction for i in chunk], settings)
+                for i, text in zip(chunk, texts):
+                    answers[i] = text
+        return [a for a in answers if a is not None]

@@ -1,0 +1,142 @@
+"""Load an MPT snapshot onto the right device with the right attention.
+
+No MLflow here: the timed core runs on machines without it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from harness.model.config import from_mapping
+
+logger = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+ATTN_IMPLS = ("torch", "flash", "triton")
+
+
+class LoadError(RuntimeError):
+    """The snapshot cannot be loaded as asked on this machine."""
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """How to load the snapshot; the PyFunc ``model_config`` maps onto it."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+    attn_impl: str = "torch"
+    max_batch_size: int = 8
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("device", DEVICES), ("dtype", DTYPES), ("attn_impl", ATTN_IMPLS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r} is invalid: allowed {allowed}")
+        if isinstance(self.max_batch_size, bool) or not isinstance(self.max_batch_size, int) \
+                or not 1 <= self.max_batch_size <= 1024:
+            raise ValueError(f"max_batch_size={self.max_batch_size!r} is invalid: allowed 1-1024")
+        if not isinstance(self.trust_remote_code, bool):
+            raise ValueError(f"trust_remote_code={self.trust_remote_code!r} must be true or false")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> LoadConfig:
+        return from_mapping(cls, values)
+
+
+def resolve_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise LoadError("device='cuda' was requested but this machine has no CUDA GPU; "
+                        "use device='auto' or 'cpu'")
+    return requested
+
+
+def resolve_dtype(requested: str, device: str):
+    import torch
+
+    if requested == "auto":
+        # bfloat16 halves memory and is what MPT was trained in; CPUs run it slowly.
+        return torch.bfloat16 if device == "cuda" else torch.float32
+    return getattr(torch, requested)
+
+
+def _unavailable_reason(impl: str, remote_code: bool, device: str) -> str | None:
+    if impl == "torch":
+        return None
+    if not remote_code:
+        return "the native transformers MPT implements only 'torch' attention"
+    if device != "cuda":
+        return f"'{impl}' attention needs a CUDA GPU"
+    module = "flash_attn" if impl == "flash" else "triton"
+    if importlib.util.find_spec(module) is None:
+        return f"'{impl}' attention needs the {module} package, which is not installed"
+    return None
+
+
+def set_attn_impl(config: Any, wanted: str, device: str) -> str:
+    """Set the attention implementation on either MPT config flavour; return the one used.
+
+    The remote-code config keeps ``attn_config`` as a dict, the native transformers
+    config as an ``MptAttentionConfig`` object (where item assignment raises TypeError).
+    """
+    attn = getattr(config, "attn_config", None)
+    remote_code = isinstance(attn, dict)
+    if (reason := _unavailable_reason(wanted, remote_code, device)) is not None:
+        logger.warning("attention %r unavailable (%s); falling back to 'torch'", wanted, reason)
+        wanted = "torch"
+    if remote_code:
+        attn["attn_impl"] = wanted
+    elif attn is not None:
+        attn.attn_impl = wanted
+    return wanted
+
+
+def context_length(model: Any, tokenizer: Any = None) -> int:
+    """The model's context window: MPT's max_seq_len, else the usual config names."""
+    config = model.config
+    fallback = getattr(tokenizer, "model_max_length", None) or 2048
+    return int(getattr(config, "max_seq_len", None)
+               or getattr(config, "max_position_embeddings", None) or fallback)
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    return ensure_pad_token(AutoTokenizer.from_pretrained(path, padding_side="left"))
+
+
+def ensure_pad_token(tokenizer):
+    """Left padding, and a pad token when the tokenizer declares none (MPT's doesn't)."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        # EOS is a special token, so decoding with skip_special_tokens drops the padding.
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(path: str, cfg: LoadConfig):
+    """Return ``(model, device, attn_impl)`` loaded as ``cfg`` asks."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    device = resolve_device(cfg.device)
+    dtype = resolve_dtype(cfg.dtype, device)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
+    attn_impl = set_attn_impl(config, cfg.attn_impl, device)
+    model = AutoModelForCausalLM.from_pretrained(
+        path, config=config, dtype=dtype, trust_remote_code=cfg.trust_remote_code
+    )
+    model.to(device)
+    model.eval()
+    # The published generation_config turns the KV cache off: every decode step
+    # would recompute the whole sequence.
+    model.generation_config.use_cache = True
+    return model, device, attn_impl

@@ -1,0 +1,231 @@
+"""Gateway clients: the legacy AI Gateway REST API (the seed's ``mlflow.gateway``) and the
+current MLflow AI Gateway (``mlflow.deployments``).
+
+Pure request/response translation (``build_*``/``parse_*``) is kept apart from the
+HTTP transport; both clients return one typed :class:`Completion` whichever answer
+shape came back, and raise one typed :class:`GatewayError` (never carrying a token).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import requests
+
+from harness.serving.route import RouteSpec, Secret
+
+ROUTES_API = "/api/2.0/gateway/routes"
+
+
+class AnswerShape(str, Enum):
+    CANDIDATES = "candidates"  # the legacy gateway, as the seed documents it
+    CHOICES = "choices"  # the current MLflow gateway
+
+
+class GatewayError(RuntimeError):
+    def __init__(self, status: int | None, route: str | None, message: str):
+        self.status, self.route, self.message = status, route, message
+        where = f"route {route!r}" if route else "gateway"
+        super().__init__(f"{where}: HTTP {status if status is not None else '-'}: {message}")
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    prompt: str
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] | None = None
+    candidate_count: int | None = None
+
+    def body(self, shape: AnswerShape = AnswerShape.CANDIDATES) -> dict[str, Any]:
+        body: dict[str, Any] = {"prompt": self.prompt, "temperature": self.temperature,
+                                "max_tokens": self.max_tokens,
+                                "stop": list(self.stop) if self.stop is not None else None}
+        # The current gateway calls candidate_count `n`.
+        body["candidate_count" if shape is AnswerShape.CANDIDATES else "n"] = self.candidate_count
+        return {k: v for k, v in body.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Completion:
+    texts: tuple[str, ...]
+    shape: AnswerShape
+    model: str | None = None
+    finish_reasons: tuple[str | None, ...] = ()
+    usage: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.texts[0]
+
+
+def parse_completion(data: Any, route: str | None = None) -> Completion:
+    """Either answer shape into one :class:`Completion`; anything else is a GatewayError."""
+    if not isinstance(data, Mapping):
+        raise GatewayError(None, route, f"answer is not a JSON object: {str(data)[:120]!r}")
+    if isinstance(data.get("candidates"), list):
+        items, shape = data["candidates"], AnswerShape.CANDIDATES
+        metadata = data.get("metadata") or {}
+        reasons = tuple((c.get("metadata") or {}).get("finish_reason") for c in items
+                        if isinstance(c, Mapping))
+        model, usage = metadata.get("model"), {k: v for k, v in metadata.items()
+                                               if k.endswith("_tokens")}
+    elif isinstance(data.get("choices"), list):
+        items, shape = data["choices"], AnswerShape.CHOICES
+        reasons = tuple(c.get("finish_reason") for c in items if isinstance(c, Mapping))
+        model, usage = data.get("model"), dict(data.get("usage") or {})
+    else:
+        raise GatewayError(None, route, f"answer has neither 'candidates' nor 'choices': "
+                                        f"keys {sorted(data)}")
+    texts = [c.get("text") if isinstance(c, Mapping) else None for c in items]
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise GatewayError(None, route, "answer has a candidate without a string 'text'")
+    return Completion(tuple(texts), shape, model, reasons, usage)
+
+
+def error_message(response: requests.Response) -> str:
+    """The server's own words: FastAPI's ``detail`` (with the field) or MLflow's ``message``."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason
+    detail = data.get("detail", data.get("message", data)) if isinstance(data, dict) else data
+    if isinstance(detail, list):  # pydantic: [{"loc": [..., "temperature"], "msg": ...}]
+        return "; ".join(f"{'.'.join(map(str, d.get('loc', [])[1:]))}: {d.get('msg')}"
+                         for d in detail if isinstance(d, dict))
+    if isinstance(detail, dict):
+        return str(detail.get("message", detail))[:500]
+    return str(detail)[:500]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff, on 429 and 503 only."""
+
+    retries: int = 2
+    backoff_s: float = 0.5
+    statuses: tuple[int, ...] = (429, 503)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.retries <= 10:
+            raise ValueError(f"retries={self.retries} is invalid: allowed 0-10")
+        if not 0 <= self.backoff_s <= 60:
+            raise ValueError(f"backoff_s={self.backoff_s} is invalid: allowed 0-60 seconds")
+
+    def delays(self) -> Iterator[float]:
+        for attempt in range(self.retries):
+            yield self.backoff_s * (2 ** attempt)
+
+
+NO_RETRY = RetryPolicy(retries=0)
+
+
+class Transport:
+    """HTTP with a timeout on every call, bearer auth resolved at the edge, bounded retries."""
+
+    def __init__(self, base_url: str, token: Secret | None = None, timeout_s: float = 30.0,
+                 retry: RetryPolicy = RetryPolicy(), session: requests.Session | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        if not 0 < timeout_s <= 600:
+            raise ValueError(f"timeout_s={timeout_s} is invalid: allowed (0, 600] seconds")
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self.timeout_s = timeout_s
+        self.retry = retry
+        self.session = session or requests.Session()
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"Transport({self.base_url!r}, token={self._token!r})"
+
+    def request(self, method: str, path: str, route: str | None = None, **kwargs: Any) -> Any:
+        headers = {"Content-Type": "application/json"}
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token.reveal()}"
+        delays = self.retry.delays()
+        while True:
+            try:
+                response = self.session.request(method, self.base_url + path, headers=headers,
+                                                timeout=self.timeout_s, **kwargs)
+            except requests.Timeout:
+                raise GatewayError(None, route, f"no answer within {self.timeout_s:g}s") from None
+            except requests.ConnectionError as error:
+                raise GatewayError(None, route, f"cannot connect to {self.base_url}: "
+                                                f"{type(error).__name__}") from None
+            if response.status_code in self.retry.statuses and (delay := next(delays, None)) is not None:
+                self._sleep(delay)
+                continue
+            return self._decode(response, route)
+
+    @staticmethod
+    def _decode(response: requests.Response, route: str | None) -> Any:
+        if response.status_code >= 400:
+            raise GatewayError(response.status_code, route, error_message(response))
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise GatewayError(response.status_code, route,
+                               f"malformed JSON in the answer: {response.text[:80]!r}") from None
+
+
+class LegacyGatewayClient:
+    """The Databricks AI Gateway REST API that the seed's ``mlflow.gateway`` spoke."""
+
+    def __init__(self, transport: Transport):
+        self.transport = transport
+
+    def create_route(self, route: RouteSpec) -> dict[str, Any]:
+        body = route.create_route_body()
+        for field_name, ref in route.secrets().items():  # resolved here, at the edge, only
+            body["model"]["config"][field_name] = ref.resolve().reveal()
+        return self.transport.request("POST", ROUTES_API, route.name, data=json.dumps(body))
+
+    def get_route(self, name: str) -> dict[str, Any]:
+        return self.transport.request("GET", f"{ROUTES_API}/{name}", name)
+
+    def list_routes(self) -> list[dict[str, Any]]:
+        routes, token = [], None
+        while True:
+            params = {"page_token": token} if token else None
+            page = self.transport.request("GET", ROUTES_API, params=params) or {}
+            routes.extend(page.get("routes", []))
+            if not (token := page.get("next_page_token")):
+                return routes
+
+    def delete_route(self, name: str) -> None:
+        self.transport.request("DELETE", f"{ROUTES_API}/{name}", name)
+
+    def query(self, route: str, request: CompletionRequest) -> Completion:
+        data = self.transport.request("POST", f"/gateway/{route}/invocations", route,
+                                      data=json.dumps(request.body(AnswerShape.CANDIDATES)))
+        return parse_completion(data, route)
+
+
+class DeploymentsGatewayClient:
+    """The current MLflow AI Gateway through ``mlflow.deployments.get_deploy_client``."""
+
+    def __init__(self, url: str):
+        from mlflow.deployments import get_deploy_client
+
+        self.url = url
+        self.client = get_deploy_client(url)
+
+    def query(self, endpoint: str, request: CompletionRequest) -> Completion:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            data = self.client.predict(endpoint=endpoint, inputs=request.body(AnswerShape.CHOICES))
+        except requests.HTTPError as error:
+            raise GatewayError(error.response.status_code, endpoint,
+                               error_message(error.response)) from None
+        except (MlflowException, requests.RequestException) as error:
+            raise GatewayError(None, endpoint, f"{type(error).__name__}: "
+                                               f"{getattr(error, 'message', error)}"[:300]) from None
+        return parse_completion(data, endpoint)

@@ -1,0 +1,205 @@
+"""A typed, validated AI Gateway completions route (the seed's Step 6, made to run).
+
+Secrets are held only as environment references (``$DATABRICKS_TOKEN``) and are
+resolved at the edge, by the transport, into a :class:`Secret` whose value never
+appears in ``repr``, logs, exceptions, reports or MLflow params.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from harness.model.config import check_name
+
+_ENV_RE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
+SEED_ROUTE_NAME = "completions-mpt-7b-instruct"
+
+
+class RouteType(str, Enum):
+    COMPLETIONS = "llm/v1/completions"
+
+
+class Provider(str, Enum):
+    DATABRICKS_MODEL_SERVING = "databricks-model-serving"
+    MLFLOW_MODEL_SERVING = "mlflow-model-serving"
+
+
+class RouteError(ValueError):
+    """An invalid route; names the field, never shows a secret's value."""
+
+
+class Secret:
+    """A resolved secret: usable through :meth:`reveal`, invisible everywhere else."""
+
+    __slots__ = ("_value", "ref")
+
+    def __init__(self, value: str, ref: str):
+        self._value = value
+        self.ref = ref
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.ref})"
+
+    __str__ = __repr__
+
+    def __reduce__(self):  # never pickled into a model or a report with its value
+        raise TypeError("a resolved Secret cannot be pickled")
+
+
+@dataclass(frozen=True)
+class EnvRef:
+    """``$NAME``: a secret kept in an environment variable."""
+
+    name: str
+
+    @classmethod
+    def parse(cls, field: str, value: object) -> EnvRef:
+        match = _ENV_RE.match(value) if isinstance(value, str) else None
+        if match is None:
+            raise RouteError(f"{field} must be an environment reference such as $DATABRICKS_TOKEN; "
+                             "a literal value was given (not shown) and secrets never go in "
+                             "files or arguments")
+        return cls(match.group(1))
+
+    def resolve(self, environ: Mapping[str, str] | None = None) -> Secret:
+        environ = os.environ if environ is None else environ
+        value = environ.get(self.name)
+        if not value:
+            raise RouteError(f"environment variable {self.name} (referenced as ${self.name}) is not set")
+        return Secret(value, f"${self.name}")
+
+    def __str__(self) -> str:
+        return f"${self.name}"
+
+
+def _check_url(field: str, value: object) -> str:
+    url = urlparse(value) if isinstance(value, str) else None
+    if url is None or url.scheme not in ("http", "https") or not url.hostname:
+        raise RouteError(f"{field} must be an http(s) URL, got {value!r:.80}")
+    if url.username or url.password:
+        raise RouteError(f"{field} must not carry credentials; put the token in an "
+                         "environment variable and reference it")
+    return value.rstrip("/")
+
+
+@dataclass(frozen=True)
+class DatabricksConfig:
+    databricks_workspace_url: str
+    databricks_api_token: EnvRef
+
+    def public(self) -> dict[str, str]:
+        return {"databricks_workspace_url": self.databricks_workspace_url,
+                "databricks_api_token": str(self.databricks_api_token)}
+
+
+@dataclass(frozen=True)
+class MlflowServingConfig:
+    model_server_url: str
+
+    def public(self) -> dict[str, str]:
+        return {"model_server_url": self.model_server_url}
+
+
+ProviderConfig = DatabricksConfig | MlflowServingConfig
+
+
+def _provider_config(provider: Provider, config: Mapping[str, Any]) -> ProviderConfig:
+    allowed = {Provider.DATABRICKS_MODEL_SERVING: {"databricks_workspace_url", "databricks_api_token"},
+               Provider.MLFLOW_MODEL_SERVING: {"model_server_url"}}[provider]
+    if unknown := sorted(set(config) - allowed):
+        raise RouteError(f"model.config has unknown keys {unknown} for {provider.value}: "
+                         f"allowed {sorted(allowed)}")
+    if missing := sorted(allowed - set(config)):
+        raise RouteError(f"model.config is missing {missing} for {provider.value}")
+    if provider is Provider.DATABRICKS_MODEL_SERVING:
+        return DatabricksConfig(
+            _check_url("databricks_workspace_url", config["databricks_workspace_url"]),
+            EnvRef.parse("databricks_api_token", config["databricks_api_token"]))
+    return MlflowServingConfig(_check_url("model_server_url", config["model_server_url"]))
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    name: str
+    model_name: str
+    provider: Provider
+    config: ProviderConfig
+    route_type: RouteType = RouteType.COMPLETIONS
+
+    def __post_init__(self) -> None:
+        for field in ("name", "model_name"):
+            try:
+                check_name(field, getattr(self, field))
+            except ValueError as error:
+                raise RouteError(str(error)) from None
+        try:
+            object.__setattr__(self, "provider", Provider(self.provider))
+            object.__setattr__(self, "route_type", RouteType(self.route_type))
+        except ValueError as error:
+            raise RouteError(f"{error}: allowed providers {[p.value for p in Provider]}, "
+                             f"route types {[t.value for t in RouteType]}") from None
+        expected = DatabricksConfig if self.provider is Provider.DATABRICKS_MODEL_SERVING \
+            else MlflowServingConfig
+        if not isinstance(self.config, expected):
+            raise RouteError(f"config for {self.provider.value} must be {expected.__name__}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RouteSpec:
+        """From a gateway YAML endpoint or the seed's create_route arguments."""
+        model = data.get("model") or {}
+        route_type = data.get("endpoint_type", data.get("route_type", RouteType.COMPLETIONS.value))
+        try:
+            provider = Provider(model.get("provider"))
+        except ValueError:
+            raise RouteError(f"model.provider={model.get('provider')!r} is invalid: allowed "
+                             f"{[p.value for p in Provider]}") from None
+        return cls(name=data.get("name"), model_name=model.get("name"), provider=provider,
+                   config=_provider_config(provider, model.get("config") or {}),
+                   route_type=route_type)
+
+    def public(self) -> dict[str, Any]:
+        """The route with secrets as references: safe for logs, reports and MLflow params."""
+        return {"name": self.name, "route_type": self.route_type.value,
+                "model": {"name": self.model_name, "provider": self.provider.value,
+                          "config": self.config.public()}}
+
+    def create_route_body(self) -> dict[str, Any]:
+        """The body of the seed's ``create_route`` call, secrets still as references."""
+        return self.public()
+
+    def secrets(self) -> dict[str, EnvRef]:
+        if isinstance(self.config, DatabricksConfig):
+            return {"databricks_api_token": self.config.databricks_api_token}
+        return {}
+
+    def to_gateway_yaml(self) -> str:
+        """The MLflow gateway's config file with this route as its one endpoint."""
+        public = self.public()
+        endpoint = {"name": self.name, "endpoint_type": self.route_type.value,
+                    "model": public["model"]}
+        return yaml.safe_dump({"endpoints": [endpoint]}, sort_keys=False)
+
+
+def routes_from_gateway_yaml(text: str) -> list[RouteSpec]:
+    data = yaml.safe_load(text) or {}
+    endpoints = data.get("endpoints", data.get("routes"))
+    if not isinstance(endpoints, list) or not endpoints:
+        raise RouteError("gateway config has no 'endpoints' list")
+    return [RouteSpec.from_dict(e) for e in endpoints]
+
+
+def seed_route(model_server_url: str) -> RouteSpec:
+    """The seed's route, served by a local/self-hosted MLflow scoring server."""
+    return RouteSpec(SEED_ROUTE_NAME, "mpt-7b-instruct", Provider.MLFLOW_MODEL_SERVING,
+                     MlflowServingConfig(_check_url("model_server_url", model_server_url)))

@@ -1,0 +1,161 @@
+"""Real MLflow servers on loopback: the scoring server and the AI Gateway.
+
+Each binds 127.0.0.1 on a free port, is waited for with a timeout (a failure says
+why, with the server's log tail), and is stopped with SIGINT, then its whole
+process group, so no gunicorn/uvicorn worker is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import requests
+
+from harness.serving.route import RouteSpec
+
+HOST = "127.0.0.1"
+
+
+class ServerError(RuntimeError):
+    """A server that did not come up; carries the tail of its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """A server in its own process group; a context manager that always stops it."""
+
+    def __init__(self, name: str, argv: Sequence[str], port: int, health_path: str,
+                 env: Mapping[str, str] | None = None, ready_timeout_s: float = 90.0,
+                 log_dir: str | os.PathLike | None = None):
+        self.name, self.argv, self.port = name, list(argv), port
+        self.health_path = health_path
+        self.env = dict(env or {})
+        self.ready_timeout_s = ready_timeout_s
+        log_dir = Path(log_dir or tempfile.mkdtemp(prefix="harness-serve-"))
+        self.log_path = log_dir / f"{name}.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "<no log>"
+
+    def start(self) -> ServerProcess:
+        env = {**os.environ, **self.env}
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, env=env,
+                                            start_new_session=True)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f"{self.name} exited with code {self.process.returncode} before "
+                                  f"it was ready; log tail:\n{self.log_tail()}")
+            try:
+                if requests.get(self.url + self.health_path, timeout=1).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.25)
+        raise ServerError(f"{self.name} not ready on {self.url} after {self.ready_timeout_s:g}s; "
+                          f"log tail:\n{self.log_tail()}")
+
+    def stop(self, grace_s: float = 3.0) -> None:
+        """SIGTERM to the whole group (gunicorn/uvicorn shut down their workers on it), then
+        SIGKILL after ``grace_s``: a loopback test server holds nothing worth waiting for."""
+        if self.process is None or self.process.poll() is not None and not _group_alive(self.process.pid):
+            return
+        for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break
+            if _wait_group(self.process, wait):
+                break
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _wait_group(process: subprocess.Popen, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        process.poll()
+        if not _group_alive(process.pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _mlflow_cli() -> list[str]:
+    return [sys.executable, "-m", "mlflow"]
+
+
+def scoring_server(model_uri: str, tracking_uri: str | None = None, port: int | None = None,
+                   log_dir: str | os.PathLike | None = None) -> ServerProcess:
+    """``mlflow models serve`` for ``model_uri`` (not started: use ``with``)."""
+    port = port or free_port()
+    argv = _mlflow_cli() + ["models", "serve", "-m", model_uri, "--env-manager", "local",
+                            "--host", HOST, "--port", str(port), "--workers", "1"]
+    # Both: MLflow resolves models:/ URIs through the registry URI, which a parent's
+    # mlflow.set_registry_uri may have left pointing at another store.
+    env = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri} \
+        if tracking_uri else {}
+    return ServerProcess("scoring-server", argv, port, "/ping", env=env, log_dir=log_dir)
+
+
+def gateway_server(routes: Sequence[RouteSpec], port: int | None = None,
+                   log_dir: str | os.PathLike | None = None,
+                   env: Mapping[str, str] | None = None) -> ServerProcess:
+    """``mlflow gateway start`` with a generated config holding ``routes``."""
+    port = port or free_port()
+    log_dir = Path(log_dir or tempfile.mkdtemp(prefix="harness-gateway-"))
+    config = log_dir / "gateway.yaml"
+    config.write_text(_gateway_yaml(routes))
+    argv = _mlflow_cli() + ["gateway", "start", "--config-path", str(config), "--host", HOST,
+                            "--port", str(port), "--workers", "1"]
+    return ServerProcess("gateway", argv, port, "/health", env=env, log_dir=log_dir)
+
+
+def _gateway_yaml(routes: Sequence[RouteSpec]) -> str:
+    import yaml
+
+    endpoints = [yaml.safe_load(r.to_gateway_yaml())["endpoints"][0] for r in routes]
+    return yaml.safe_dump({"endpoints": endpoints}, sort_keys=False)

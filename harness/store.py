@@ -1,0 +1,178 @@
+"""Log the reference wrapper with a snapshot, register it, and load it back.
+
+MLflow runs embedded by default: a SQLite tracking/registry store and artifacts
+under a folder the user chooses (``.harness`` unless told otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from harness._mlflow_compat import current_store_uris, restore_store_uris
+from harness.model.config import DEFAULT_HOME, check_name
+from harness.model.loading import LoadConfig
+from harness.model.signature import SignatureKind
+from harness.model.wrapper import ARTIFACT_KEY, MPTInstruct
+
+DEFAULT_MODEL_NAME = "mpt-7b-instruct"
+EXPERIMENT = "harness"
+_PINNED = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "pandas")
+_SIGNATURE_EXAMPLE = object()  # sentinel: "use the signature's own example"
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where MLflow keeps runs and models; embedded SQLite unless a URI is given."""
+
+    home: Path = DEFAULT_HOME
+    tracking_uri: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "home", Path(self.home).absolute())
+        # Resolved once, here at the edge: MLFLOW_TRACKING_URI is read, never written by us.
+        uri = (self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+               or f"sqlite:///{self.home / 'mlflow.db'}")
+        object.__setattr__(self, "tracking_uri", uri)
+
+    @property
+    def uri(self) -> str:
+        return self.tracking_uri
+
+    @property
+    def artifact_location(self) -> str:
+        return (self.home / "artifacts").as_uri()
+
+    @contextmanager
+    def activated(self) -> Iterator[str]:
+        """Point MLflow at this store for the block; yields the experiment id.
+
+        ``mlflow.set_tracking_uri``/``set_registry_uri`` change process globals and the
+        MLFLOW_*_URI variables (for child processes); all of that is restored after.
+        """
+        saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        saved = current_store_uris()
+        try:
+            experiment_id = self.activate()
+            mlflow.set_experiment(experiment_id=experiment_id)
+            yield experiment_id
+        finally:
+            restore_store_uris(saved)
+            for key, value in saved_env.items():  # undo MLflow's writes, not ours
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def activate(self) -> str:
+        """Point MLflow at this store and return the experiment id (prefer :meth:`activated`)."""
+        if self.uri.startswith("sqlite:"):
+            self.home.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+        experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+        if experiment is not None:
+            return experiment.experiment_id
+        return mlflow.create_experiment(EXPERIMENT, artifact_location=self.artifact_location)
+
+
+@dataclass(frozen=True)
+class RegisterConfig:
+    snapshot: Path
+    signature: SignatureKind = SignatureKind.GATEWAY
+    name: str = DEFAULT_MODEL_NAME
+    store: StoreConfig = field(default_factory=StoreConfig)
+    load: LoadConfig = field(default_factory=LoadConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "snapshot", Path(self.snapshot).absolute())
+        object.__setattr__(self, "signature", SignatureKind(self.signature))
+        if not (self.snapshot / "config.json").is_file():
+            raise ValueError(f"snapshot={str(self.snapshot)!r} is not a model snapshot "
+                             "(no config.json); build one with `harness snapshot tiny DIR`")
+        check_name("name", self.name)
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    version: str
+    model_uri: str
+    run_id: str
+    example_output: list[str]
+
+
+def pinned_requirements() -> list[str]:
+    pins = []
+    for package in _PINNED:
+        try:
+            pins.append(f"{package}=={version(package).split('+')[0]}")
+        except PackageNotFoundError:
+            pins.append(package)
+    return pins
+
+
+def harness_code_path() -> str:
+    """The package folder, shipped with the model so it loads where harness is not installed."""
+    return str(Path(__file__).parent)
+
+
+def log_model(snapshot: Path, signature: SignatureKind, python_model: Any = None,
+              code_paths: list[str] | None = None, registered_model_name: str | None = None,
+              model_config: dict | None = None, input_example: Any = _SIGNATURE_EXAMPLE):
+    """``mlflow.pyfunc.log_model`` as it would be deployed; returns MLflow's ModelInfo.
+
+    ``input_example`` defaults to the signature's; the gate passes None so that a
+    candidate that cannot load fails at its own ``load`` check, not while logging.
+    """
+    if input_example is _SIGNATURE_EXAMPLE:
+        input_example = signature.input_example
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=python_model if python_model is not None else MPTInstruct(),
+        artifacts={ARTIFACT_KEY: str(snapshot)},
+        code_paths=code_paths if code_paths is not None else [harness_code_path()],
+        signature=signature.signature,
+        input_example=input_example,
+        pip_requirements=pinned_requirements(),
+        registered_model_name=registered_model_name,
+        model_config=model_config,
+        await_registration_for=60,
+    )
+
+
+def predict_example(model: Any, signature: SignatureKind) -> list[str]:
+    example = signature.input_example
+    if isinstance(example, tuple):
+        data, params = example
+        return list(model.predict(data, params=params))
+    return list(model.predict(example))
+
+
+def register(cfg: RegisterConfig, progress: Callable[[str], None] = lambda _: None) -> Registration:
+    """Log, register, load back ``models:/NAME/VERSION`` and predict the input example."""
+    progress(f"logging {cfg.snapshot} to {cfg.store.uri}")
+    model_config = {k: v for k, v in vars(cfg.load).items() if v != getattr(LoadConfig(), k)}
+    with cfg.store.activated() as experiment_id:
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            info = log_model(cfg.snapshot, cfg.signature, registered_model_name=cfg.name,
+                             model_config=model_config or None)
+        model_version = str(info.registered_model_version or _latest_version(cfg.name))
+        uri = f"models:/{cfg.name}/{model_version}"
+        progress(f"loading {uri} back")
+        loaded = mlflow.pyfunc.load_model(uri)
+    output = predict_example(loaded, cfg.signature)
+    return Registration(cfg.name, model_version, uri, run.info.run_id, output)
+
+
+def _latest_version(name: str) -> str:
+    versions = MlflowClient().search_model_versions(f"name='{name}'")
+    return str(max(int(v.version) for v in versions))

@@ -1,0 +1,79 @@
+"""`harness gate` as users run it: exit codes, usage errors, reports on disk."""
+
+import json
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from conftest import MUTANTS_FILE
+from harness.cli import main
+from harness.gate.report import SCHEMA_PATH
+
+
+@pytest.fixture
+def gate_cli(tiny_snapshot, gate_store, tmp_path):
+    def invoke(*args):
+        return CliRunner().invoke(main, ["gate", "--snapshot", str(tiny_snapshot), "--home",
+                                         str(gate_store.home), "--report-dir",
+                                         str(tmp_path / "report"), *args])
+
+    return invoke
+
+
+@pytest.mark.slow
+def test_reference_exits_0_and_writes_valid_reports(gate_cli, tmp_path):
+    """The whole gate, real scoring server and gateway included."""
+    result = gate_cli()
+    assert result.exit_code == 0, result.output
+    for check in ("serving.scoring", "route.gateway", "secrets.no_leak"):
+        assert f"PASS  {check}" in result.stdout
+    assert "verdict: PASS" in result.stdout
+    report = json.loads((tmp_path / "report" / "gate.json").read_text())
+    jsonschema.validate(report, json.loads(SCHEMA_PATH.read_text()))
+    assert report["verdict"] == "pass" and report["candidate"]["kind"] == "reference"
+    assert (tmp_path / "report" / "gate.md").read_text().startswith("# Gate report: PASS")
+
+
+@pytest.mark.slow
+def test_broken_candidate_exits_1_naming_the_failing_check(gate_cli, tmp_path):
+    result = gate_cli("--python-model", f"{MUTANTS_FILE}:IndentedPrompt", "--no-serve")
+    assert result.exit_code == 1, result.output
+    assert "FAIL  prompt.template" in result.stdout
+    assert "verdict: FAIL (failing: prompt.template)" in result.stdout
+    assert json.loads((tmp_path / "report" / "gate.json").read_text())["verdict"] == "fail"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--python-model", "missing.py:X"], "file not found"),
+    (["--python-model", f"{MUTANTS_FILE}:Nope"], "class 'Nope' not found"),
+    (["--python-model", f"{MUTANTS_FILE}:CAUGHT_BY"], "not a mlflow.pyfunc.PythonModel"),
+    (["--python-model", "no-colon.py"], "FILE.py:CLASS"),
+    (["--python-model", f"{MUTANTS_FILE}:OffByOne", "--model-uri", "models:/x/1"], "not both"),
+    (["--check-timeout", "0"], "--check-timeout"),
+    (["--signature", "xml"], "--signature"),
+    (["--route", "no-such-route.yaml"], "--route"),
+])
+def test_usage_errors_exit_2_with_one_line(gate_cli, args, message):
+    result = gate_cli(*args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+@pytest.mark.slow
+def test_registered_model_uri_keeps_its_own_signature(gate_cli, tiny_snapshot, gate_store):
+    from harness.store import RegisterConfig, register
+
+    reg = register(RegisterConfig(snapshot=tiny_snapshot, signature="columns", store=gate_store,
+                                  name="cols-model"))
+    result = gate_cli("--model-uri", reg.model_uri, "--no-serve")
+    assert result.exit_code == 1
+    assert "FAIL  signature.payload" in result.stdout
+    assert "verdict: FAIL (failing: signature.payload)" in result.stdout
+
+
+def test_gate_help_explains_options():
+    result = CliRunner().invoke(main, ["gate", "--help"])
+    for option in ("--python-model", "--model-uri", "--snapshot", "--signature", "--report-dir",
+                   "--check-timeout"):
+        assert option in result.output

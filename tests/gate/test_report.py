@@ -1,0 +1,81 @@
+import json
+
+import jsonschema
+import pytest
+
+from harness import _reporting as report_module  # where atomic_write lives
+from harness.gate.report import SCHEMA_PATH, CheckResult, GateReport, Status, jsonable
+
+
+def _report(*statuses) -> GateReport:
+    checks = tuple(CheckResult(f"check.n{i}", s, f"message {i}", {"sent": [1, 2], "x": float("nan")}, 0.5)
+                   for i, s in enumerate(statuses))
+    return GateReport(candidate={"kind": "reference", "ref": "r", "signature": "gateway"},
+                      snapshot={"path": "/s"}, machine={"python": "3", "device": "cpu", "torch": "t",
+                                                         "transformers": "t", "mlflow": "m"},
+                      checks=checks)
+
+
+def test_round_trip():
+    r = _report(Status.PASS, Status.FAIL, Status.SKIPPED)
+    assert GateReport.from_json(r.to_json()) == r
+
+
+@pytest.mark.parametrize("statuses, verdict", [
+    ((Status.PASS, Status.SKIPPED), "pass"), ((Status.PASS, Status.FAIL), "fail"),
+    ((Status.ERROR,), "fail"),
+])
+def test_verdict(statuses, verdict):
+    assert _report(*statuses).verdict == verdict
+
+
+def test_report_validates_against_the_published_schema():
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.validate(json.loads(_report(Status.PASS, Status.ERROR).to_json()), schema)
+
+
+def test_schema_rejects_an_unknown_status():
+    schema = json.loads(SCHEMA_PATH.read_text())
+    data = json.loads(_report(Status.PASS).to_json())
+    data["checks"][0]["status"] = "maybe"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, schema)
+
+
+def test_unknown_schema_version_is_refused():
+    data = json.loads(_report(Status.PASS).to_json())
+    data["schema_version"] = "9"
+    with pytest.raises(ValueError, match="schema_version"):
+        GateReport.from_json(json.dumps(data))
+
+
+def test_write_produces_json_and_markdown(tmp_path):
+    json_path, md_path = _report(Status.PASS, Status.FAIL).write(tmp_path / "out")
+    assert GateReport.from_json(json_path.read_text()).verdict == "fail"
+    markdown = md_path.read_text()
+    assert "FAIL" in markdown and "`check.n0`" in markdown and "`check.n1`" in markdown
+
+
+def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report_module.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _report(Status.PASS).write(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rewrite_keeps_the_old_file_until_the_new_one_is_complete(tmp_path, monkeypatch):
+    _report(Status.PASS).write(tmp_path)
+    before = (tmp_path / "gate.json").read_text()
+    monkeypatch.setattr(report_module.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk")))
+    with pytest.raises(OSError):
+        _report(Status.FAIL).write(tmp_path)
+    assert (tmp_path / "gate.json").read_text() == before
+
+
+def test_evidence_is_json_safe_and_bounded():
+    value = jsonable({"t": "x" * 5000, "l": list(range(100)), "f": float("inf"), "o": object()})
+    json.dumps(value, allow_nan=False)
+    assert len(value["t"]) < 2100 and len(value["l"]) == 51 and value["f"] == "inf"

@@ -1,0 +1,162 @@
+"""The gate end to end: reference passes, each mutant is caught by its check alone,
+the published seed fails at load, and hostile candidates never crash the gate."""
+
+import sys
+import time
+
+import pytest
+
+from conftest import MUTANTS_FILE
+from harness.gate.candidate import CandidateSpec
+from harness.gate.checks import CHECKS
+
+sys.path.insert(0, str(MUTANTS_FILE.parent))
+import mutants  # noqa: E402
+
+# Every test here runs a whole gate.
+pytestmark = pytest.mark.slow
+
+BAD = {"fail", "error"}
+
+
+def _failing(report) -> set[str]:
+    return {c.id for c in report.checks if c.status.value in BAD}
+
+
+@pytest.fixture(scope="module")
+def baselines(run_candidate):
+    """What the reference fails with each signature (columns: only the gateway payload)."""
+    return {sig: _failing(run_candidate(CandidateSpec(signature=sig))) for sig in ("gateway", "columns")}
+
+
+def test_reference_passes_every_check(run_candidate):
+    """Without servers here; the CLI test runs the whole gate with them."""
+    report = run_candidate()
+    assert report.verdict == "pass"
+    assert [c.id for c in report.checks] == list(CHECKS)
+    for c in report.checks:
+        # servers are off here, and there is no benchmark report to judge
+        expected = "skipped" if CHECKS[c.id].needs_serving or c.id == "bench.budget" else "pass"
+        assert c.status.value == expected, (c.id, c.message)
+
+
+def test_column_signature_fails_only_the_gateway_payload(baselines):
+    assert baselines == {"gateway": set(), "columns": {"signature.payload"}}
+
+
+@pytest.mark.parametrize("name", sorted(mutants.CAUGHT_BY))
+def test_each_mutant_is_caught_by_its_check_and_nothing_else(run_candidate, baselines, name):
+    expected, signature = mutants.CAUGHT_BY[name]
+    if name == "CudaHardCoded":
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("moving to CUDA only fails on a machine without a GPU")
+    report = run_candidate(CandidateSpec.from_file(f"{MUTANTS_FILE}:{name}", signature))
+    assert report.verdict == "fail"
+    assert _failing(report) - baselines[signature] == expected, [
+        (c.id, c.message) for c in report.checks if c.status.value in BAD]
+
+
+def test_every_behaviour_check_is_meant_to_catch_some_mutant():
+    meant = set().union(*(checks for checks, _ in mutants.CAUGHT_BY.values()))
+    others = {"signature.present", "signature.payload", "route.spec", "secrets.no_leak",
+              "bench.budget"}
+    assert meant | others | {c for c in CHECKS if CHECKS[c].needs_serving} == set(CHECKS)
+
+
+def test_seed_wrapper_as_published_fails_at_load_plainly(run_candidate, seed_wrapper_source, tmp_path):
+    path = tmp_path / "seed_step2.py"
+    path.write_text(seed_wrapper_source)
+    report = run_candidate(CandidateSpec.from_file(f"{path}:MPT", "columns"))
+    load = report.check("load")
+    assert load.status.value == "fail"
+    assert "attn_config['attn_impl']" in load.message and "native transformers MPT config" in load.message
+    assert report.check("signature.payload").status.value == "fail"  # the seed's column schema
+    assert all(c.status.value == "skipped" for c in report.checks
+               if CHECKS[c.id].needs_model), "behaviour checks need a loaded model"
+
+
+def test_seed_wrapper_with_load_patched_still_fails_the_behaviour_checks(
+        run_candidate, seed_wrapper_source, tmp_path):
+    source = seed_wrapper_source.replace("config.attn_config['attn_impl'] = 'triton'", "pass")
+    source = source.replace("'cuda'", "'cpu'")
+    path = tmp_path / "seed_patched.py"
+    path.write_text(source)
+    report = run_candidate(CandidateSpec.from_file(f"{path}:MPT", "columns"))
+    assert report.check("load").status.value == "pass"
+    assert {"output.type", "rows.all", "prompt.template", "params.temperature_zero",
+            "params.invalid", "generate.use_cache"} <= _failing(report)
+
+
+HOSTILE = '''
+import time
+import mlflow
+from harness.model.wrapper import MPTInstruct
+
+class Hangs(MPTInstruct):
+    def predict(self, context, model_input, params=None):
+        time.sleep(3)
+        return ["late"]
+
+class Raises(MPTInstruct):
+    def predict(self, context, model_input, params=None):
+        raise RuntimeError("boom from the candidate")
+
+class Garbage(MPTInstruct):
+    def predict(self, context, model_input, params=None):
+        return 42
+
+class NoModel(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return ["x"] * len(model_input)
+'''
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    path = tmp_path_factory.mktemp("hostile") / "hostile.py"
+    path.write_text(HOSTILE)
+    return path
+
+
+def test_a_hanging_candidate_times_out_per_check(run_candidate, hostile):
+    report = run_candidate(CandidateSpec.from_file(f"{hostile}:Hangs"), check_timeout=0.3)
+    timed_out = [c for c in report.checks if c.message.startswith("timed out")]
+    assert timed_out and all(c.status.value == "error" for c in timed_out)
+    assert report.verdict == "fail"
+
+
+def test_a_raising_candidate_gives_errors_with_type_and_message(run_candidate, hostile):
+    report = run_candidate(CandidateSpec.from_file(f"{hostile}:Raises"))
+    rows = report.check("rows.all")
+    assert rows.status.value == "error" and "boom from the candidate" in rows.message
+    assert report.check("load").status.value == "pass"
+
+
+def test_garbage_output_fails_output_type(run_candidate, hostile):
+    report = run_candidate(CandidateSpec.from_file(f"{hostile}:Garbage"))
+    assert report.check("output.type").status.value == "fail"
+    assert "int" in report.check("output.type").message
+
+
+def test_a_candidate_without_a_transformers_model_fails_load(run_candidate, hostile):
+    report = run_candidate(CandidateSpec.from_file(f"{hostile}:NoModel"))
+    assert report.check("load").status.value == "fail"
+    assert "no transformers model" in report.check("load").message
+
+
+def test_a_model_logged_without_a_signature_fails_signature_present(run_candidate, gate_store,
+                                                                     tiny_snapshot):
+    import mlflow
+
+    from harness.model.wrapper import MPTInstruct
+
+    with gate_store.activated(), mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="unsigned", python_model=MPTInstruct(),
+                                       artifacts={"repository": str(tiny_snapshot)})
+    report = run_candidate(CandidateSpec.from_uri(info.model_uri))
+    present = report.check("signature.present")
+    assert present.status.value == "fail" and "without a signature" in present.message
+    assert report.check("load").status.value == "pass"
+    assert report.check("rows.all").status.value == "pass"  # behaviour is still judged

@@ -1,0 +1,78 @@
+"""Import direction: prompt and the timed core must not pull in MLflow (or torch, for prompt)."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import harness
+
+
+def _loaded_after(module: str) -> set[str]:
+    code = f"import sys, {module}; print(' '.join(sorted(m.split('.')[0] for m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_prompt_imports_neither_torch_nor_mlflow():
+    loaded = _loaded_after("harness.model.prompt")
+    assert "torch" not in loaded and "mlflow" not in loaded
+
+
+@pytest.mark.parametrize("module", ["harness", "harness.model.settings", "harness.model.generation",
+                                    "harness.model.loading", "harness.bench.core", "harness.bench.report",
+                                    "harness.bench.compare"])
+def test_timed_core_imports_no_mlflow(module):
+    assert "mlflow" not in _loaded_after(module)
+
+
+def test_public_api_resolves():
+    for name in harness.__all__:
+        assert getattr(harness, name) is not None
+
+
+# What each part may import (besides itself): the data flows one way,
+# cli -> gate/bench -> serving/store -> model, and nothing below cli imports it.
+_ALLOWED = {
+    "model": {"_mlflow_compat"},
+    "store": {"model", "_mlflow_compat"},
+    "serving": {"store", "model", "_mlflow_compat"},
+    "bench": {"serving", "store", "model", "_reporting"},
+    "gate": {"bench", "serving", "store", "model", "_reporting", "_mlflow_compat"},
+    "testing": {"gate", "bench", "serving", "store", "model"},
+    "_reporting": set(),
+    "_mlflow_compat": set(),
+    "cli": {"gate", "bench", "serving", "store", "model", "testing", "_reporting"},
+}
+
+
+def _harness_imports(path):
+    """Top-level harness parts a module imports, at module level or inside functions."""
+    tree = ast.parse(path.read_text())
+    parts = set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        parts |= {n.split(".")[1] for n in names if n.startswith("harness.")}
+    return parts
+
+
+def _part(path):
+    rel = path.relative_to(PACKAGE)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+PACKAGE = Path(harness.__file__).parent
+
+
+@pytest.mark.parametrize("path", sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"
+                                        or p.parent != PACKAGE), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_flow_one_way(path):
+    part = _part(path)
+    imported = _harness_imports(path) - {part}
+    assert imported <= _ALLOWED[part], f"{part} may not import {sorted(imported - _ALLOWED[part])}"
