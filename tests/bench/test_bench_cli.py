@@ -49,7 +49,12 @@ def test_numbers_are_consistent_with_each_other(tiny_run):
     prompt = report.cases[0].prompt_tokens
     ratios = report.overhead_ratios()
     assert set(ratios) == {f"b{b} p{prompt} n8 cache-on" for b in (1, 4)}
-    assert all(0.5 < r < 5 for r in ratios.values())
+    # The ratio's size depends on how busy the machine is (a benchmark's business, not a
+    # test's); what must hold is that it is the wrapped p50 over the raw p50 of its case.
+    by_key = {(c.path, c.batch_size, c.use_cache): c.e2e_s.p50 for c in report.cases}
+    for b in (1, 4):
+        ratio = ratios[f"b{b} p{prompt} n8 cache-on"]
+        assert math.isclose(ratio, by_key["wrapped", b, True] / by_key["raw", b, True])
 
 
 def _regressed(source, target, factor):
