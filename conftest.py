@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -188,6 +189,12 @@ def _stores_outside_tmp(config) -> set[Path]:
 def pytest_configure(config):
     # One tag per pytest process: an xdist worker checks only what it started itself.
     os.environ[_TAG] = f"{os.getpid()}-{uuid.uuid4().hex}"
+    if hasattr(config, "workerinput"):
+        # Two workers on two cores, each with torch's default of one thread per core (and
+        # the gate workers and servers they start), spin against each other: one thread each.
+        os.environ["OMP_NUM_THREADS"] = "1"
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(1)
     config.stash[_STORES_KEY] = _stores_outside_tmp(config)
 
 

@@ -125,7 +125,11 @@ _STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "sk
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where gate.json and gate.md go (default reports/gate/<UTC timestamp>/).")
 @click.option("--check-timeout", type=click.FloatRange(min=0, min_open=True, max=3600),
-              default=120.0, show_default=True, help="Seconds each check may take.")
+              default=120.0, show_default=True,
+              help="Seconds each check may take; past it the candidate's process is killed.")
+@click.option("--load-timeout", type=click.FloatRange(min=0, min_open=True, max=3600),
+              default=300.0, show_default=True,
+              help="Seconds the candidate may take to log and load in its own process.")
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_HOME,
               show_default=True, help="Folder of the embedded MLflow store.")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: embedded SQLite).")
@@ -141,12 +145,15 @@ _STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "sk
               help="A budget the report must meet, e.g. tpot_p50_ms<=25, overhead_ratio<=1.05, "
                    "tokens_per_s>=1000 (repeatable; judged on the wrapped path's worst case).")
 def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | None,
-         signature: str, report_dir: Path | None, check_timeout: float, home: Path,
+         signature: str, report_dir: Path | None, check_timeout: float, load_timeout: float,
+         home: Path,
          tracking_uri: str | None, route_file: Path | None, no_serve: bool,
          bench_report: Path | None, budgets: tuple[str, ...]) -> None:
     """Check a candidate wrapper, its signature and its behaviour before deploying it.
 
-    Without options the reference wrapper on the tiny snapshot is the candidate.
+    Without options the reference wrapper on the tiny snapshot is the candidate. The
+    candidate is logged, loaded and run in its own process (it is code run with your
+    rights: use a container for code you do not trust).
     Exit 0 when every check passes, 1 when any fails or errors, 2 on a usage error.
     """
     from harness.gate.candidate import CandidateError, CandidateSpec
@@ -163,6 +170,7 @@ def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | N
         else:
             candidate = CandidateSpec(signature=signature)
         cfg = GateConfig(candidate=candidate, snapshot=snapshot_dir, check_timeout=check_timeout,
+                         load_timeout=load_timeout,
                          store=StoreConfig(home=home, tracking_uri=tracking_uri),
                          route_file=route_file, serve=not no_serve,
                          bench_report=bench_report, budgets=budgets)

@@ -7,6 +7,7 @@ snapshot as artifact ``repository``, the signature) and loaded back with
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import sys
 import warnings
@@ -46,8 +47,27 @@ class CandidateSpec:
         if not sep or not path or not name.isidentifier():
             raise CandidateError(f"--python-model={value!r} is invalid: expected FILE.py:CLASS")
         spec = cls(CandidateKind.FILE, value, SignatureKind(signature))
-        spec.python_model_class()  # fail early, as a usage error
+        spec.check_file()  # fail early, as a usage error, without running the user's code
         return spec
+
+    def check_file(self) -> None:
+        """The file exists, parses and defines the class: read, never imported here (the
+        candidate's code runs in the gate's worker process only)."""
+        path, name = self.file, self.ref.rpartition(":")[2]
+        if not path.is_file():
+            raise CandidateError(f"--python-model file not found: {path}")
+        try:
+            tree = ast.parse(path.read_text(), filename=str(path))
+        except (SyntaxError, UnicodeDecodeError) as error:
+            raise CandidateError(f"--python-model {path} does not parse: {error}") from None
+        nodes = list(ast.walk(tree))
+        if any(isinstance(node, ast.ClassDef) and node.name == name for node in nodes):
+            return
+        if any(isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store)
+               for node in nodes):
+            raise CandidateError(f"--python-model: {name!r} in {path} is not a class: expected a "
+                                 "mlflow.pyfunc.PythonModel subclass")
+        raise CandidateError(f"--python-model: class {name!r} not found in {path}")
 
     @classmethod
     def from_uri(cls, uri: str) -> CandidateSpec:

@@ -1,19 +1,41 @@
-"""A recording (and optionally scripting) spy around a transformers model's ``generate``.
+"""A recording (and optionally scripting) spy on transformers' ``generate``.
 
-The gate judges candidates from outside: it compares what a candidate returned
-with what it actually asked the model, and can script what ``generate`` returns
-so that trimming is judged on the hard cases, deterministically.
+Installed on the model *class* (``GenerationMixin``) in the candidate's process, so it
+sees every model the candidate holds, wherever it keeps it: an attribute, a dict, a
+pipeline. It records what ``generate`` was asked and what each forward pass received
+(one new position per step with a KV cache, the whole sequence without), and can script
+what ``generate`` returns, so the hard trimming cases are judged deterministically.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# Script: given the input ids (one list per row), return the new ids for each row.
-Script = Callable[[list[list[int]]], Sequence[Sequence[int]]]
+
+@dataclass(frozen=True)
+class Script:
+    """What a scripted ``generate`` returns, as data (it crosses a process boundary).
+
+    ``by_marker``: (text, new ids) pairs; a row whose decoded prompt contains the text gets
+    those ids (the first pair otherwise). ``raise_message``: ``generate`` raises instead.
+    ``suppress_eos``: not scripted; the real ``generate`` runs with EOS banned, so every row
+    generates exactly as many tokens as the candidate asked for.
+    """
+
+    by_marker: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    raise_message: str | None = None
+    suppress_eos: bool = False
+
+    @property
+    def replaces_output(self) -> bool:
+        return bool(self.by_marker) or self.raise_message is not None
+
+
+class ScriptedFailure(RuntimeError):
+    """Raised by a scripted ``generate``: the gate checks the candidate surfaces it."""
 
 
 @dataclass
@@ -23,13 +45,15 @@ class GenerateCall:
     kwargs: dict[str, Any]
     output: list[list[int]] = field(default_factory=list)
     scripted: bool = False
+    # Sequence length each forward pass received during this call.
+    forward_widths: list[int] = field(default_factory=list)
 
     @property
     def width(self) -> int:
         return len(self.input_ids[0]) if self.input_ids else 0
 
     def prompt_ids(self, row: int) -> list[int]:
-        """The row's input ids without its (left) padding, as the attention mask says."""
+        """The row's input ids without its padding, as the attention mask says."""
         ids = self.input_ids[row]
         if self.attention_mask is None:
             return ids
@@ -53,27 +77,47 @@ _SIMPLE = (bool, int, float, str, type(None))
 
 
 class GenerateSpy:
-    """Installed on a model instance; records every call until :meth:`remove`."""
+    """Wraps ``owner.generate`` (a model class or one model instance) until :meth:`remove`.
 
-    def __init__(self, model: Any, pad_token_id: int):
-        self.model = model
-        self.pad_token_id = pad_token_id
+    ``decode`` turns prompt ids into text for :class:`Script` markers; ``eos_token_id`` is
+    what ``suppress_eos`` bans.
+    """
+
+    def __init__(self, owner: Any, pad_token_id: int, decode=None, eos_token_id: int | None = None):
+        self.owner, self.pad_token_id = owner, pad_token_id
+        self.decode, self.eos_token_id = decode, eos_token_id
         self.calls: list[GenerateCall] = []
         self.script: Script | None = None
+        self.model: Any = None  # the last model generate ran on
         self._lock = threading.Lock()
-        self._original = model.generate
-        model.generate = self._generate
+        self._is_class = isinstance(owner, type)
+        self._original = owner.__dict__.get("generate") if self._is_class else None
+        original = getattr(owner, "generate")
+        spy = self
+
+        if self._is_class:
+            def generate(model, *args, **kwargs):
+                return spy._generate(model, lambda *a, **k: original(model, *a, **k), args, kwargs)
+        else:
+            def generate(*args, **kwargs):
+                return spy._generate(owner, original, args, kwargs)
+        self._wrapper = generate
+        setattr(owner, "generate", generate)
 
     def remove(self) -> None:
-        if self.model.__dict__.get("generate") == self._generate:
-            del self.model.__dict__["generate"]
+        if self.owner.__dict__.get("generate") is not self._wrapper:
+            return
+        if self._is_class and self._original is not None:
+            setattr(self.owner, "generate", self._original)
+        else:
+            delattr(self.owner, "generate")
 
     def reset(self, script: Script | None = None) -> None:
         with self._lock:
             self.calls = []
             self.script = script
 
-    def _generate(self, *args: Any, **kwargs: Any):
+    def _generate(self, model: Any, original, args: tuple, kwargs: dict):
         source = kwargs.get("input_ids", kwargs.get("inputs", args[0] if args else None))
         call = GenerateCall(
             input_ids=_to_lists(source) or [],
@@ -82,18 +126,27 @@ class GenerateSpy:
         )
         with self._lock:
             self.calls.append(call)
+            self.model = model
             script = self.script
-        if script is None:
-            output = self._original(*args, **kwargs)
-            call.output = _to_lists(output.sequences if hasattr(output, "sequences") else output)
-            return output
-        call.scripted = True
-        return self._scripted_output(call, script, source)
+        if script is not None and script.replaces_output:
+            call.scripted = True
+            return self._scripted_output(call, script, source)
+        if script is not None and script.suppress_eos and self.eos_token_id is not None:
+            kwargs = {**kwargs, "suppress_tokens": [self.eos_token_id]}
+        hook = model.register_forward_pre_hook(_width_recorder(call), with_kwargs=True)
+        try:
+            output = original(*args, **kwargs)
+        finally:
+            hook.remove()
+        call.output = _to_lists(output.sequences if hasattr(output, "sequences") else output)
+        return output
 
     def _scripted_output(self, call: GenerateCall, script: Script, source: Any):
         import torch
 
-        new = [list(map(int, ids)) for ids in script(call.input_ids)]
+        if script.raise_message is not None:
+            raise ScriptedFailure(script.raise_message)
+        new = [self._pick(script, ids) for ids in call.input_ids]
         width = max((len(ids) for ids in new), default=0)
         # Rows that finish early are filled with padding, as generate does.
         rows = [prompt + ids + [self.pad_token_id] * (width - len(ids))
@@ -102,29 +155,16 @@ class GenerateSpy:
         device = getattr(source, "device", "cpu")
         return torch.tensor(rows, dtype=torch.long, device=device)
 
-
-def find_transformers_model(obj: Any, depth: int = 2) -> Any | None:
-    """The transformers model a loaded candidate holds, searched among its attributes."""
-    from transformers import PreTrainedModel
-
-    return _find(obj, lambda v: isinstance(v, PreTrainedModel), depth, set())
-
-
-def find_tokenizer(obj: Any, depth: int = 2) -> Any | None:
-    from transformers import PreTrainedTokenizerBase
-
-    return _find(obj, lambda v: isinstance(v, PreTrainedTokenizerBase), depth, set())
+    def _pick(self, script: Script, ids: Sequence[int]) -> list[int]:
+        text = self.decode(list(ids)) if self.decode else ""
+        chosen = next((new for marker, new in script.by_marker if marker in text),
+                      script.by_marker[0][1])
+        return list(chosen)
 
 
-def _find(obj: Any, match: Callable[[Any], bool], depth: int, seen: set[int]) -> Any | None:
-    if id(obj) in seen:
-        return None
-    seen.add(id(obj))
-    if match(obj):
-        return obj
-    if depth <= 0 or not hasattr(obj, "__dict__"):
-        return None
-    for value in list(vars(obj).values()):
-        if (found := _find(value, match, depth - 1, seen)) is not None:
-            return found
-    return None
+def _width_recorder(call: GenerateCall):
+    def record(module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        call.forward_widths.append(int(ids.shape[-1]) if hasattr(ids, "shape") else -1)
+
+    return record

@@ -129,16 +129,19 @@ def _mlflow_cli() -> list[str]:
 
 
 def scoring_server(model_uri: str, tracking_uri: str | None = None, port: int | None = None,
-                   log_dir: str | os.PathLike | None = None) -> ServerProcess:
-    """``mlflow models serve`` for ``model_uri`` (not started: use ``with``)."""
+                   log_dir: str | os.PathLike | None = None,
+                   env: Mapping[str, str] | None = None) -> ServerProcess:
+    """``mlflow models serve`` for ``model_uri`` (not started: use ``with``); ``env`` adds
+    to (or overrides) this process's environment for the server."""
     port = port or free_port()
     argv = _mlflow_cli() + ["models", "serve", "-m", model_uri, "--env-manager", "local",
                             "--host", HOST, "--port", str(port), "--workers", "1"]
     # Both: MLflow resolves models:/ URIs through the registry URI, which a parent's
     # mlflow.set_registry_uri may have left pointing at another store.
-    env = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri} \
+    uris = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri} \
         if tracking_uri else {}
-    return ServerProcess("scoring-server", argv, port, "/ping", env=env, log_dir=log_dir)
+    return ServerProcess("scoring-server", argv, port, "/ping", env={**(env or {}), **uris},
+                         log_dir=log_dir)
 
 
 def gateway_server(routes: Sequence[RouteSpec], port: int | None = None,

@@ -40,14 +40,14 @@ def test_broken_candidate_exits_1_naming_the_failing_check(gate_cli, tmp_path):
     result = gate_cli("--python-model", f"{MUTANTS_FILE}:IndentedPrompt", "--no-serve")
     assert result.exit_code == 1, result.output
     assert "FAIL  prompt.template" in result.stdout
-    assert "verdict: FAIL (failing: prompt.template)" in result.stdout
+    assert "verdict: FAIL (failing: prompt.template, answers.reference" in result.stdout
     assert json.loads((tmp_path / "report" / "gate.json").read_text())["verdict"] == "fail"
 
 
 @pytest.mark.parametrize("args, message", [
     (["--python-model", "missing.py:X"], "file not found"),
     (["--python-model", f"{MUTANTS_FILE}:Nope"], "class 'Nope' not found"),
-    (["--python-model", f"{MUTANTS_FILE}:CAUGHT_BY"], "not a mlflow.pyfunc.PythonModel"),
+    (["--python-model", f"{MUTANTS_FILE}:CAUGHT_BY"], "is not a class: expected a mlflow.pyfunc.PythonModel"),
     (["--python-model", "no-colon.py"], "FILE.py:CLASS"),
     (["--python-model", f"{MUTANTS_FILE}:OffByOne", "--model-uri", "models:/x/1"], "not both"),
     (["--check-timeout", "0"], "--check-timeout"),

@@ -23,46 +23,31 @@ def _failing(report) -> set[str]:
     return {c.id for c in report.checks if c.status.value in BAD}
 
 
-@pytest.fixture(scope="module")
-def baselines(run_candidate):
-    """What the reference fails with each signature (columns: only the gateway payload)."""
-    return {sig: _failing(run_candidate(CandidateSpec(signature=sig))) for sig in ("gateway", "columns")}
-
-
 def test_reference_passes_every_check(run_candidate):
     """Without servers here; the CLI test runs the whole gate with them."""
     report = run_candidate()
     assert report.verdict == "pass"
     assert [c.id for c in report.checks] == list(CHECKS)
+    # servers are off here, there is no benchmark report, and no --route was given
+    skipped = {c for c in CHECKS if CHECKS[c].needs_serving} | {"bench.budget", "route.spec"}
     for c in report.checks:
-        # servers are off here, and there is no benchmark report to judge
-        expected = "skipped" if CHECKS[c.id].needs_serving or c.id == "bench.budget" else "pass"
-        assert c.status.value == expected, (c.id, c.message)
+        assert c.status.value == ("skipped" if c.id in skipped else "pass"), (c.id, c.message)
 
 
-def test_column_signature_fails_only_the_gateway_payload(baselines):
-    assert baselines == {"gateway": set(), "columns": {"signature.payload"}}
+def test_the_column_signature_fails_only_the_gateway_payload(run_candidate):
+    report = run_candidate(CandidateSpec(signature="columns"))
+    assert _failing(report) == {"signature.payload"}
+    assert report.check("params.stop").status.value == "skipped"  # no stop in that signature
 
 
-@pytest.mark.parametrize("name", sorted(mutants.CAUGHT_BY))
-def test_each_mutant_is_caught_by_its_check_and_nothing_else(run_candidate, baselines, name):
-    expected, signature = mutants.CAUGHT_BY[name]
-    if name == "CudaHardCoded":
-        import torch
+def test_a_candidate_that_needs_cuda_fails_load_plainly(run_candidate):
+    import torch
 
-        if torch.cuda.is_available():
-            pytest.skip("moving to CUDA only fails on a machine without a GPU")
-    report = run_candidate(CandidateSpec.from_file(f"{MUTANTS_FILE}:{name}", signature))
-    assert report.verdict == "fail"
-    assert _failing(report) - baselines[signature] == expected, [
-        (c.id, c.message) for c in report.checks if c.status.value in BAD]
-
-
-def test_every_behaviour_check_is_meant_to_catch_some_mutant():
-    meant = set().union(*(checks for checks, _ in mutants.CAUGHT_BY.values()))
-    others = {"signature.present", "signature.payload", "route.spec", "secrets.no_leak",
-              "bench.budget"}
-    assert meant | others | {c for c in CHECKS if CHECKS[c].needs_serving} == set(CHECKS)
+    if torch.cuda.is_available():
+        pytest.skip("moving to CUDA only fails on a machine without a GPU")
+    report = run_candidate(CandidateSpec.from_file(f"{MUTANTS_FILE}:CudaHardCoded"))
+    assert _failing(report) == {"load"}
+    assert "this machine has no GPU" in report.check("load").message
 
 
 def test_seed_wrapper_as_published_fails_at_load_plainly(run_candidate, seed_wrapper_source, tmp_path):
@@ -140,10 +125,11 @@ def test_garbage_output_fails_output_type(run_candidate, hostile):
     assert "int" in report.check("output.type").message
 
 
-def test_a_candidate_without_a_transformers_model_fails_load(run_candidate, hostile):
+def test_a_candidate_that_never_calls_the_model_fails_on_its_answers(run_candidate, hostile):
     report = run_candidate(CandidateSpec.from_file(f"{hostile}:NoModel"))
-    assert report.check("load").status.value == "fail"
-    assert "no transformers model" in report.check("load").message
+    assert report.check("load").status.value == "pass"
+    answers = report.check("answers.reference")
+    assert answers.status.value == "fail" and "differs from the reference" in answers.message
 
 
 def test_a_model_logged_without_a_signature_fails_signature_present(run_candidate, gate_store,

@@ -57,7 +57,8 @@ def test_a_candidate_that_logs_the_token_fails_secrets_no_leak(run_candidate, fi
     report = run_candidate(CandidateSpec.from_file(f"{files / 'serving_candidates.py'}:LeaksToken"),
                            route_file=files / "databricks.yaml")
     leak = report.check("secrets.no_leak")
-    assert leak.status.value == "fail" and "databricks_api_token in run" in leak.message
+    # The candidate only ever saw a canary in place of the token, and logged that.
+    assert leak.status.value == "fail" and "$HARNESS_TEST_TOKEN (canary) in run" in leak.message
     assert TOKEN not in report.to_json()
 
 

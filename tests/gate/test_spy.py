@@ -1,6 +1,8 @@
+import pytest
 import torch
+from transformers.generation.utils import GenerationMixin
 
-from harness.gate.spy import GenerateSpy, find_tokenizer, find_transformers_model
+from harness.gate.spy import GenerateSpy, Script, ScriptedFailure
 
 
 def test_records_positional_and_keyword_calls(generator):
@@ -18,10 +20,29 @@ def test_records_positional_and_keyword_calls(generator):
         spy.remove()
 
 
-def test_scripted_output_pads_rows_that_finish_early(generator):
-    spy = GenerateSpy(generator.model, pad_token_id=0)
+def test_on_the_class_it_sees_every_model_and_each_forward_width(generator):
+    spy = GenerateSpy(GenerationMixin, pad_token_id=0)
     try:
-        spy.reset(script=lambda ids: [[5, 6, 0], [7]])
+        encoded = generator.encode(["hi"])
+        generator.model.generate(**encoded, max_new_tokens=4, min_new_tokens=4, do_sample=False,
+                                 use_cache=True, pad_token_id=0)
+        generator.model.generate(**encoded, max_new_tokens=3, min_new_tokens=3, do_sample=False,
+                                 use_cache=False, pad_token_id=0)
+        cached, uncached = spy.calls
+        width = cached.width
+        assert spy.model is generator.model
+        assert cached.forward_widths == [width, 1, 1, 1]
+        assert uncached.forward_widths == [width, width + 1, width + 2]
+    finally:
+        spy.remove()
+    assert "generate" not in GenerationMixin.__dict__ or \
+        GenerationMixin.__dict__["generate"] is not spy._wrapper
+
+
+def test_scripted_output_pads_rows_that_finish_early(generator):
+    spy = GenerateSpy(generator.model, pad_token_id=0, decode=generator.tokenizer.decode)
+    try:
+        spy.reset(Script(by_marker=(("x", (5, 6, 0)), ("y z", (7,)))))
         encoded = generator.encode(["x", "y z"])
         out = generator.model.generate(**encoded, max_new_tokens=3)
         assert isinstance(out, torch.Tensor)
@@ -31,13 +52,22 @@ def test_scripted_output_pads_rows_that_finish_early(generator):
         spy.remove()
 
 
+def test_a_script_can_raise_or_withhold_eos(generator):
+    eos = generator.tokenizer.eos_token_id
+    spy = GenerateSpy(generator.model, pad_token_id=0, eos_token_id=eos)
+    try:
+        encoded = generator.encode(["anything"])
+        spy.reset(Script(raise_message="scripted failure"))
+        with pytest.raises(ScriptedFailure, match="scripted failure"):
+            generator.model.generate(**encoded, max_new_tokens=2)
+        spy.reset(Script(suppress_eos=True))
+        generator.model.generate(**encoded, max_new_tokens=20, do_sample=False, pad_token_id=0)
+        assert len(spy.calls[0].new_ids(0)) == 20 and eos not in spy.calls[0].new_ids(0)
+    finally:
+        spy.remove()
+
+
 def test_remove_restores_the_real_generate(generator):
     spy = GenerateSpy(generator.model, pad_token_id=0)
     spy.remove()
     assert "generate" not in generator.model.__dict__
-
-
-def test_finds_model_and_tokenizer_among_attributes(reference_model):
-    assert find_transformers_model(reference_model) is reference_model.model
-    assert find_tokenizer(reference_model) is reference_model.tokenizer
-    assert find_transformers_model(object()) is None

@@ -15,10 +15,10 @@ PROVIDER_PAYLOADS = {
 
 @register_check("load", "the candidate loads on this machine", needs_model=False)
 def load(ctx: GateContext) -> Outcome:
-    if ctx.model is None:
-        return failed(ctx.load_error or "the candidate did not load")
-    device = getattr(ctx.spy.model, "device", "unknown") if ctx.spy else "unknown"
-    return passed(f"loaded; its transformers model is on {device}", device=str(device))
+    if ctx.candidate is None:
+        return failed(ctx.load_error or "the candidate did not load",
+                      traceback=ctx.options.get("load_traceback", []))
+    return passed("loaded with mlflow.pyfunc.load_model in its own process")
 
 
 @register_check("signature.present", "the model has a signature with a string prompt input",

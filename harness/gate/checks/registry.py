@@ -11,8 +11,8 @@ import pandas as pd
 
 from harness.model.loading import context_length
 from harness.gate.report import Status
-from harness.model.signature import gateway_payload, parse_payload
-from harness.gate.spy import GenerateCall, GenerateSpy
+from harness.model.signature import gateway_payload
+from harness.gate.spy import GenerateCall, Script
 
 
 @dataclass(frozen=True)
@@ -42,14 +42,19 @@ class Row:
     instruction: str
     temperature: float = 1.0
     max_tokens: int = 8
+    stop: tuple[str, ...] = ()
+
+    @property
+    def settings(self) -> tuple:
+        return (self.temperature, self.max_tokens, self.stop)
 
 
 @dataclass
 class GateContext:
-    """What every check can use: the loaded candidate and a spy on its model's generate."""
+    """What every check can use: the candidate (a worker process, or a Probe in tests), the
+    gate's own tokenizer for the snapshot, and the reference on the same weights."""
 
-    model: Any = None  # mlflow PyFuncModel
-    spy: GenerateSpy | None = None
+    candidate: Any = None  # Worker or Probe: predict / calls / reset / seed / model_facts
     tokenizer: Any = None
     snapshot: Path | None = None
     provider: str = "mlflow-model-serving"
@@ -63,6 +68,9 @@ class GateContext:
     options: dict[str, Any] = field(default_factory=dict)
     results: list[Any] = field(default_factory=list)  # CheckResults so far, for secrets.no_leak
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    canaries: dict[str, str] = field(default_factory=dict)  # variable -> canary value
+    answers_seen: list[str] = field(default_factory=list)  # every answer, for secrets.no_leak
+    _reference: Any = None
 
     def close(self) -> None:
         """Stop whatever checks started (servers), last first."""
@@ -77,33 +85,53 @@ class GateContext:
                     and {"temperature", "max_tokens"} <= {p.name for p in sig.params.params})
 
     @property
-    def context_length(self) -> int:
-        return context_length(self.spy.model, self.tokenizer)
+    def accepts_stop(self) -> bool:
+        sig = self.signature
+        return bool(self.uses_params and "stop" in {p.name for p in sig.params.params})
 
-    def send(self, rows: Sequence[Row]) -> Any:
-        """Predict as the scoring server would: JSON payload -> MLflow parsing -> predict."""
+    @property
+    def reference(self):
+        """Our Generator on the snapshot, float32 on CPU: the oracle for answers."""
+        if self._reference is None:
+            from harness.model.generation import Generator
+            from harness.model.loading import LoadConfig
+
+            self._reference = Generator.from_pretrained(
+                str(self.snapshot), LoadConfig(device="cpu", dtype="float32"))
+        return self._reference
+
+    @property
+    def context_length(self) -> int:
+        return context_length(self.reference.model, self.tokenizer)
+
+    def payload(self, rows: Sequence[Row]) -> dict[str, Any]:
+        """The JSON body the route's provider (or a columns client) sends for these rows."""
         prompts = [r.instruction for r in rows]
         if self.uses_params:
             first = rows[0]
-            if any((r.temperature, r.max_tokens) != (first.temperature, first.max_tokens) for r in rows):
+            if any(r.settings != first.settings for r in rows):
                 raise ValueError("params-style candidates take one setting per request")
-            payload = gateway_payload(prompts, temperature=first.temperature,
-                                      max_tokens=first.max_tokens)
-        else:
-            payload = {"dataframe_records": [
-                {"prompt": r.instruction, "temperature": r.temperature, "max_tokens": r.max_tokens}
-                for r in rows]}
-        if self.signature is None:
-            frame = pd.DataFrame(payload["dataframe_records"])
-            return self.model.predict(frame)
-        data, params = parse_payload(payload, self.signature)
-        return self.model.predict(data, params=params)
+            extra = {"stop": list(first.stop)} if first.stop else {}
+            return gateway_payload(prompts, temperature=first.temperature,
+                                   max_tokens=first.max_tokens, **extra)
+        return {"dataframe_records": [
+            {"prompt": r.instruction, "temperature": r.temperature, "max_tokens": r.max_tokens}
+            for r in rows]}
+
+    def send(self, rows: Sequence[Row]) -> Any:
+        """Predict as the scoring server would: JSON payload -> MLflow parsing -> predict."""
+        raw = self.candidate.predict(self.payload(rows))
+        self.answers_seen.extend(a for a in answers(raw) if isinstance(a, str))
+        return raw
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     def calls(self) -> list[GenerateCall]:
-        return list(self.spy.calls)
+        return list(self.candidate.calls())
+
+    def reset(self, script: Script | None = None) -> None:
+        self.candidate.reset(script)
 
 
 CheckFn = Callable[[GateContext], Outcome]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from harness.gate.checks.contract import PROVIDER_PAYLOADS
-from harness.gate.checks.registry import GateContext, Outcome, failed, passed, register_check, skipped
+from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, \
+    register_check, skipped
 from harness.serving.gateway import (
     NO_RETRY,
     CompletionRequest,
@@ -35,7 +37,9 @@ def _server(ctx: GateContext, key: str, factory) -> Any:
 
 
 def _scoring(ctx: GateContext):
-    return _server(ctx, "scoring_server", lambda: scoring_server(ctx.model_uri, ctx.tracking_uri))
+    # The server gets the canaries too: a leak from the served candidate shows in its log.
+    return _server(ctx, "scoring_server", lambda: scoring_server(ctx.model_uri, ctx.tracking_uri,
+                                                                 env=ctx.canaries))
 
 
 @register_check("serving.scoring", "the scoring server answers the provider's payload",
@@ -52,12 +56,40 @@ def serving_scoring(ctx: GateContext) -> Outcome:
     if response.status_code != 200:
         return failed(f"the scoring server answered {response.status_code} to the "
                       f"{ctx.provider} payload", **evidence)
-    predictions = response.json().get("predictions")
-    if not (isinstance(predictions, list) and len(predictions) == 1
-            and isinstance(predictions[0], str)):
-        return failed(f"predictions are not one string per prompt: {str(predictions)[:100]}",
-                      **evidence)
-    return passed(f"200 with one string prediction from {server.url}", **evidence)
+    for rows in ([Row(_PROMPT, 0.0, 8)], [Row(p, 0.0, 6) for p in ("One.", _PROMPT, "Three?")]):
+        response = requests.post(f"{server.url}/invocations", json=ctx.payload(rows), timeout=60)
+        predictions = response.json().get("predictions") if response.ok else None
+        evidence[f"{len(rows)} rows"] = {"status": response.status_code, "body": response.text[:300]}
+        if not (isinstance(predictions, list) and len(predictions) == len(rows)
+                and all(isinstance(p, str) for p in predictions)):
+            return failed(f"a {len(rows)}-row request did not come back as a JSON list of "
+                          f"{len(rows)} strings: {response.text[:100]}", **evidence)
+    return passed(f"200, and a JSON list of one string per row, from {server.url}", **evidence)
+
+
+@register_check("serving.concurrent", "concurrent requests with different settings get the "
+                "answers the same requests get one by one", needs_serving=True)
+def serving_concurrent(ctx: GateContext) -> Outcome:
+    server = _scoring(ctx)
+    bodies = [ctx.payload([Row(p, 0.0, k)]) for p, k in
+              (("Name a colour.", 3), ("What is MLflow?", 9), ("Hi.", 5), ("Name a colour.", 12),
+               ("What is MLflow?", 2), ("Explain caching.", 7))]
+
+    def post(body):
+        response = requests.post(f"{server.url}/invocations", json=body, timeout=120)
+        return response.status_code, response.text
+
+    alone = [post(b) for b in bodies]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        together = list(pool.map(post, bodies))
+    evidence = {"alone": [a[1][:200] for a in alone], "concurrent": [c[1][:200] for c in together]}
+    for i, (a, c) in enumerate(zip(alone, together)):
+        if a != c:
+            return failed(f"request {i} of {len(bodies)} sent concurrently got {c[1][:80]!r} "
+                          f"(status {c[0]}); alone it got {a[1][:80]!r} (status {a[0]}): "
+                          "settings or state leak between concurrent requests", **evidence)
+    return passed(f"{len(bodies)} concurrent requests with different settings answered as "
+                  "when sent one by one", **evidence)
 
 
 def _route(ctx: GateContext) -> RouteSpec | None:
@@ -71,9 +103,8 @@ def _route(ctx: GateContext) -> RouteSpec | None:
                 needs_model=False)
 def route_spec(ctx: GateContext) -> Outcome:
     if ctx.route_file is None:
-        route = seed_route("http://127.0.0.1:1")
-        return passed("no --route given: the seed's route with mlflow-model-serving on loopback",
-                      route=route.public())
+        return skipped("skipped: no --route given; the server checks use the seed's route "
+                       "(mlflow-model-serving on loopback)")
     try:
         route = _route(ctx)
     except (RouteError, OSError, ValueError) as error:
@@ -98,7 +129,7 @@ def route_gateway(ctx: GateContext) -> Outcome:
         RouteSpec(route.name, route.model_name, route.provider, MlflowServingConfig(server.url))
     gateway = _server(ctx, "gateway", lambda: gateway_server([route]))
     request = CompletionRequest(_PROMPT, temperature=0.0, max_tokens=8)
-    direct = ctx.model.predict(*_direct_input(ctx))
+    direct = answers(ctx.send([Row(_PROMPT, 0.0, 8)]))
     try:
         legacy = LegacyGatewayClient(Transport(gateway.url, retry=NO_RETRY)).query(route.name, request)
         current = DeploymentsGatewayClient(gateway.url).query(route.name, request)
@@ -116,14 +147,6 @@ def route_gateway(ctx: GateContext) -> Outcome:
                   f"/endpoints and /gateway on {gateway.url}", **evidence)
 
 
-def _direct_input(ctx: GateContext):
-    import pandas as pd
-
-    if ctx.uses_params:
-        return pd.DataFrame({"prompt": [_PROMPT]}), {"temperature": 0.0, "max_tokens": 8}
-    return (pd.DataFrame({"prompt": [_PROMPT], "temperature": [0.0], "max_tokens": [8]}),)
-
-
 def _secret_values(ctx: GateContext) -> dict[str, str]:
     try:
         route = _route(ctx)
@@ -139,10 +162,14 @@ def _secret_values(ctx: GateContext) -> dict[str, str]:
 
 
 def _haystacks(ctx: GateContext) -> dict[str, str]:
-    """Everything the gate wrote or saw: results so far, server logs, MLflow params/tags."""
+    """Everything the gate wrote or saw: results so far, the candidate's answers and log,
+    server logs, MLflow params/tags."""
     from mlflow.tracking import MlflowClient
 
-    texts = {"report": json.dumps([r.to_dict() for r in ctx.results], default=str)}
+    texts = {"report": json.dumps([r.to_dict() for r in ctx.results], default=str),
+             "answers": "\n".join(ctx.answers_seen)}
+    if (log := ctx.options.get("candidate_log")) is not None and Path(log).is_file():
+        texts["candidate log"] = Path(log).read_text(errors="replace")
     for key in ("scoring_server", "gateway"):
         if (server := ctx.options.get(key)) is not None:
             texts[f"{key} log"] = server.log_tail(10_000)
@@ -154,17 +181,17 @@ def _haystacks(ctx: GateContext) -> dict[str, str]:
     return texts
 
 
-@register_check("secrets.no_leak", "no route secret appears in reports, logs or MLflow params",
-                needs_model=False)
+@register_check("secrets.no_leak", "no route secret or credential canary appears in answers, "
+                "reports, logs or MLflow params", needs_model=False)
 def secrets_no_leak(ctx: GateContext) -> Outcome:
-    secrets = _secret_values(ctx)
+    secrets = {**_secret_values(ctx), **{f"${name} (canary)": value
+                                         for name, value in ctx.canaries.items()}}
     if not secrets:
-        return passed("the route references no secret that is set; nothing can leak",
-                      scanned=sorted(_haystacks(ctx)))
+        return skipped("skipped: no route secret is set and no canary was planted")
     haystacks = _haystacks(ctx)
     leaks = [f"{field} in {where}" for field, value in secrets.items()
              for where, text in haystacks.items() if value in text]
     if leaks:
         return failed(f"secret value found: {', '.join(leaks)}")
-    return passed(f"{len(secrets)} secret(s) absent from {len(haystacks)} places",
-                  scanned=sorted(haystacks))
+    return passed(f"{len(secrets)} secret(s) and canaries absent from {len(haystacks)} places",
+                  scanned=sorted(haystacks), planted=sorted(secrets))

@@ -1,0 +1,266 @@
+"""Checks that judge answers, not code: each compares what a caller gets with the oracle,
+our reference Generator on the same weights, or observes a setting's effect.
+
+At temperature 0 a correct wrapper's answer is a function of (instruction, max_tokens,
+stop) alone, whatever its batching, padding, call style or return container.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, \
+    register_check, skipped
+from harness.gate.probe import weights_fingerprint
+from harness.gate.spy import Script
+from harness.model.generation import Request
+from harness.model.prompt import build_prompt
+from harness.model.settings import GenerationSettings
+
+SHORT = ["Hi.", "Name a colour.", "What is MLflow?", "Explain the KV cache in one line.",
+         " ".join(["Describe the route, the signature and the endpoint."] * 6)]
+UNICODE = [unicodedata.normalize("NFC", "Café crème, naïve?"),
+           unicodedata.normalize("NFD", "Café crème, naïve?"), "Ｆｕｌｌ ｗｉｄｔｈ ﬁ ligature"]
+
+
+def reference_answer(ctx: GateContext, row: Row) -> str:
+    """The reference's answer for this row alone, at temperature 0 (cached per context)."""
+    cache = ctx.options.setdefault("reference_answers", {})
+    key = (row.instruction, row.max_tokens, row.stop)
+    if key not in cache:
+        settings = GenerationSettings(temperature=0.0, max_tokens=row.max_tokens,
+                                      stop=list(row.stop) or None)
+        cache[key] = ctx.reference.generate([Request(row.instruction, settings)])[0]
+    return cache[key]
+
+
+def _same_weights(ctx: GateContext) -> str | None:
+    """None when the candidate runs the snapshot's weights in float32; else why not."""
+    facts = ctx.candidate.model_facts()
+    if not facts:
+        # A file candidate was handed the snapshot as its artifact: judge its answers even if
+        # it decodes without generate. A logged model may hold any weights.
+        if ctx.options.get("candidate_kind", "file") != "uri":
+            return None
+        return "the candidate never called transformers' generate, so its weights are unknown"
+    if facts["fingerprint"] != weights_fingerprint(ctx.reference.model):
+        return (f"the candidate's model ({facts['class']}, {facts['dtype']}) does not hold the "
+                f"snapshot's weights in float32; pass --snapshot with its own weights")
+    return None
+
+
+def _near_limit(ctx: GateContext, room: int) -> str:
+    """An instruction whose prompt leaves exactly ``room`` tokens of context."""
+    words, limit = [], ctx.context_length
+    while len(ctx.tokenizer.encode(build_prompt(" ".join(words + ["route"])))) + room <= limit:
+        words.append("route")
+    return " ".join(words)
+
+
+def differential_cases(ctx: GateContext) -> list[tuple[str, list[Row]]]:
+    room = 6
+    near = _near_limit(ctx, room)
+    cases = [("mixed lengths, short first", [Row(i, 0.0, 12) for i in SHORT]),
+             ("mixed lengths, long first", [Row(i, 0.0, 12) for i in reversed(SHORT)]),
+             ("repeated instructions", [Row(SHORT[k], 0.0, 10) for k in (1, 3, 1, 1)]),
+             ("one row", [Row(SHORT[2], 0.0, 16)]),
+             ("more rows than a batch", [Row(f"Item {k}: {SHORT[k % 4]}", 0.0, 6) for k in range(11)]),
+             ("unicode forms", [Row(i, 0.0, 8) for i in UNICODE])]
+    cases += [(f"max_tokens={k}", [Row(SHORT[1], 0.0, k), Row(SHORT[3], 0.0, k)])
+              for k in (1, 2, 3, 5, 9, 17, 33)]
+    cases += [(f"near the context, max_tokens={k}", [Row(near, 0.0, k)]) for k in range(1, room + 1)]
+    return cases
+
+
+@register_check("answers.reference", "every answer equals the reference's answer for that row "
+                "alone, whatever the batch (temperature 0, same weights)")
+def answers_reference(ctx: GateContext) -> Outcome:
+    ctx.reset()
+    probe = Row(SHORT[0], 0.0, 2)
+    seen = ctx.options.setdefault("answers_by_instruction", {})
+    first = answers(ctx.send([probe]))
+    if (why := _same_weights(ctx)) is not None:
+        return skipped(f"skipped: {why}")
+    if first == [reference_answer(ctx, probe)]:  # only right answers count as "given earlier"
+        seen[probe.instruction] = {probe.settings: first[0]}
+    cases = differential_cases(ctx)
+    for label, rows in cases:
+        got = answers(ctx.send(rows))
+        if len(got) != len(rows):
+            return failed(f"{label}: {len(rows)} rows in, {len(got)} answers out", answers=got)
+        for i, (row, answer) in enumerate(zip(rows, got)):
+            if answer != reference_answer(ctx, row):
+                return _explain_difference(ctx, label, rows, got, i)
+        for row, answer in zip(rows, got):
+            seen.setdefault(row.instruction, {})[row.settings] = answer
+    total = sum(len(rows) for _, rows in cases)
+    return passed(f"{total} answers in {len(cases)} batches equal the reference's, exactly",
+                  cases=[label for label, _ in cases])
+
+
+def _explain_difference(ctx: GateContext, label: str, rows: list[Row], got: list[str],
+                        i: int) -> Outcome:
+    want = [reference_answer(ctx, r) for r in rows]
+    ctx.reset()
+    alone = answers(ctx.send([rows[i]]))
+    seen = [c.prompt_ids(r) for c in ctx.calls() for r in range(len(c.input_ids))]
+    evidence = {"batch": label, "row": i, "instruction": rows[i].instruction[:200],
+                "max_tokens": rows[i].max_tokens, "expected": want[i], "got": got[i],
+                "alone": alone, "generate_prompt_ids": seen[:1]}
+    where = f"row {i} of a {len(rows)}-row batch ({label})"
+    earlier = {answer for settings, answer in
+               ctx.options.get("answers_by_instruction", {}).get(rows[i].instruction, {}).items()
+               if settings != rows[i].settings}
+    if got[i] in want and want.index(got[i]) != i:
+        return failed(f"{where} got row {want.index(got[i])}'s answer: answers are returned "
+                      "out of order", **evidence)
+    if got[i] in earlier:
+        return failed(f"{where} got the answer given earlier to the same instruction with other "
+                      "settings: answers are cached by prompt?", **evidence)
+    # A longer answer that extends the reference's (a split character at its end aside).
+    if len(got[i]) > len(want[i]) and got[i].startswith(want[i].rstrip("\ufffd")):
+        return failed(f"{where} ran past max_tokens={rows[i].max_tokens} (expected "
+                      f"{want[i]!r}): settings ignored for this batch?", **evidence)
+    if len(rows) > 1 and alone == [want[i]]:
+        return failed(f"{where} got a different answer than alone: the batch changes answers "
+                      "(padded on the right, or the attention mask dropped?)", **evidence)
+    at = next((k for k, (a, b) in enumerate(zip(got[i], want[i])) if a != b),
+              min(len(got[i]), len(want[i])))
+    return failed(f"{where} differs from the reference at character {at}: expected "
+                  f"{want[i][at:at + 30]!r}, got {got[i][at:at + 30]!r}", **evidence)
+
+
+def _generated_counts(ctx: GateContext, rows: list[Row]) -> list[int | None]:
+    counts = []
+    for row in rows:
+        found = [len(c.new_ids(r)) for c in ctx.calls() for r in range(len(c.input_ids))
+                 if row.instruction in ctx.decode(c.prompt_ids(r))]
+        counts.append(found[0] if found else None)
+    return counts
+
+
+@register_check("params.max_tokens", "max_tokens bounds the tokens generated at every temperature "
+                "and is reached when no EOS comes")
+def params_max_tokens(ctx: GateContext) -> Outcome:
+    evidence: dict[str, Any] = {}
+    for temperature in (0.0, 0.8):
+        for k in (1, 4, 11):
+            # Columns candidates take settings per row: give the second row its own.
+            other = k if ctx.uses_params else k + 3
+            rows = [Row("Count slowly to ten.", temperature, k),
+                    Row("Name the planets.", temperature, other)]
+            ctx.reset(Script(suppress_eos=True))
+            ctx.send(rows)
+            counts = _generated_counts(ctx, rows)
+            evidence[f"t={temperature} max_tokens={k}"] = counts
+            if all(c is None for c in counts):
+                return skipped("skipped: the candidate does not call transformers' generate; "
+                               "max_tokens is judged by answers.reference", **evidence)
+            for i, (row, count) in enumerate(zip(rows, counts)):
+                if count is None:
+                    return failed(f"row {i} of {len(rows)} never reached generate", **evidence)
+                if count != row.max_tokens:
+                    return failed(f"max_tokens={row.max_tokens} at temperature {temperature}: "
+                                  f"row {i} generated {count} tokens with EOS withheld (expected "
+                                  f"exactly {row.max_tokens})", **evidence)
+    ctx.reset()
+    return passed("exactly max_tokens generated when no EOS comes, at temperature 0 and 0.8",
+                  **evidence)
+
+
+@register_check("params.temperature_zero", "temperature 0 works, is greedy and repeats exactly")
+def params_temperature_zero(ctx: GateContext) -> Outcome:
+    rows = [Row("Say something.", 0.0, 6), Row("Say something else, please.", 0.0, 6)]
+    ctx.reset()
+    try:
+        first, second = answers(ctx.send(rows)), answers(ctx.send(rows))
+    except Exception as error:  # the published wrapper raises inside generate here
+        return failed(f"temperature 0 raised {type(error).__name__}: {error}"[:500])
+    evidence = {"first": first, "second": second}
+    if first != second:
+        return failed("temperature 0 gave different answers on a second call", **evidence)
+    if _same_weights(ctx) is None:
+        greedy = [reference_answer(ctx, r) for r in rows]
+        evidence["greedy"] = greedy
+        if first != greedy:
+            return failed("temperature 0 did not decode greedily: answers differ from the "
+                          "greedy reference", **evidence)
+    return passed("repeatable, and equal to greedy decoding", **evidence)
+
+
+@register_check("params.temperature", "a positive temperature samples: answers vary across calls")
+def params_temperature(ctx: GateContext) -> Outcome:
+    row = Row("Tell a story about a lighthouse.", 1.0, 12)
+    ctx.reset()
+    got = [answers(ctx.send([row]))[0] for _ in range(4)]
+    evidence = {"answers": got}
+    if len(set(got)) == 1:
+        return failed(f"temperature {row.temperature} gave the same answer in {len(got)} calls: "
+                      "sampling is off, or a fixed seed is set", **evidence)
+    return passed(f"{len(set(got))} different answers in {len(got)} calls at temperature "
+                  f"{row.temperature}", **evidence)
+
+
+def _stop_for(answer: str) -> str | None:
+    """A short stop string whose first occurrence is inside the answer, past its first third."""
+    for start in range(max(1, len(answer) // 3), len(answer) - 2):
+        piece = answer[start:start + 2]
+        if piece.isascii() and piece.isalnum() and answer.find(piece) == start:
+            return piece
+    return None
+
+
+@register_check("params.stop", "stop cuts the answer before the earliest stop string and drops it")
+def params_stop(ctx: GateContext) -> Outcome:
+    if not ctx.accepts_stop:
+        return skipped("skipped: the signature takes no `stop` param")
+    for instruction in SHORT[:4]:
+        full = reference_answer(ctx, Row(instruction, 0.0, 24))
+        if (stop := _stop_for(full)) is not None:
+            break
+    else:
+        return skipped("skipped: no reference answer long enough to place a stop string in")
+    # Two stop strings, one that never occurs: the list form must work, the earliest wins.
+    row = Row(instruction, 0.0, 24, ("<never-in-an-answer>", stop))
+    want = reference_answer(ctx, row)
+    ctx.reset()
+    got = answers(ctx.send([row]))
+    evidence = {"instruction": instruction, "full": full, "stop": list(row.stop),
+                "expected": want, "got": got}
+    if got != [want]:
+        kept = " (the stop string was kept)" if got and got[0] == want + stop else ""
+        return failed(f"with stop {stop!r} the answer should be {want!r}{kept}", **evidence)
+    return passed(f"cut before {stop!r}, the stop string dropped", **evidence)
+
+
+@register_check("prompt.context", "an instruction that cannot fit the context is rejected naming "
+                "`prompt`, never silently truncated")
+def prompt_context(ctx: GateContext) -> Outcome:
+    words = ["route"] * ctx.context_length
+    ctx.reset()
+    try:
+        got = answers(ctx.send([Row(" ".join(words), 0.0, 4)]))
+    except Exception as error:
+        message = getattr(error, "message", None) or str(error)
+        if "prompt" not in message:
+            return failed(f"rejected, but the error does not name 'prompt': {message[:150]}")
+        return passed("rejected, naming prompt", error=message[:300])
+    return failed(f"an instruction of {len(words)} words (context {ctx.context_length} tokens) "
+                  "was answered: the prompt is silently truncated", answers=got)
+
+
+@register_check("generate.use_cache", "decoding uses the KV cache: each step feeds one new position")
+def generate_use_cache(ctx: GateContext) -> Outcome:
+    ctx.reset(Script(suppress_eos=True))
+    ctx.send([Row("Cache check.", 0.0, 6)])
+    widths = [c.forward_widths for c in ctx.calls() if len(c.forward_widths) >= 3]
+    ctx.reset()
+    if not widths:
+        return skipped("skipped: no generate call with several decoding steps was seen")
+    steps = widths[0][1:]
+    if any(w != 1 for w in steps):
+        return failed(f"each decoding step re-ran the whole sequence (widths {widths[0][:6]}): "
+                      "the KV cache is off", forward_widths=widths[0])
+    return passed(f"after the prompt, each of {len(steps)} steps fed one position",
+                  forward_widths=widths[0])

@@ -1,0 +1,76 @@
+"""A loaded candidate and the spy on its ``generate``, answering the gate's requests.
+
+The worker process serves one of these over a pipe; fast tests use one in process. Every
+request goes in as the JSON body the scoring server would get and is parsed the way
+MLflow parses it, so the candidate sees exactly what it would see behind a route.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from typing import Any
+
+from harness.gate.spy import GenerateCall, GenerateSpy, Script
+from harness.model.signature import parse_payload
+
+
+class Probe:
+    deadline: float | None = None  # the worker enforces deadlines; in process nothing does
+
+    def __init__(self, model: Any, signature: Any, spy: GenerateSpy):
+        self.model, self.signature, self.spy = model, signature, spy
+
+    def predict(self, payload: dict[str, Any]) -> Any:
+        if self.signature is None:
+            import pandas as pd
+
+            return portable(self.model.predict(pd.DataFrame(payload["dataframe_records"])))
+        data, params = parse_payload(payload, self.signature)
+        return portable(self.model.predict(data, params=params))
+
+    def calls(self) -> list[GenerateCall]:
+        return list(self.spy.calls)
+
+    def reset(self, script: Script | None = None) -> None:
+        self.spy.reset(script)
+
+    def seed(self, value: int) -> None:
+        """The same RNG state at the start of each check: verdicts on sampled answers do not
+        depend on what ran before."""
+        import torch
+
+        torch.manual_seed(value)
+
+    def model_facts(self) -> dict[str, Any]:
+        """Device, dtype, KV-cache default and a weights fingerprint of the model generate
+        last ran on (None before any call)."""
+        model = self.spy.model
+        if model is None:
+            return {}
+        return {"device": str(getattr(model, "device", "unknown")),
+                "dtype": str(getattr(model, "dtype", "unknown")),
+                "class": type(model).__name__,
+                "fingerprint": weights_fingerprint(model)}
+
+    def close(self) -> None:
+        self.spy.remove()
+
+
+def weights_fingerprint(model: Any) -> str:
+    """A hash of the first and last parameter tensors and the parameter count: equal for the
+    same weights on the same dtype, different for another snapshot."""
+    params = list(model.parameters())
+    digest = hashlib.sha256(str(sum(p.numel() for p in params)).encode())
+    for tensor in (params[0], params[-1]):
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def portable(value: Any) -> Any:
+    """The candidate's output as it can cross a pipe: itself if it pickles, else its repr."""
+    try:
+        pickle.dumps(value)
+        return value
+    except Exception:  # noqa: BLE001 - whatever a candidate returns is a verdict, not a crash
+        return f"<unpicklable {type(value).__name__}: {repr(value)[:200]}>"

@@ -1,0 +1,269 @@
+"""The candidate runs in its own process: logged, loaded and asked there, never in the gate.
+
+A candidate is code run with the user's rights. In the worker it can exit, abort, hang or
+spawn children without taking the gate down: the gate talks to it over a pipe, bounds
+every exchange with a deadline, and on a timeout or at the end kills the worker's process
+group and every process that carries the worker's tag in its environment (so children
+that start their own session are found too).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from harness.gate.candidate import CandidateSpec
+
+TAG_VAR = "HARNESS_GATE_WORKER"
+_OPS = ("predict", "calls", "reset", "seed", "model_facts")
+
+
+class WorkerError(RuntimeError):
+    """The worker ended or timed out; the message says which, in the user's words."""
+
+
+class WorkerTimeout(WorkerError):
+    """The candidate did not answer in time; its worker has been killed."""
+
+
+class CandidateRaised(Exception):
+    """An exception the candidate raised in its process, as the gate sees it."""
+
+    def __init__(self, type_name: str, message: str):
+        super().__init__(f"{type_name}: {message}")
+        self.type_name, self.message = type_name, message
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    candidate: CandidateSpec
+    snapshot: Path
+    store: Any  # harness.store.StoreConfig
+    log_path: Path
+    env: tuple[tuple[str, str], ...] = ()  # canary values for credential-looking variables
+
+
+@dataclass(frozen=True)
+class Loaded:
+    model_uri: str | None
+    signature: Any
+    load_error: str | None = None
+    load_traceback: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Worker:
+    """The gate's side: start, ask with a deadline, stop (always)."""
+
+    def __init__(self, spec: WorkerSpec, load_timeout: float = 300.0):
+        self.spec, self.load_timeout = spec, load_timeout
+        self.tag = uuid.uuid4().hex
+        self.deadline: float | None = None  # set per check by the runner
+        self.ended: str | None = None  # why the worker is gone, once it is
+        self._process = None
+        self._conn = None
+
+    def start(self) -> Loaded:
+        """A fresh interpreter (not multiprocessing, which would re-run the caller's main
+        module), in its own session, talking over a socket pair."""
+        ours, theirs = socket.socketpair()
+        log = self.spec.log_path
+        log.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **dict(self.spec.env), TAG_VAR: self.tag}
+        with theirs, open(log, "ab") as out:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "harness.gate.worker", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], start_new_session=True, env=env,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        self._conn = Connection(ours.detach())
+        self._conn.send(self.spec)
+        return self._receive(self.load_timeout, "loading the candidate")
+
+    def call(self, op: str, *args: Any) -> Any:
+        if self.ended is not None:
+            raise WorkerError(self.ended)
+        timeout = 600.0 if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+        try:
+            self._conn.send((op, args))
+        except (OSError, ValueError):
+            raise WorkerError(self._gone(f"{op}")) from None
+        kind, *payload = self._receive(timeout, f"answering {op}")
+        if kind == "raised":
+            raise CandidateRaised(*payload)
+        return payload[0]
+
+    # The Probe interface, so checks do not care where the candidate runs.
+    def predict(self, payload: dict[str, Any]) -> Any:
+        return self.call("predict", payload)
+
+    def calls(self) -> list:
+        return self.call("calls")
+
+    def reset(self, script=None) -> None:
+        self.call("reset", script)
+
+    def seed(self, value: int) -> None:
+        self.call("seed", value)
+
+    def model_facts(self) -> dict[str, Any]:
+        return self.call("model_facts")
+
+    def stray_processes(self) -> list[dict[str, Any]]:
+        """Processes the candidate started (its worker aside), and the ports they listen on."""
+        found = []
+        for proc in _tagged(self.tag):
+            if proc.pid == self._process.pid:
+                continue
+            try:
+                ports = sorted(c.laddr.port for c in proc.net_connections(kind="inet")
+                               if c.status == psutil.CONN_LISTEN)
+                found.append({"pid": proc.pid, "name": proc.name(), "listening": ports})
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return found
+
+    def _receive(self, timeout: float, doing: str):
+        if not self._conn.poll(timeout):
+            self.ended = f"the candidate hung: no answer within {timeout:g}s while {doing}"
+            self.stop()
+            raise WorkerTimeout(self.ended)
+        try:
+            message = self._conn.recv()
+        except (EOFError, OSError):
+            raise WorkerError(self._gone(doing)) from None
+        return message[1] if message[0] == "loaded" else message
+
+    def _gone(self, doing: str) -> str:
+        try:
+            code = self._process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            code = None
+        how = (f"was killed by {signal.Signals(-code).name}" if code is not None and code < 0
+               else f"exited with code {code}")
+        self.ended = f"the candidate's process {how} while {doing}"
+        self.stop()
+        return self.ended
+
+    def stop(self) -> None:
+        """Kill the worker's group and every tagged process; idempotent."""
+        if self._process is None:
+            return
+        victims = _tagged(self.tag)
+        try:
+            root = psutil.Process(self._process.pid)
+            victims |= {root, *root.children(recursive=True)}
+        except psutil.NoSuchProcess:
+            pass
+        try:
+            os.killpg(self._process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for proc in victims:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                continue
+        psutil.wait_procs(victims, timeout=5)
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass  # unkillable (a zombie's parent is us, so wait reaps it; this is a D state)
+        self._conn.close()
+        self.ended = self.ended or "the worker was stopped"
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def _tagged(tag: str) -> set[psutil.Process]:
+    found = set()
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(TAG_VAR) == tag:
+                found.add(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def explain_load_error(error: BaseException) -> str:
+    """A load failure in a user's words where the cause is a known published defect."""
+    text = f"{type(error).__name__}: {error}"
+    if isinstance(error, TypeError) and "item assignment" in str(error):
+        return ("the wrapper sets config.attn_config['attn_impl'] by item assignment, which the "
+                f"native transformers MPT config (an object, not a dict) rejects ({text})")
+    lowered = text.lower()
+    if "cuda" in lowered and any(s in lowered for s in ("not compiled", "no nvidia", "driver",
+                                                        "no cuda", "not available")):
+        return f"the wrapper moves the model to CUDA, but this machine has no GPU ({text})"
+    return text[:500]
+
+
+# --- the worker's side ----------------------------------------------------------------
+
+def _child_main(fd: int) -> None:
+    conn = Connection(fd)
+    spec = conn.recv()
+    loaded, probe = _load(spec)
+    conn.send(("loaded", loaded))
+    if probe is None:
+        return
+    while True:
+        try:
+            op, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            if op not in _OPS:
+                raise ValueError(f"unknown request {op!r}")
+            conn.send(("ok", getattr(probe, op)(*args)))
+        except BaseException as error:  # noqa: BLE001 - SystemExit in predict is a verdict too
+            message = getattr(error, "message", None) or str(error)
+            conn.send(("raised", type(error).__name__, str(message)[:2000]))
+
+
+def _load(spec: WorkerSpec) -> tuple[Loaded, Any]:
+    import mlflow
+    from transformers.generation.utils import GenerationMixin
+
+    from harness.gate.candidate import log_candidate
+    from harness.gate.probe import Probe
+    from harness.gate.spy import GenerateSpy
+    from harness.model.loading import load_tokenizer
+
+    tokenizer = load_tokenizer(str(spec.snapshot))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    spy = GenerateSpy(GenerationMixin, pad, decode=lambda ids: tokenizer.decode(ids),
+                      eos_token_id=tokenizer.eos_token_id)
+    model_uri = signature = None
+    try:
+        with spec.store.activated():
+            model_uri = log_candidate(spec.candidate, spec.snapshot)
+            signature = mlflow.models.get_model_info(model_uri).signature
+            model = mlflow.pyfunc.load_model(model_uri)
+    except BaseException as error:  # noqa: BLE001 - any failure to load is the `load` verdict
+        cause = error.__cause__ or error
+        return Loaded(model_uri, signature, explain_load_error(cause),
+                      tuple(traceback.format_exception(cause)[-3:])), None
+    return Loaded(model_uri, signature), Probe(model, signature, spy)
+
+
+if __name__ == "__main__":
+    # Through the package, so what this process pickles names harness.gate.worker, not __main__.
+    from harness.gate.worker import _child_main as main
+
+    main(int(sys.argv[1]))

@@ -1,0 +1,62 @@
+"""Hostile candidates against the real `harness gate` command: whatever the candidate does
+(exit, hang in load or predict, spawn a listener, raise SystemExit), the gate survives,
+exits 1, writes a report naming what happened, and leaves no process behind."""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.slow  # each test runs a whole gate in a subprocess
+
+HOSTILE = Path(__file__).parents[1] / "data" / "candidates" / "hostile.py"
+_MARK = "HARNESS_ISOLATION_PROBE"
+
+# hostile class -> (check id, status, words its message must contain)
+CASES = {
+    "ExitsInPredict": ("output.type", "error", "exited with code 3"),
+    "HangsInLoad": ("load", "fail", "no answer within 15s while loading"),
+    "HangsInPredict": ("output.type", "error", "timed out after 8s"),
+    "SpawnsListener": ("candidate.processes", "fail", "listens on"),
+    "RaisesSystemExit": ("output.type", "error", "SystemExit"),
+}
+
+
+def _marked(mark: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(_MARK) == mark:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_hostile_candidate_ends_with_exit_1_a_report_and_no_process(name, tmp_path, tiny_snapshot):
+    check_id, status, words = CASES[name]
+    mark = uuid.uuid4().hex  # every process this gate starts inherits it
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "gate", "--python-model", f"{HOSTILE}:{name}",
+         "--snapshot", str(tiny_snapshot), "--no-serve", "--load-timeout", "15",
+         "--check-timeout", "8", "--report-dir", str(tmp_path / "report"),
+         "--home", str(tmp_path / "home")],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, _MARK: mark, "MLFLOW_TRACKING_URI": ""})
+    try:
+        assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+        report = json.loads((tmp_path / "report" / "gate.json").read_text())
+        check = next(c for c in report["checks"] if c["id"] == check_id)
+        assert check["status"] == status and words in check["message"], check
+        assert report["verdict"] == "fail"
+    finally:
+        left = _marked(mark)
+        for proc in left:
+            proc.kill()
+    assert left == [], [p.pid for p in left]
