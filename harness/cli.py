@@ -215,20 +215,22 @@ def serve(model_uri: str | None, snapshot_dir: Path | None, home: Path,
     # SIGTERM is handled like Ctrl-C, so `kill` also stops both servers.
     _signal.signal(_signal.SIGTERM, _interrupt)
     _echo_err(f"starting the scoring server for {model_uri} ...")
-    with scoring_server(model_uri, store.uri) as server:
-        route = seed_route(server.url)
-        _echo_err("starting the AI Gateway ...")
-        with gateway_server([route]) as gateway:
-            click.echo(f"scoring server: {server.url}/invocations")
-            click.echo(f"gateway:        {gateway.url}/endpoints/{route.name}/invocations")
-            click.echo(f"curl -s -X POST {gateway.url}/endpoints/{route.name}/invocations "
-                       "-H 'Content-Type: application/json' "
-                       "-d '{\"prompt\": \"What is MLflow?\", \"temperature\": 0, \"max_tokens\": 32}'")
-            click.echo("press Ctrl-C to stop", err=True)
-            try:
+    # Ctrl-C may come at any moment, also before pause() is reached: the `with` blocks stop
+    # whatever started, and an interrupt is a normal way to end `serve` (exit 0).
+    try:
+        with scoring_server(model_uri, store.uri) as server:
+            route = seed_route(server.url)
+            _echo_err("starting the AI Gateway ...")
+            with gateway_server([route]) as gateway:
+                click.echo(f"scoring server: {server.url}/invocations")
+                click.echo(f"gateway:        {gateway.url}/endpoints/{route.name}/invocations")
+                click.echo(f"curl -s -X POST {gateway.url}/endpoints/{route.name}/invocations "
+                           "-H 'Content-Type: application/json' "
+                           "-d '{\"prompt\": \"What is MLflow?\", \"temperature\": 0, \"max_tokens\": 32}'")
+                click.echo("press Ctrl-C to stop", err=True)
                 _signal.pause()
-            except KeyboardInterrupt:
-                _echo_err("stopping ...")
+    except KeyboardInterrupt:
+        _echo_err("stopped")
 
 
 def _ints(value: str, name: str) -> tuple[int, ...]:

@@ -143,11 +143,13 @@ def run_gate(cfg: GateConfig, progress: Callable[[str], None] = lambda _: None,
                                "candidate_kind": cfg.candidate.kind.value})
     results = []
     worker = None
+    selected = [c for c in CHECKS.values() if not cfg.only or c.id == "load" or c.id in cfg.only]
     try:
-        worker = _start_candidate(cfg, snapshot, ctx, progress)
-        for check in CHECKS.values():
-            if cfg.only and check.id != "load" and check.id not in cfg.only:
-                continue
+        if any(c.needs_model or c.needs_serving for c in selected if c.id != "load"):
+            worker = _start_candidate(cfg, snapshot, ctx, progress)
+        else:
+            selected = [c for c in selected if c.id != "load"]  # nothing here needs the model
+        for check in selected:
             result = run_check(check, ctx, cfg.check_timeout)
             on_result(result)
             results.append(result)

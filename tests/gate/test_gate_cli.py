@@ -26,7 +26,8 @@ def test_reference_exits_0_and_writes_valid_reports(gate_cli, tmp_path):
     """The whole gate, real scoring server and gateway included."""
     result = gate_cli()
     assert result.exit_code == 0, result.output
-    for check in ("serving.scoring", "route.gateway", "secrets.no_leak"):
+    for check in ("serving.scoring", "serving.errors", "serving.concurrent", "route.gateway",
+                  "secrets.no_leak"):
         assert f"PASS  {check}" in result.stdout
     assert "verdict: PASS" in result.stdout
     report = json.loads((tmp_path / "report" / "gate.json").read_text())

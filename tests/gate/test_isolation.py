@@ -17,13 +17,14 @@ pytestmark = pytest.mark.slow  # each test runs a whole gate in a subprocess
 HOSTILE = Path(__file__).parents[1] / "data" / "candidates" / "hostile.py"
 _MARK = "HARNESS_ISOLATION_PROBE"
 
-# hostile class -> (check id, status, words its message must contain)
+# hostile class -> (check id, status, words its message must contain, load and check timeouts:
+# short where the test waits for them to expire, generous where checks must finish)
 CASES = {
-    "ExitsInPredict": ("output.type", "error", "exited with code 3"),
-    "HangsInLoad": ("load", "fail", "no answer within 15s while loading"),
-    "HangsInPredict": ("output.type", "error", "timed out after 8s"),
-    "SpawnsListener": ("candidate.processes", "fail", "listens on"),
-    "RaisesSystemExit": ("output.type", "error", "SystemExit"),
+    "ExitsInPredict": ("output.type", "error", "exited with code 3", 120, 120),
+    "HangsInLoad": ("load", "fail", "no answer within 8s while loading", 8, 120),
+    "HangsInPredict": ("output.type", "error", "timed out after 4s", 120, 4),
+    "SpawnsListener": ("candidate.processes", "fail", "listens on", 120, 120),
+    "RaisesSystemExit": ("output.type", "error", "SystemExit", 120, 120),
 }
 
 
@@ -40,12 +41,12 @@ def _marked(mark: str) -> list[psutil.Process]:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_a_hostile_candidate_ends_with_exit_1_a_report_and_no_process(name, tmp_path, tiny_snapshot):
-    check_id, status, words = CASES[name]
+    check_id, status, words, load_timeout, check_timeout = CASES[name]
     mark = uuid.uuid4().hex  # every process this gate starts inherits it
     result = subprocess.run(
         [sys.executable, "-m", "harness.cli", "gate", "--python-model", f"{HOSTILE}:{name}",
-         "--snapshot", str(tiny_snapshot), "--no-serve", "--load-timeout", "15",
-         "--check-timeout", "8", "--report-dir", str(tmp_path / "report"),
+         "--snapshot", str(tiny_snapshot), "--no-serve", "--load-timeout", str(load_timeout),
+         "--check-timeout", str(check_timeout), "--report-dir", str(tmp_path / "report"),
          "--home", str(tmp_path / "home")],
         capture_output=True, text=True, timeout=300,
         env={**os.environ, _MARK: mark, "MLFLOW_TRACKING_URI": ""})

@@ -32,6 +32,27 @@ class LeaksToken(MPTInstruct):
 class BareString(MPTInstruct):
     def predict(self, context, model_input, params=None):
         return super().predict(context, model_input, params)[0]
+
+
+class SwallowsErrors(MPTInstruct):
+    """Turns any failure into empty answers: the caller sees 200 and nothing."""
+
+    def predict(self, context, model_input, params=None):
+        try:
+            return super().predict(context, model_input, params)
+        except Exception:
+            return [""] * len(model_input)
+
+
+class SharedSettings(MPTInstruct):
+    """Keeps the request's settings on the instance: concurrent requests read each other's."""
+
+    def predict(self, context, model_input, params=None):
+        import time
+
+        self.current = dict(params or {})
+        time.sleep(0.2)
+        return super().predict(context, model_input, self.current)
 '''
 
 
@@ -68,7 +89,8 @@ def test_the_reference_does_not_leak_and_databricks_routes_are_not_called(
 
     monkeypatch.setenv("HARNESS_TEST_TOKEN", TOKEN)
     report = run_candidate(route_file=files / "databricks.yaml", serve=True,
-                           store=StoreConfig(home=tmp_path))  # a store no leaky run wrote to
+                           store=StoreConfig(home=tmp_path),  # a store no leaky run wrote to
+                           only=("serving.scoring", "route.spec", "route.gateway", "secrets.no_leak"))
     assert report.check("secrets.no_leak").status.value == "pass"
     assert report.check("route.spec").status.value == "pass"
     gateway = report.check("route.gateway")
@@ -79,7 +101,19 @@ def test_the_reference_does_not_leak_and_databricks_routes_are_not_called(
 
 def test_a_bare_string_candidate_fails_serving_and_the_gateway(run_candidate, files):
     report = run_candidate(CandidateSpec.from_file(f"{files / 'serving_candidates.py'}:BareString"),
-                           serve=True)
+                           serve=True, only=("serving.scoring", "route.gateway"))
     assert report.check("serving.scoring").status.value == "fail"
     gateway = report.check("route.gateway")
     assert gateway.status.value == "fail" and "502" in gateway.message
+
+
+@pytest.mark.parametrize("name, check_id, words", [
+    ("SwallowsErrors", "serving.errors", "swallows errors"),
+    ("SharedSettings", "serving.concurrent", "leak between concurrent requests"),
+])
+def test_a_serving_defect_fails_its_check(run_candidate, files, name, check_id, words):
+    report = run_candidate(CandidateSpec.from_file(f"{files / 'serving_candidates.py'}:{name}"),
+                           serve=True, only=("serving.scoring", check_id))
+    result = report.check(check_id)
+    assert result.status.value == "fail" and words in result.message, result.message
+

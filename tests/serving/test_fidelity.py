@@ -14,7 +14,7 @@ from harness.model.signature import GATEWAY
 PROMPT = "What is MLflow?"
 
 
-@pytest.fixture(params=["mock", pytest.param("real", marks=pytest.mark.slow)])
+@pytest.fixture(params=["mock", pytest.param("real", marks=[pytest.mark.slow, pytest.mark.xdist_group("loopback")])])
 def backend(request, candidate):
     """A legacy-API client and the route names, for the mock or the real loopback gateway."""
     if request.param == "real":

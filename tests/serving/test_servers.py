@@ -20,7 +20,8 @@ PROMPT = "What is MLflow?"
 
 
 # Every test here starts real servers.
-pytestmark = pytest.mark.slow
+# One worker holds the shared loopback servers (xdist --dist loadgroup).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("loopback")]
 
 @pytest.fixture(autouse=True)
 def _fail_fast(monkeypatch):

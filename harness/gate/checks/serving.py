@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,18 @@ def _server(ctx: GateContext, key: str, factory) -> Any:
     return ctx.options[key]
 
 
+_HOOKS = Path(__file__).parents[1] / "_server_hooks"
+_FAILS_ON = "HARNESS-SCRIPTED-FAILURE"
+
+
 def _scoring(ctx: GateContext):
-    # The server gets the canaries too: a leak from the served candidate shows in its log.
+    """The candidate behind the real scoring server. It gets the canaries (a leak shows in its
+    log) and a hook that makes generate raise for prompts holding :data:`_FAILS_ON`."""
+    path = os.pathsep.join(p for p in (str(_HOOKS), os.environ.get("PYTHONPATH")) if p)
+    env = {**ctx.canaries, "PYTHONPATH": path, "HARNESS_GENERATE_FAILS_ON": _FAILS_ON,
+           "HARNESS_SNAPSHOT": str(ctx.snapshot)}
     return _server(ctx, "scoring_server", lambda: scoring_server(ctx.model_uri, ctx.tracking_uri,
-                                                                 env=ctx.canaries))
+                                                                 env=env))
 
 
 @register_check("serving.scoring", "the scoring server answers the provider's payload",
@@ -65,6 +74,20 @@ def serving_scoring(ctx: GateContext) -> Outcome:
             return failed(f"a {len(rows)}-row request did not come back as a JSON list of "
                           f"{len(rows)} strings: {response.text[:100]}", **evidence)
     return passed(f"200, and a JSON list of one string per row, from {server.url}", **evidence)
+
+
+@register_check("serving.errors", "a generate that raises reaches the caller as an error "
+                "status, never as a 200 answer", needs_serving=True)
+def serving_errors(ctx: GateContext) -> Outcome:
+    server = _scoring(ctx)
+    body = ctx.payload([Row(f"{_FAILS_ON}: this request's generate raises.", 0.0, 4)])
+    response = requests.post(f"{server.url}/invocations", json=body, timeout=60)
+    evidence = {"status": response.status_code, "body": response.text[:300]}
+    if response.ok:
+        return failed(f"generate raised, yet the scoring server answered {response.status_code} "
+                      f"with {response.text[:80]!r}: the wrapper swallows errors into answers",
+                      **evidence)
+    return passed(f"generate raised and the caller got {response.status_code}", **evidence)
 
 
 @register_check("serving.concurrent", "concurrent requests with different settings get the "
