@@ -168,19 +168,6 @@ _TAG = "HARNESS_TEST_SUITE_TAG"
 _STORE_NAMES = ("mlflow.db", "mlruns", "mlartifacts", ".harness/mlflow.db", ".harness/artifacts")
 
 
-def _tagged_processes(tag: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        if proc.pid == os.getpid():
-            continue
-        try:
-            if proc.environ().get(_TAG) == tag and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
-
-
 def _stores_outside_tmp(config) -> set[Path]:
     roots = {config.rootpath, Path.cwd()}
     return {root / name for root in roots for name in _STORE_NAMES if (root / name).exists()}
@@ -217,7 +204,9 @@ def pytest_sessionfinish(session, exitstatus):
     """Fail the run if a process the suite started outlived it, or if the suite wrote an
     MLflow store outside its temp folders."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    left = _tagged_processes(os.environ[_TAG])
+    from harness.gate.worker import processes_with_env
+
+    left = [p for p in processes_with_env(_TAG, os.environ[_TAG]) if p.pid != os.getpid()]
     if left:
         _, alive = psutil.wait_procs(left, timeout=10)
         if alive:

@@ -122,7 +122,7 @@ class Worker:
     def stray_processes(self) -> list[dict[str, Any]]:
         """Processes the candidate started (its worker aside), and the ports they listen on."""
         found = []
-        for proc in _tagged(self.tag):
+        for proc in processes_with_env(TAG_VAR, self.tag):
             if proc.pid == self._process.pid:
                 continue
             try:
@@ -159,7 +159,7 @@ class Worker:
         """Kill the worker's group and every tagged process; idempotent."""
         if self._process is None:
             return
-        victims = _tagged(self.tag)
+        victims = processes_with_env(TAG_VAR, self.tag)
         try:
             root = psutil.Process(self._process.pid)
             victims |= {root, *root.children(recursive=True)}
@@ -189,11 +189,13 @@ class Worker:
         self.stop()
 
 
-def _tagged(tag: str) -> set[psutil.Process]:
+def processes_with_env(name: str, value: str) -> set[psutil.Process]:
+    """Live processes whose environment has ``name=value``: everything started under a tag,
+    even children that left the process group or were re-parented."""
     found = set()
     for proc in psutil.process_iter():
         try:
-            if proc.environ().get(TAG_VAR) == tag:
+            if proc.environ().get(name) == value and proc.status() != psutil.STATUS_ZOMBIE:
                 found.add(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue

@@ -9,8 +9,9 @@ import sys
 import uuid
 from pathlib import Path
 
-import psutil
 import pytest
+
+from harness.gate.worker import processes_with_env
 
 pytestmark = pytest.mark.slow  # each test runs a whole gate in a subprocess
 
@@ -26,17 +27,6 @@ CASES = {
     "SpawnsListener": ("candidate.processes", "fail", "listens on", 120, 120),
     "RaisesSystemExit": ("output.type", "error", "SystemExit", 120, 120),
 }
-
-
-def _marked(mark: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(_MARK) == mark:
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -57,7 +47,7 @@ def test_a_hostile_candidate_ends_with_exit_1_a_report_and_no_process(name, tmp_
         assert check["status"] == status and words in check["message"], check
         assert report["verdict"] == "fail"
     finally:
-        left = _marked(mark)
+        left = sorted(processes_with_env(_MARK, mark), key=lambda p: p.pid)
         for proc in left:
             proc.kill()
     assert left == [], [p.pid for p in left]
