@@ -33,3 +33,16 @@ def test_every_model_check_catches_some_mutant():
     caught = set().union(*(checks for checks, _ in mutants.CAUGHT_BY.values()))
     # candidate.processes needs a worker process: tests/gate/test_isolation.py covers it
     assert {c.id for c in MODEL_CHECKS} - caught == {"candidate.processes"}
+
+
+def test_serving_errors_is_skipped_for_a_candidate_that_never_calls_generate():
+    """A failing generate cannot be scripted for a wrapper with its own decoding loop: that
+    says skipped (a false alarm found by the held-out ManualLoop candidate)."""
+    from types import SimpleNamespace
+
+    from harness.gate.checks.registry import GateContext
+    from harness.gate.checks.serving import serving_errors
+
+    ctx = GateContext(candidate=SimpleNamespace(model_facts=dict))
+    outcome = serving_errors(ctx)
+    assert outcome.status is Status.SKIPPED and "without transformers' generate" in outcome.message
