@@ -12,14 +12,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from harness._reporting import machine_info, utc_now
 from harness.bench.compare import Budget
 from harness.gate.candidate import CandidateSpec
 from harness.gate.checks import CHECKS, Check, GateContext, Outcome
 from harness.gate.report import CheckResult, GateReport, Status
-from harness.gate.worker import CandidateRaised, Worker, WorkerError, WorkerSpec, WorkerTimeout
+from harness.gate.worker import Worker, WorkerError, WorkerSpec, WorkerTimeout
 from harness.store import StoreConfig
 
 DEFAULT_CHECK_TIMEOUT = 120.0

@@ -43,6 +43,8 @@ def test_serving_errors_is_skipped_for_a_candidate_that_never_calls_generate():
     from harness.gate.checks.registry import GateContext
     from harness.gate.checks.serving import serving_errors
 
-    ctx = GateContext(candidate=SimpleNamespace(model_facts=dict))
-    outcome = serving_errors(ctx)
+    asked = []
+    candidate = SimpleNamespace(model_facts=dict, predict=lambda payload: asked.append(payload) or [""])
+    outcome = serving_errors(GateContext(candidate=candidate))
+    assert len(asked) == 1  # it asked once before concluding generate is never called
     assert outcome.status is Status.SKIPPED and "without transformers' generate" in outcome.message

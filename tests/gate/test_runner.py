@@ -1,17 +1,12 @@
-"""The gate end to end: reference passes, each mutant is caught by its check alone,
-the published seed fails at load, and hostile candidates never crash the gate."""
-
-import sys
-import time
+"""Whole gates, the candidate in its worker process: the reference passes, the published
+seed fails at load, and failing candidates give verdicts, never crashes. (The mutants are
+judged check by check in test_checks.py; hostile candidates in test_isolation.py.)"""
 
 import pytest
 
 from conftest import MUTANTS_FILE
 from harness.gate.candidate import CandidateSpec
 from harness.gate.checks import CHECKS
-
-sys.path.insert(0, str(MUTANTS_FILE.parent))
-import mutants  # noqa: E402
 
 # Every test here runs a whole gate.
 pytestmark = pytest.mark.slow

@@ -79,7 +79,9 @@ def serving_scoring(ctx: GateContext) -> Outcome:
 @register_check("serving.errors", "a generate that raises reaches the caller as an error "
                 "status, never as a 200 answer", needs_serving=True)
 def serving_errors(ctx: GateContext) -> Outcome:
-    if ctx.candidate is not None and not ctx.candidate.model_facts():
+    if not ctx.candidate.model_facts():
+        ctx.send([Row(_PROMPT, 0.0, 2)])  # one request, in case no check has asked yet
+    if not ctx.candidate.model_facts():
         return skipped("skipped: the candidate decodes without transformers' generate, so a "
                        "failing generate cannot be scripted for it")
     server = _scoring(ctx)
