@@ -54,3 +54,11 @@ def test_a_defect_fails_with_a_message_that_names_it(judge, name):
     result = judge(getattr(defects, name))[check_id]
     assert result.status is Status.FAIL, result.message
     assert words in result.message
+
+
+def test_a_differing_answer_is_reported_with_both_answers_and_the_prompt_ids_seen(judge):
+    evidence = judge(defects.RightPadding)["answers.reference"].evidence
+    assert evidence["expected"] != evidence["got"]
+    assert evidence["alone"] == [evidence["expected"]]
+    assert evidence["generate_prompt_ids"] and all(isinstance(t, int)
+                                                   for t in evidence["generate_prompt_ids"][0])

@@ -102,12 +102,14 @@ def answers_reference(ctx: GateContext) -> Outcome:
 def _explain_difference(ctx: GateContext, label: str, rows: list[Row], got: list[str],
                         i: int) -> Outcome:
     want = [reference_answer(ctx, r) for r in rows]
+    # The ids the model saw for this row in the batch: the last call that held it.
+    seen = [c.prompt_ids(r) for c in ctx.calls() for r in range(len(c.input_ids))
+            if rows[i].instruction in ctx.decode(c.prompt_ids(r))]
     ctx.reset()
     alone = answers(ctx.send([rows[i]]))
-    seen = [c.prompt_ids(r) for c in ctx.calls() for r in range(len(c.input_ids))]
     evidence = {"batch": label, "row": i, "instruction": rows[i].instruction[:200],
                 "max_tokens": rows[i].max_tokens, "expected": want[i], "got": got[i],
-                "alone": alone, "generate_prompt_ids": seen[:1]}
+                "alone": alone, "generate_prompt_ids": seen[-1:]}
     where = f"row {i} of a {len(rows)}-row batch ({label})"
     earlier = {answer for settings, answer in
                ctx.options.get("answers_by_instruction", {}).get(rows[i].instruction, {}).items()
