@@ -25,9 +25,9 @@ class Probe:
         if self.signature is None:
             import pandas as pd
 
-            return portable(self.model.predict(pd.DataFrame(payload["dataframe_records"])))
+            return _portable(self.model.predict(pd.DataFrame(payload["dataframe_records"])))
         data, params = parse_payload(payload, self.signature)
-        return portable(self.model.predict(data, params=params))
+        return _portable(self.model.predict(data, params=params))
 
     def calls(self) -> list[GenerateCall]:
         return list(self.spy.calls)
@@ -67,7 +67,7 @@ def weights_fingerprint(model: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def portable(value: Any) -> Any:
+def _portable(value: Any) -> Any:
     """The candidate's output as it can cross a pipe: itself if it pickles, else its repr."""
     try:
         pickle.dumps(value)

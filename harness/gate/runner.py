@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 import traceback
 import uuid
@@ -57,7 +56,7 @@ class GateConfig:
             raise ValueError(f"unknown check ids {unknown}: allowed {sorted(CHECKS)}")
 
 
-def canaries(environ: dict[str, str] | None = None) -> dict[str, str]:
+def _canaries(environ: dict[str, str] | None = None) -> dict[str, str]:
     """A canary value for every credential-looking variable, and one of our own, so
     secrets.no_leak always has something to look for."""
     names = {n for n in (os.environ if environ is None else environ) if _CREDENTIAL.search(n)}
@@ -67,7 +66,9 @@ def canaries(environ: dict[str, str] | None = None) -> dict[str, str]:
 
 def _start_candidate(cfg: GateConfig, snapshot: Path, ctx: GateContext,
                      progress: Callable[[str], None]) -> Worker:
-    log_path = Path(tempfile.mkdtemp(prefix="harness-gate-")) / "candidate.log"
+    # Under the harness home, where a user finds it again (not a temp folder).
+    stamp = f"{utc_now().replace(':', '')}-{uuid.uuid4().hex[:6]}"
+    log_path = cfg.store.home / "logs" / f"candidate-{stamp}.log"
     ctx.options["candidate_log"] = log_path
     worker = Worker(WorkerSpec(cfg.candidate, snapshot, cfg.store, log_path,
                                env=tuple(ctx.canaries.items())), cfg.load_timeout)
@@ -137,7 +138,7 @@ def run_gate(cfg: GateConfig, progress: Callable[[str], None] = lambda _: None,
     snapshot = resolve_snapshot(cfg.snapshot, progress)
     ctx = GateContext(snapshot=snapshot, tokenizer=_snapshot_tokenizer(snapshot),
                       provider=cfg.provider, tracking_uri=cfg.store.uri,
-                      route_file=cfg.route_file, serve=cfg.serve, canaries=canaries(),
+                      route_file=cfg.route_file, serve=cfg.serve, canaries=_canaries(),
                       options={"bench_report": cfg.bench_report, "budgets": cfg.budgets,
                                "candidate_kind": cfg.candidate.kind.value})
     results = []

@@ -202,7 +202,7 @@ def processes_with_env(name: str, value: str) -> set[psutil.Process]:
     return found
 
 
-def explain_load_error(error: BaseException) -> str:
+def _explain_load_error(error: BaseException) -> str:
     """A load failure in a user's words where the cause is a known published defect."""
     text = f"{type(error).__name__}: {error}"
     if isinstance(error, TypeError) and "item assignment" in str(error):
@@ -259,7 +259,7 @@ def _load(spec: WorkerSpec) -> tuple[Loaded, Any]:
             model = mlflow.pyfunc.load_model(model_uri)
     except BaseException as error:  # noqa: BLE001 - any failure to load is the `load` verdict
         cause = error.__cause__ or error
-        return Loaded(model_uri, signature, explain_load_error(cause),
+        return Loaded(model_uri, signature, _explain_load_error(cause),
                       tuple(traceback.format_exception(cause)[-3:])), None
     return Loaded(model_uri, signature), Probe(model, signature, spy)
 

@@ -24,7 +24,7 @@ UNICODE = [unicodedata.normalize("NFC", "Café crème, naïve?"),
            unicodedata.normalize("NFD", "Café crème, naïve?"), "Ｆｕｌｌ ｗｉｄｔｈ ﬁ ligature"]
 
 
-def reference_answer(ctx: GateContext, row: Row) -> str:
+def _reference_answer(ctx: GateContext, row: Row) -> str:
     """The reference's answer for this row alone, at temperature 0 (cached per context)."""
     cache = ctx.options.setdefault("reference_answers", {})
     key = (row.instruction, row.max_tokens, row.stop)
@@ -58,7 +58,7 @@ def _near_limit(ctx: GateContext, room: int) -> str:
     return " ".join(words)
 
 
-def differential_cases(ctx: GateContext) -> list[tuple[str, list[Row]]]:
+def _differential_cases(ctx: GateContext) -> list[tuple[str, list[Row]]]:
     room = 6
     near = _near_limit(ctx, room)
     cases = [("mixed lengths, short first", [Row(i, 0.0, 12) for i in SHORT]),
@@ -82,15 +82,15 @@ def answers_reference(ctx: GateContext) -> Outcome:
     first = answers(ctx.send([probe]))
     if (why := _same_weights(ctx)) is not None:
         return skipped(f"skipped: {why}")
-    if first == [reference_answer(ctx, probe)]:  # only right answers count as "given earlier"
+    if first == [_reference_answer(ctx, probe)]:  # only right answers count as "given earlier"
         seen[probe.instruction] = {probe.settings: first[0]}
-    cases = differential_cases(ctx)
+    cases = _differential_cases(ctx)
     for label, rows in cases:
         got = answers(ctx.send(rows))
         if len(got) != len(rows):
             return failed(f"{label}: {len(rows)} rows in, {len(got)} answers out", answers=got)
         for i, (row, answer) in enumerate(zip(rows, got)):
-            if answer != reference_answer(ctx, row):
+            if answer != _reference_answer(ctx, row):
                 return _explain_difference(ctx, label, rows, got, i)
         for row, answer in zip(rows, got):
             seen.setdefault(row.instruction, {})[row.settings] = answer
@@ -101,7 +101,7 @@ def answers_reference(ctx: GateContext) -> Outcome:
 
 def _explain_difference(ctx: GateContext, label: str, rows: list[Row], got: list[str],
                         i: int) -> Outcome:
-    want = [reference_answer(ctx, r) for r in rows]
+    want = [_reference_answer(ctx, r) for r in rows]
     # The ids the model saw for this row in the batch: the last call that held it.
     seen = [c.prompt_ids(r) for c in ctx.calls() for r in range(len(c.input_ids))
             if rows[i].instruction in ctx.decode(c.prompt_ids(r))]
@@ -183,7 +183,7 @@ def params_temperature_zero(ctx: GateContext) -> Outcome:
     if first != second:
         return failed("temperature 0 gave different answers on a second call", **evidence)
     if _same_weights(ctx) is None:
-        greedy = [reference_answer(ctx, r) for r in rows]
+        greedy = [_reference_answer(ctx, r) for r in rows]
         evidence["greedy"] = greedy
         if first != greedy:
             return failed("temperature 0 did not decode greedily: answers differ from the "
@@ -218,14 +218,14 @@ def params_stop(ctx: GateContext) -> Outcome:
     if not ctx.accepts_stop:
         return skipped("skipped: the signature takes no `stop` param")
     for instruction in SHORT[:4]:
-        full = reference_answer(ctx, Row(instruction, 0.0, 24))
+        full = _reference_answer(ctx, Row(instruction, 0.0, 24))
         if (stop := _stop_for(full)) is not None:
             break
     else:
         return skipped("skipped: no reference answer long enough to place a stop string in")
     # Two stop strings, one that never occurs: the list form must work, the earliest wins.
     row = Row(instruction, 0.0, 24, ("<never-in-an-answer>", stop))
-    want = reference_answer(ctx, row)
+    want = _reference_answer(ctx, row)
     ctx.reset()
     got = answers(ctx.send([row]))
     evidence = {"instruction": instruction, "full": full, "stop": list(row.stop),
