@@ -236,3 +236,22 @@ def record(benchmark):
         benchmark.extra_info["tokens_per_s"] = batch * new / benchmark.stats.stats.median
 
     return add
+
+
+# What tests measured (`record_property("measured", ...)`: load latencies, stop times),
+# shown, never asserted. user_properties travel with the reports from xdist workers to the
+# controller, where print() output would be swallowed.
+_MEASURED: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        _MEASURED.extend(f"{report.nodeid}: {value}"
+                         for name, value in report.user_properties if name == "measured")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if _MEASURED and not hasattr(config, "workerinput"):
+        terminalreporter.section("measured (shown, not asserted)", sep="-")
+        for line in _MEASURED:
+            terminalreporter.write_line(line)

@@ -44,6 +44,8 @@ _EXPORTS = {
     "LegacyGatewayClient": "harness.serving.gateway",
     "RetryPolicy": "harness.serving.gateway",
     "Transport": "harness.serving.gateway",
+    "LoadResult": "harness.serving.load",
+    "run_load": "harness.serving.load",
     "gateway_server": "harness.serving.servers",
     "scoring_server": "harness.serving.servers",
     "CandidateSpec": "harness.gate.candidate",

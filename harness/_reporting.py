@@ -13,7 +13,28 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from harness._redact import redact
+
 SCHEMA_DIR = Path(__file__).parent / "schemas"
+
+
+class ReportDirError(OSError):
+    """A report folder that cannot be created or written (found before any work starts)."""
+
+
+def ensure_writable(directory: Path) -> Path:
+    """Create ``directory`` and prove a file can be written in it, before hours of checks
+    depend on it."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise ReportDirError(f"report folder {str(directory)[:200]} is not writable: "
+                             f"{error.strerror or error}") from None
+    return directory
 
 
 def utc_now() -> str:
@@ -56,7 +77,10 @@ def machine_info() -> dict[str, Any]:
 
 
 def atomic_write(path: Path, text: str | bytes) -> None:
-    """Write via a temporary file in the same folder and rename: never half-written."""
+    """Write via a temporary file in the same folder and rename: never half-written. Text is
+    redacted on the way out (every report goes through here)."""
+    if isinstance(text, str):
+        text = redact(text)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -18,8 +18,31 @@ def _echo_err(message: str) -> None:
     click.echo(message, err=True)
 
 
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
+class _UsageFailure(click.ClickException):
+    """A usage problem found after parsing (unwritable folder, unreachable server): one
+    line and exit 2, without click's usage text."""
+
+    exit_code = 2
+
+
+def _redact_output() -> None:
+    """Everything this process prints from here on (click, logging, warnings, tqdm, a last
+    traceback) passes one redaction function: the edge where secrets are masked."""
+    from harness._redact import RedactingStream
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if not isinstance(stream, RedactingStream):
+            setattr(sys, name, RedactingStream(stream))
+
+
+def _require_reachable(store) -> None:
+    from harness.store import StoreUnreachable
+
+    try:
+        store.require_reachable()
+    except StoreUnreachable as error:
+        raise _UsageFailure(str(error)) from None
 
 
 def _tiny_snapshot(path: Path | None) -> Path:
@@ -34,8 +57,10 @@ def main() -> None:
     PyFunc models and served behind an AI Gateway llm/v1/completions route.
 
     Runs offline on a tiny MPT snapshot it builds itself; point --snapshot at a
-    local MPT-7B-Instruct snapshot to check the real model.
+    local MPT-7B-Instruct snapshot to check the real model. Secrets (URL credentials,
+    credential-looking environment variables, route secrets) are masked in all output.
     """
+    _redact_output()
 
 
 @main.group()
@@ -102,6 +127,7 @@ def register(snapshot_dir: Path | None, signature: str, name: str, tracking_uri:
                              store=StoreConfig(home=home, tracking_uri=tracking_uri))
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    _require_reachable(cfg.store)
     result = do_register(cfg, progress=_echo_err)
     _echo_err(f"registered {result.name} version {result.version} (run {result.run_id}); "
               f"input example answered: {result.example_output[0][:60]!r}")
@@ -144,17 +170,21 @@ _STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "sk
 @click.option("--budget", "budgets", multiple=True, metavar="METRIC<=N",
               help="A budget the report must meet, e.g. tpot_p50_ms<=25, overhead_ratio<=1.05, "
                    "tokens_per_s>=1000 (repeatable; judged on the wrapped path's worst case).")
+@click.option("--only", "only", multiple=True, metavar="CHECK_ID",
+              help="Run just this check (repeatable; `load` always runs when a check needs the "
+                   "model). The verdict then covers only those checks.")
 def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | None,
          signature: str, report_dir: Path | None, check_timeout: float, load_timeout: float,
          home: Path,
          tracking_uri: str | None, route_file: Path | None, no_serve: bool,
-         bench_report: Path | None, budgets: tuple[str, ...]) -> None:
+         bench_report: Path | None, budgets: tuple[str, ...], only: tuple[str, ...]) -> None:
     """Check a candidate wrapper, its signature and its behaviour before deploying it.
 
     Without options the reference wrapper on the tiny snapshot is the candidate. The
     candidate is logged, loaded and run in its own process (it is code run with your
     rights: use a container for code you do not trust).
-    Exit 0 when every check passes, 1 when any fails or errors, 2 on a usage error.
+    Exit 0 when every check passes, 1 when any fails or errors, 2 on a usage error,
+    128+N when signal N stopped it (the report then says `interrupted`).
     """
     from harness.gate.candidate import CandidateError, CandidateSpec
     from harness.gate.runner import GateConfig, default_report_dir, run_gate
@@ -173,21 +203,41 @@ def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | N
                          load_timeout=load_timeout,
                          store=StoreConfig(home=home, tracking_uri=tracking_uri),
                          route_file=route_file, serve=not no_serve,
-                         bench_report=bench_report, budgets=budgets)
+                         bench_report=bench_report, budgets=budgets, only=only)
     except (CandidateError, ValueError) as error:
         raise click.UsageError(str(error)) from None
+
+    from harness._reporting import ReportDirError, ensure_writable
+    from harness.serving.processes import stop_on_signals
+
+    try:
+        folder = ensure_writable(report_dir or default_report_dir())
+    except ReportDirError as error:
+        raise _UsageFailure(str(error)) from None
+    _require_reachable(cfg.store)
 
     def show(result) -> None:
         mark = _STATUS_MARK[result.status.value]
         click.echo(f"{mark:<5} {result.id:<24} {result.duration_s:6.2f}s  {result.message}")
 
-    report = run_gate(cfg, progress=_echo_err, on_result=show)
-    json_path, md_path = report.write(report_dir or default_report_dir())
+    # SIGTERM/SIGHUP become interrupts: the candidate and servers are stopped and the
+    # checks that finished are written, as for Ctrl-C. Later signals wait for that.
+    with stop_on_signals():
+        report = run_gate(cfg, progress=_echo_err, on_result=show)
+        json_path, md_path = report.write(folder)
     failing = [c.id for c in report.checks if c.status.value in ("fail", "error")]
     click.echo(f"verdict: {report.verdict.upper()}"
                + (f" (failing: {', '.join(failing)})" if failing else ""))
     click.echo(f"report: {json_path} and {md_path}")
-    raise SystemExit(0 if report.verdict == "pass" else 1)
+    raise SystemExit(_gate_exit_code(report))
+
+
+def _gate_exit_code(report) -> int:
+    if report.interrupted:
+        import signal as _signal
+
+        return 128 + _signal.Signals[report.interrupted].value
+    return 0 if report.verdict == "pass" else 1
 
 
 @main.command()
@@ -196,41 +246,63 @@ def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | N
 @click.option("--snapshot", "snapshot_dir", type=click.Path(exists=True, file_okay=False,
               path_type=Path), default=None, help="Snapshot for the reference (default: tiny).")
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_HOME,
-              show_default=True, help="Folder of the embedded MLflow store.")
+              show_default=True, help="Folder of the embedded MLflow store; logs go to "
+                                      "<home>/logs/serve-<time>/.")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: embedded SQLite).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Scoring server worker processes (each loads the model).")
 def serve(model_uri: str | None, snapshot_dir: Path | None, home: Path,
-          tracking_uri: str | None) -> None:
+          tracking_uri: str | None, workers: int) -> None:
     """Start the scoring server and an AI Gateway with the completions-mpt-7b-instruct
-    route on loopback, print their URLs and a sample curl, and stop both on Ctrl-C."""
-    import signal as _signal
+    route on loopback, print their URLs and a sample curl, and watch both.
 
+    Ctrl-C or SIGTERM stops both (exit 0). If either server exits on its own, serve says
+    which and how, stops the other and exits 1. Logs are size-capped (10 MB, one backup).
+    """
+    from harness._reporting import utc_now
+    from harness.serving.processes import stop_all, stop_on_signals
     from harness.store import RegisterConfig, StoreConfig, register as do_register
-    from harness.serving.route import seed_route
-    from harness.serving.servers import gateway_server, scoring_server
 
     store = StoreConfig(home=home, tracking_uri=tracking_uri)
-    if model_uri is None:
-        model_uri = do_register(RegisterConfig(snapshot=_tiny_snapshot(snapshot_dir), store=store),
-                                progress=_echo_err).model_uri
-    # SIGTERM is handled like Ctrl-C, so `kill` also stops both servers.
-    _signal.signal(_signal.SIGTERM, _interrupt)
-    _echo_err(f"starting the scoring server for {model_uri} ...")
-    # Ctrl-C may come at any moment, also before pause() is reached: the `with` blocks stop
-    # whatever started, and an interrupt is a normal way to end `serve` (exit 0).
-    try:
-        with scoring_server(model_uri, store.uri) as server:
-            route = seed_route(server.url)
-            _echo_err("starting the AI Gateway ...")
-            with gateway_server([route]) as gateway:
-                click.echo(f"scoring server: {server.url}/invocations")
-                click.echo(f"gateway:        {gateway.url}/endpoints/{route.name}/invocations")
-                click.echo(f"curl -s -X POST {gateway.url}/endpoints/{route.name}/invocations "
-                           "-H 'Content-Type: application/json' "
-                           "-d '{\"prompt\": \"What is MLflow?\", \"temperature\": 0, \"max_tokens\": 32}'")
-                click.echo("press Ctrl-C to stop", err=True)
-                _signal.pause()
-    except KeyboardInterrupt:
-        _echo_err("stopped")
+    _require_reachable(store)
+    log_dir = store.home / "logs" / f"serve-{utc_now().replace(':', '')}"
+    code = 0
+    with stop_on_signals():
+        try:
+            if model_uri is None:
+                model_uri = do_register(RegisterConfig(snapshot=_tiny_snapshot(snapshot_dir),
+                                                       store=store), progress=_echo_err).model_uri
+            code = _serve(model_uri, store.uri, log_dir, workers)
+        except KeyboardInterrupt:
+            _echo_err("stopping ...")
+        finally:
+            stop_all()
+    _echo_err("stopped" if code == 0 else "stopped (a server had exited)")
+    raise SystemExit(code)
+
+
+def _serve(model_uri: str, tracking_uri: str, log_dir: Path, workers: int) -> int:
+    """Start both servers and wait until one exits; returns the exit status for serve."""
+    from harness.serving.route import seed_route
+    from harness.serving.servers import first_exit, gateway_server, scoring_server
+
+    _echo_err(f"logs: {log_dir}")
+    _echo_err(f"starting the scoring server for {model_uri} ({workers} worker(s)) ...")
+    server = scoring_server(model_uri, tracking_uri, log_dir=log_dir, workers=workers).start()
+    route = seed_route(server.url)
+    _echo_err("starting the AI Gateway ...")
+    gateway = gateway_server([route], log_dir=log_dir).start()
+    endpoint = f"{gateway.url}/endpoints/{route.name}/invocations"
+    click.echo(f"scoring server: {server.url}/invocations")
+    click.echo(f"gateway:        {endpoint}")
+    click.echo(f"curl -s -X POST {endpoint} -H 'Content-Type: application/json' "
+               "-d '{\"prompt\": \"What is MLflow?\", \"temperature\": 0, \"max_tokens\": 32}'")
+    _echo_err("press Ctrl-C to stop")
+    died = first_exit([server, gateway])
+    other = gateway if died is server else server
+    _echo_err(f"error: the {died.name} {died.exit_description()}; stopping the {other.name}. "
+              f"Its log ({died.log_path}) ends:\n{died.log_tail(8)}")
+    return 1
 
 
 def _ints(value: str, name: str) -> tuple[int, ...]:

@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import mlflow
+import requests
 from mlflow.tracking import MlflowClient
 
+from harness._redact import redact
 from harness._mlflow_compat import current_store_uris, restore_store_uris
 from harness.model.config import DEFAULT_HOME, check_name
 from harness.model.loading import LoadConfig
@@ -27,6 +30,10 @@ DEFAULT_MODEL_NAME = "mpt-7b-instruct"
 EXPERIMENT = "harness"
 _PINNED = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "pandas")
 _SIGNATURE_EXAMPLE = object()  # sentinel: "use the signature's own example"
+
+
+class StoreUnreachable(RuntimeError):
+    """The tracking server named by a URI does not answer."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,18 @@ class StoreConfig:
     @property
     def uri(self) -> str:
         return self.tracking_uri
+
+    def require_reachable(self, timeout_s: float = 3.0) -> None:
+        """A remote tracking server that does not answer fails now, in seconds, rather than
+        after MLflow's minutes of retries. Any HTTP answer counts as reachable."""
+        if urlsplit(self.uri).scheme not in ("http", "https"):
+            return
+        try:
+            requests.get(self.uri.rstrip("/") + "/health", timeout=timeout_s)
+        except requests.RequestException as error:
+            # The exception's text may carry the URL with its credentials: name the kind only.
+            raise StoreUnreachable(f"tracking URI {redact(self.uri)[:200]} cannot be reached "
+                                   f"within {timeout_s:g}s ({type(error).__name__})") from None
 
     @property
     def artifact_location(self) -> str:

@@ -177,9 +177,13 @@ def log_to_mlflow(report: BenchReport, files: list[Path], store) -> str:
     """
     import mlflow
 
+    from harness._redact import redact
+
     with store.activated() as experiment_id, mlflow.start_run(experiment_id=experiment_id,
                                                               run_name="bench") as run:
-        mlflow.log_params({k: json.dumps(v) if isinstance(v, (list, tuple, dict)) else v
+        # Params are written to the store: redacted like every other output.
+        mlflow.log_params({k: redact(json.dumps(v)) if isinstance(v, (list, tuple, dict))
+                           else redact(v) if isinstance(v, str) else v
                            for k, v in report.config.items()})
         mlflow.set_tags({"harness.kind": "bench", "device": str(report.machine.get("device"))})
         for case, values in report.metrics().items():

@@ -11,7 +11,8 @@ from typing import Any
 
 from harness._reporting import SCHEMA_DIR, atomic_write, header, package_version, require_schema, utc_now
 
-SCHEMA_VERSION = "1.0"
+# 1.1: `interrupted` (and the verdict "interrupted"); 1.0 reports still load.
+SCHEMA_VERSION = "1.1"
 SCHEMA_PATH = SCHEMA_DIR / "gate.schema.json"
 _MAX_TEXT = 2000
 
@@ -48,12 +49,16 @@ class GateReport:
     created_at: str = field(default_factory=lambda: utc_now())
     harness_version: str = field(default_factory=lambda: package_version("harness"))
     schema_version: str = SCHEMA_VERSION
+    interrupted: str | None = None  # the signal that stopped the run before every check ran
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checks", tuple(self.checks))
 
     @property
     def verdict(self) -> str:
+        """``interrupted`` when the run was stopped early: a partial run passes nothing."""
+        if self.interrupted:
+            return "interrupted"
         bad = {Status.FAIL, Status.ERROR}
         return "fail" if any(c.status in bad for c in self.checks) else "pass"
 
@@ -67,6 +72,7 @@ class GateReport:
             "snapshot": self.snapshot,
             "machine": self.machine,
             "verdict": self.verdict,
+            "interrupted": self.interrupted,
             "checks": [c.to_dict() for c in self.checks],
         }
 
@@ -76,7 +82,8 @@ class GateReport:
     @classmethod
     def from_json(cls, text: str) -> GateReport:
         data = json.loads(text)
-        require_schema(data, SCHEMA_VERSION)
+        if data.get("schema_version") != "1.0":
+            require_schema(data, SCHEMA_VERSION)
         data.pop("verdict")
         data["checks"] = tuple(CheckResult(**c) for c in data["checks"])
         return cls(**data)
@@ -91,7 +98,8 @@ class GateReport:
             f"- machine: {self.machine.get('device')}, torch {self.machine.get('torch')}, "
             f"transformers {self.machine.get('transformers')}, mlflow {self.machine.get('mlflow')}",
             f"- created: {self.created_at} by harness {self.harness_version}",
-            "",
+            *([f"- **interrupted by {self.interrupted}**: only the {len(self.checks)} checks "
+               "that finished are listed", ""] if self.interrupted else [""]),
             "| check | status | time (s) | message |",
             "| --- | --- | ---: | --- |",
         ]

@@ -4,7 +4,6 @@ run every check against it."""
 from __future__ import annotations
 
 import os
-import re
 import time
 import traceback
 import uuid
@@ -12,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness._redact import CREDENTIAL_NAME, add_secret
 from harness._reporting import machine_info, utc_now
 from harness.bench.compare import Budget
 from harness.gate.candidate import CandidateSpec
@@ -22,8 +22,6 @@ from harness.store import StoreConfig
 
 DEFAULT_CHECK_TIMEOUT = 120.0
 DEFAULT_LOAD_TIMEOUT = 300.0
-# Names that look like credentials: their values are replaced by canaries for the candidate.
-_CREDENTIAL = re.compile(r"TOKEN|KEY|SECRET|PASSWORD", re.IGNORECASE)
 PROVIDERS = ("mlflow-model-serving", "columns")
 
 
@@ -58,20 +56,29 @@ class GateConfig:
 
 def _canaries(environ: dict[str, str] | None = None) -> dict[str, str]:
     """A canary value for every credential-looking variable, and one of our own, so
-    secrets.no_leak always has something to look for."""
-    names = {n for n in (os.environ if environ is None else environ) if _CREDENTIAL.search(n)}
+    secrets.no_leak always has something to look for. Each is masked in whatever the
+    harness writes, like a real secret."""
+    names = {n for n in (os.environ if environ is None else environ) if CREDENTIAL_NAME.search(n)}
     names.add("HARNESS_CANARY_TOKEN")
-    return {name: f"harness-canary-{uuid.uuid4().hex[:12]}" for name in sorted(names)}
+    canaries = {name: f"harness-canary-{uuid.uuid4().hex[:12]}" for name in sorted(names)}
+    for value in canaries.values():
+        add_secret(value)
+    return canaries
+
+
+def _log_dir(home: Path) -> Path:
+    """This run's logs, under the harness home where a user finds them again."""
+    stamp = f"{utc_now().replace(':', '')}-{uuid.uuid4().hex[:6]}"
+    return Path(home) / "logs" / f"gate-{stamp}"
 
 
 def _start_candidate(cfg: GateConfig, snapshot: Path, ctx: GateContext,
                      progress: Callable[[str], None]) -> Worker:
-    # Under the harness home, where a user finds it again (not a temp folder).
-    stamp = f"{utc_now().replace(':', '')}-{uuid.uuid4().hex[:6]}"
-    log_path = cfg.store.home / "logs" / f"candidate-{stamp}.log"
+    log_path = ctx.options["log_dir"] / "candidate.log"
     ctx.options["candidate_log"] = log_path
     worker = Worker(WorkerSpec(cfg.candidate, snapshot, cfg.store, log_path,
                                env=tuple(ctx.canaries.items())), cfg.load_timeout)
+    ctx.options["worker"] = worker  # before it starts: an interrupt while loading must stop it
     progress(f"loading candidate {cfg.candidate.ref} in its own process (log: {log_path})")
     try:
         loaded = worker.start()
@@ -134,37 +141,80 @@ def resolve_snapshot(snapshot: Path | None, progress: Callable[[str], None]) -> 
 
 def run_gate(cfg: GateConfig, progress: Callable[[str], None] = lambda _: None,
              on_result: Callable[[CheckResult], None] = lambda _: None) -> GateReport:
-    """Every registered check against the candidate; returns the report (not yet written)."""
-    snapshot = resolve_snapshot(cfg.snapshot, progress)
-    ctx = GateContext(snapshot=snapshot, tokenizer=_snapshot_tokenizer(snapshot),
-                      provider=cfg.provider, tracking_uri=cfg.store.uri,
-                      route_file=cfg.route_file, serve=cfg.serve, canaries=_canaries(),
-                      options={"bench_report": cfg.bench_report, "budgets": cfg.budgets,
-                               "candidate_kind": cfg.candidate.kind.value})
-    results = []
-    worker = None
-    selected = [c for c in CHECKS.values() if not cfg.only or c.id == "load" or c.id in cfg.only]
+    """Every registered check against the candidate; returns the report (not yet written).
+
+    An interrupt (KeyboardInterrupt, or :class:`Interrupted` for SIGTERM/SIGHUP under
+    :func:`harness.serving.processes.stop_on_signals`) stops the candidate and every server,
+    and the report says ``interrupted``, with the checks that finished."""
+    results: list[CheckResult] = []
+    interrupted = snapshot = ctx = None
     try:
-        if any(c.needs_model or c.needs_serving for c in selected if c.id != "load"):
-            worker = _start_candidate(cfg, snapshot, ctx, progress)
-        else:
-            selected = [c for c in selected if c.id != "load"]  # nothing here needs the model
-        for check in selected:
-            result = run_check(check, ctx, cfg.check_timeout)
-            on_result(result)
-            results.append(result)
-            ctx.results.append(result)
+        snapshot = resolve_snapshot(cfg.snapshot, progress)
+        ctx = _context(cfg, snapshot)
+        _run_checks(cfg, snapshot, ctx, progress, lambda r: (results.append(r), on_result(r)))
+    except KeyboardInterrupt as error:
+        interrupted = getattr(error, "signame", "SIGINT")
     finally:
-        if worker is not None:
-            worker.stop()
-        ctx.close()
+        if ctx is not None:
+            _stop(ctx)
     return GateReport(
-        candidate=cfg.candidate.describe(ctx.model_uri),
-        snapshot={"path": str(snapshot)},
+        candidate=cfg.candidate.describe(ctx.model_uri if ctx else None),
+        snapshot={"path": str(snapshot) if snapshot else None},
         machine=machine_info(),
         checks=tuple(results),
         created_at=utc_now(),
+        interrupted=interrupted,
     )
+
+
+def _mask_route_secrets(route_file: Path | None) -> None:
+    """The values the user's route references are masked in everything the gate writes,
+    whatever their variables are called."""
+    from harness.serving.route import RouteError, routes_from_gateway_yaml
+
+    if route_file is None:
+        return
+    try:
+        routes = routes_from_gateway_yaml(Path(route_file).read_text())
+    except (RouteError, OSError, ValueError):
+        return  # route.spec reports it
+    for route in routes:
+        for ref in route.secrets().values():
+            try:
+                add_secret(ref.resolve().reveal())
+            except RouteError:
+                continue
+
+
+def _context(cfg: GateConfig, snapshot: Path) -> GateContext:
+    _mask_route_secrets(cfg.route_file)
+    return GateContext(snapshot=snapshot, tokenizer=_snapshot_tokenizer(snapshot),
+                       provider=cfg.provider, tracking_uri=cfg.store.uri,
+                       route_file=cfg.route_file, serve=cfg.serve, canaries=_canaries(),
+                       options={"bench_report": cfg.bench_report, "budgets": cfg.budgets,
+                                "candidate_kind": cfg.candidate.kind.value,
+                                "log_dir": _log_dir(cfg.store.home)})
+
+
+def _run_checks(cfg: GateConfig, snapshot: Path, ctx: GateContext,
+                progress: Callable[[str], None], record: Callable[[CheckResult], None]) -> None:
+    selected = [c for c in CHECKS.values() if not cfg.only or c.id == "load" or c.id in cfg.only]
+    # `load` comes along with any check that needs the worker; asked for alone, it needs it too.
+    if any(c.needs_candidate and (c.id != "load" or "load" in cfg.only) for c in selected):
+        _start_candidate(cfg, snapshot, ctx, progress)
+    else:
+        selected = [c for c in selected if c.id != "load"]  # nothing here needs the model
+    for check in selected:
+        result = run_check(check, ctx, cfg.check_timeout)
+        ctx.results.append(result)
+        record(result)
+
+
+def _stop(ctx: GateContext) -> None:
+    """The candidate first (it is killed, not asked), then the servers, all asked at once."""
+    if (worker := ctx.options.get("worker")) is not None:
+        worker.stop()
+    ctx.close()
 
 
 def default_report_dir() -> Path:

@@ -25,6 +25,8 @@ from typing import Any
 import psutil
 
 from harness.gate.candidate import CandidateSpec
+from harness.serving.logs import LogPump
+from harness.serving.processes import disown, own, spawning
 
 TAG_VAR = "HARNESS_GATE_WORKER"
 _OPS = ("predict", "calls", "reset", "seed", "model_facts")
@@ -73,19 +75,27 @@ class Worker:
         self.ended: str | None = None  # why the worker is gone, once it is
         self._process = None
         self._conn = None
+        self.log: LogPump | None = None
 
     def start(self) -> Loaded:
         """A fresh interpreter (not multiprocessing, which would re-run the caller's main
         module), in its own session, talking over a socket pair."""
         ours, theirs = socket.socketpair()
-        log = self.spec.log_path
-        log.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **dict(self.spec.env), TAG_VAR: self.tag}
-        with theirs, open(log, "ab") as out:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "harness.gate.worker", str(theirs.fileno())],
-                pass_fds=[theirs.fileno()], start_new_session=True, env=env,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        # Its output is redacted and size-capped like a server's; the canaries it was given
+        # are watched for, so secrets.no_leak still sees a candidate that prints them.
+        self.log = LogPump(self.spec.log_path, watch=[v for _, v in self.spec.env])
+        with theirs, spawning():
+            try:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", "harness.gate.worker", str(theirs.fileno())],
+                    pass_fds=[theirs.fileno()], start_new_session=True, env=env,
+                    stdin=subprocess.DEVNULL, stdout=self.log.child_fd, stderr=subprocess.STDOUT)
+            except BaseException:
+                self.log.abandon()
+                raise
+            own(self)
+        self.log.started()
         self._conn = Connection(ours.detach())
         self._conn.send(self.spec)
         return self._receive(self.load_timeout, "loading the candidate")
@@ -155,6 +165,14 @@ class Worker:
         self.stop()
         return self.ended
 
+    def terminate(self) -> None:
+        """Kill the worker's group now (the candidate holds nothing worth a grace period)."""
+        if self._process is not None:
+            try:
+                os.killpg(self._process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
     def stop(self) -> None:
         """Kill the worker's group and every tagged process; idempotent."""
         if self._process is None:
@@ -180,6 +198,9 @@ class Worker:
         except subprocess.TimeoutExpired:
             pass  # unkillable (a zombie's parent is us, so wait reaps it; this is a D state)
         self._conn.close()
+        if self.log is not None:
+            self.log.join(timeout=1.0)
+        disown(self)
         self.ended = self.ended or "the worker was stopped"
 
     def __enter__(self) -> Worker:

@@ -79,8 +79,11 @@ class Generator:
         for request, length in zip(requests, lengths):
             room = self.context_length - length
             if room < 1:
-                raise InvalidParameter("prompt", f"<{length} tokens>",
-                                       f"at most {self.context_length - 1} tokens with the template")
+                # The instruction itself, quoted (at most 200 characters and its length), so
+                # the client sees which prompt was too long without getting it back whole.
+                raise InvalidParameter("prompt", request.instruction,
+                                       f"at most {self.context_length - 1} tokens with the "
+                                       f"template (this one makes {length})")
             check_max_tokens(request.settings.max_tokens, room)
 
     def encode(self, instructions: Sequence[str]):

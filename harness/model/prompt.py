@@ -6,6 +6,8 @@ imports neither torch nor MLflow.
 
 from __future__ import annotations
 
+from harness.model.errors import quote
+
 INTRO_BLURB = (
     "Below is an instruction that describes a task. "
     "Write a response that appropriately completes the request."
@@ -30,10 +32,10 @@ def validate_instruction(instruction: object) -> str:
     """Return ``instruction`` if it is a non-blank string, else raise :class:`PromptError`."""
     if not isinstance(instruction, str):
         raise PromptError(
-            f"prompt must be a string, got {type(instruction).__name__}: {instruction!r:.80}"
+            f"prompt must be a string, got {type(instruction).__name__}: {quote(instruction)}"
         )
     if not instruction.strip():
-        raise PromptError("prompt must contain non-whitespace text, got an empty prompt")
+        raise PromptError(f"prompt must contain non-whitespace text, got {quote(instruction)}")
     return instruction
 
 

@@ -10,6 +10,8 @@ import math
 import numbers
 from dataclasses import dataclass
 
+from harness.model.errors import quote
+
 TEMPERATURE_MIN = 0.0
 # The current MLflow gateway accepts 0-2 for completions; the legacy one 0-1.
 TEMPERATURE_MAX = 2.0
@@ -18,13 +20,14 @@ DEFAULT_MAX_TOKENS = 100
 
 
 class InvalidParameter(ValueError):
-    """A request setting outside its allowed range; names the field."""
+    """A request setting outside its allowed range; names the field and quotes at most
+    200 characters of the value (the message reaches the client whole)."""
 
     def __init__(self, field: str, value: object, allowed: str):
         self.field = field
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{field}={value!r} is invalid: allowed {allowed}")
+        super().__init__(f"{field}={quote(value)} is invalid: allowed {allowed}")
 
 
 def check_temperature(value: object) -> float:

@@ -3,6 +3,23 @@
 A thin adapter: it turns MLflow inputs (a DataFrame with a ``prompt`` column and
 optionally ``temperature``/``max_tokens`` columns, plus params) into validated
 requests, and hands them to :class:`harness.model.generation.Generator`.
+
+Bad input. Every input error leaves ``predict`` as an ``MlflowException``
+(INVALID_PARAMETER_VALUE) naming the field and quoting at most 200 characters of the
+value: the scoring server answers any other exception type with a stack trace in its
+400 body. Zero rows get ``[]``. What MLflow 3.17 does before the wrapper sees a value
+(measured through ``mlflow models serve``, tests/serving/test_bad_input.py):
+
+- ``{"inputs": ...}`` (and ``instances``) values are cast to the string column's numpy
+  dtype while parsing: ``null`` arrives as ``"None"``, ``123`` as ``"123"``, ``true`` as
+  ``"True"``, and is answered like that text. The cast precedes schema enforcement, so no
+  signature with a string ``prompt`` can reject it; ``dataframe_records`` and
+  ``dataframe_split`` keep ``null``/``123``, which the wrapper rejects naming ``prompt``.
+- ``{"dataframe_records": []}`` has no ``prompt`` column: MLflow's schema enforcement
+  answers 400 ("Model is missing inputs ['prompt']") before the wrapper runs.
+- The seed's column signature requires ``temperature`` and ``max_tokens``: an ``inputs``
+  body without them is MLflow's 400, whose message quotes the whole input (twice; 600 KB
+  for a 300 000-character prompt). The wrapper cannot shorten an error it never sees.
 """
 
 from __future__ import annotations
@@ -17,6 +34,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from harness.model.errors import quote
 from harness.model.generation import Generator, Request
 from harness.model.loading import LoadConfig, LoadError
 from harness.model.prompt import PromptError
@@ -31,12 +49,43 @@ ARTIFACT_KEY = "repository"  # the seed's artifact name for the snapshot folder
 _SETTING_FIELDS = ("temperature", "max_tokens", "stop")
 
 
+class InputError(MlflowException):
+    """INVALID_PARAMETER_VALUE whose message stays the wrapper's own.
+
+    The scoring server rewrites an MlflowException's message to
+    ``Failed to predict data '{data}'. Error: {message}`` before answering 400. For an
+    ``inputs`` payload ``data`` is a dict of numpy arrays whose repr holds every prompt in
+    full (a 300 000-character prompt came back whole in a plain MlflowException's 300 KB
+    body), so a rewrite that wraps our message is reduced to our message, which already
+    names the field.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, value: str) -> None:
+        own = getattr(self, "_message", None)  # None on the first assignment, in __init__
+        self._message = own if own is not None and str(value).endswith(own) else value
+
+
 def _invalid(error: Exception) -> MlflowException:
-    return MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE)
+    return InputError(str(error))
 
 
 def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _mapping_frame(model_input: Mapping) -> pd.DataFrame:
+    try:
+        return pd.DataFrame({k: v if isinstance(v, list) else [v] for k, v in model_input.items()})
+    except ValueError as error:  # columns of different lengths: the caller's mistake, not ours
+        raise PromptError(f"prompt: the input's columns do not form a table: {error}") from None
 
 
 def _as_frame(model_input: Any) -> pd.DataFrame:
@@ -45,15 +94,19 @@ def _as_frame(model_input: Any) -> pd.DataFrame:
     elif isinstance(model_input, str):
         frame = pd.DataFrame({"prompt": [model_input]})
     elif isinstance(model_input, Mapping):
-        frame = pd.DataFrame({k: v if isinstance(v, list) else [v] for k, v in model_input.items()})
-    elif isinstance(model_input, list) and all(isinstance(x, str) for x in model_input):
-        frame = pd.DataFrame({"prompt": model_input})
+        frame = _mapping_frame(model_input)
+    elif isinstance(model_input, list) and not any(isinstance(x, Mapping) for x in model_input):
+        # Non-string items stay in: the prompt check names the bad row's type and value.
+        frame = pd.DataFrame({"prompt": pd.Series(model_input, dtype=object)})
     else:
         raise PromptError(f"prompt: expected a DataFrame with a 'prompt' column or a list of "
                           f"strings, got {type(model_input).__name__}")
+    if len(frame) == 0:
+        return pd.DataFrame({"prompt": []})  # zero rows ask for zero answers, whatever the columns
     if "prompt" not in frame.columns:
         if frame.shape[1] != 1:
-            raise PromptError(f"prompt: input has no 'prompt' column (columns: {list(frame.columns)})")
+            raise PromptError(f"prompt: input has no 'prompt' column "
+                              f"(columns: {quote(list(frame.columns))})")
         frame = frame.set_axis(["prompt"], axis=1)
     return frame
 
@@ -102,6 +155,10 @@ with warnings.catch_warnings(record=True):
         def predict(self, context, model_input, params=None):
             try:
                 requests = requests_from_input(model_input, params)
+                if not requests:
+                    # The tokenizer raises IndexError on an empty batch, which the scoring
+                    # server would answer with a stack trace; zero rows get zero answers.
+                    return []
                 return self.generator.generate(requests)
             except (PromptError, InvalidParameter) as error:
                 raise _invalid(error) from error

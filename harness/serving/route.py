@@ -86,7 +86,11 @@ class EnvRef:
 def _check_url(field: str, value: object) -> str:
     url = urlparse(value) if isinstance(value, str) else None
     if url is None or url.scheme not in ("http", "https") or not url.hostname:
-        raise RouteError(f"{field} must be an http(s) URL, got {value!r:.80}")
+        # The value itself is never quoted: a token pasted into a URL field is a secret.
+        got = (f"a {url.scheme!r} URL" if url is not None and url.scheme and url.netloc
+               else f"a {type(value).__name__} of {len(value)} characters, not shown"
+               if isinstance(value, str) else f"a {type(value).__name__}")
+        raise RouteError(f"{field} must be an http(s) URL, got {got}"[:300])
     if url.username or url.password:
         raise RouteError(f"{field} must not carry credentials; put the token in an "
                          "environment variable and reference it")

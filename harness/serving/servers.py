@@ -1,8 +1,10 @@
 """Real MLflow servers on loopback: the scoring server and the AI Gateway.
 
-Each binds 127.0.0.1 on a free port, is waited for with a timeout (a failure says
-why, with the server's log tail), and is stopped with SIGINT, then its whole
-process group, so no gunicorn/uvicorn worker is left behind.
+Each binds 127.0.0.1 on a free port, is owned (see :mod:`harness.serving.processes`)
+from the moment it is spawned, is waited for with a timeout (a failure says why, with the
+server's log tail), and is stopped with SIGTERM to its whole process group, then SIGKILL,
+so no gunicorn/uvicorn worker is left behind. Its output goes to a redacted, size-capped
+log (:mod:`harness.serving.logs`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 
 import requests
 
+from harness.serving.logs import DEFAULT_MAX_BYTES, LogPump
+from harness.serving.processes import disown, own, spawning
 from harness.serving.route import RouteSpec
 
 HOST = "127.0.0.1"
@@ -35,17 +39,23 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """A server in its own process group; a context manager that always stops it."""
+    """A server in its own process group; owned from the moment it is spawned, and a context
+    manager that always stops it."""
 
     def __init__(self, name: str, argv: Sequence[str], port: int, health_path: str,
                  env: Mapping[str, str] | None = None, ready_timeout_s: float = 90.0,
-                 log_dir: str | os.PathLike | None = None):
+                 log_dir: str | os.PathLike | None = None, log_max_bytes: int = DEFAULT_MAX_BYTES,
+                 watch: Sequence[str] = (), stop_signal: int = signal.SIGTERM):
         self.name, self.argv, self.port = name, list(argv), port
         self.health_path = health_path
         self.env = dict(env or {})
         self.ready_timeout_s = ready_timeout_s
         log_dir = Path(log_dir or tempfile.mkdtemp(prefix="harness-serve-"))
         self.log_path = log_dir / f"{name}.log"
+        self.log_max_bytes = log_max_bytes
+        self.watch = tuple(watch)  # values the log is searched for (secrets.no_leak)
+        self.stop_signal = stop_signal
+        self.log: LogPump | None = None
         self.process: subprocess.Popen | None = None
 
     @property
@@ -60,10 +70,18 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         env = {**os.environ, **self.env}
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=env,
-                                            start_new_session=True)
+        self.log = LogPump(self.log_path, self.log_max_bytes, self.watch)
+        with spawning():
+            try:
+                self.process = subprocess.Popen(self.argv, stdout=self.log.child_fd,
+                                                stderr=subprocess.STDOUT,
+                                                stdin=subprocess.DEVNULL, env=env,
+                                                start_new_session=True)
+            except BaseException:
+                self.log.abandon()
+                raise
+            own(self)
+        self.log.started()
         try:
             self._wait_ready()
         except BaseException:
@@ -75,8 +93,8 @@ class ServerProcess:
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ServerError(f"{self.name} exited with code {self.process.returncode} before "
-                                  f"it was ready; log tail:\n{self.log_tail()}")
+                raise ServerError(f"{self.name} {self.exit_description()} before it was "
+                                  f"ready; log tail:\n{self.log_tail()}")
             try:
                 if requests.get(self.url + self.health_path, timeout=1).ok:
                     return
@@ -86,18 +104,39 @@ class ServerProcess:
         raise ServerError(f"{self.name} not ready on {self.url} after {self.ready_timeout_s:g}s; "
                           f"log tail:\n{self.log_tail()}")
 
-    def stop(self, grace_s: float = 3.0) -> None:
-        """SIGTERM to the whole group (gunicorn/uvicorn shut down their workers on it), then
-        SIGKILL after ``grace_s``: a loopback test server holds nothing worth waiting for."""
-        if self.process is None or self.process.poll() is not None and not _group_alive(self.process.pid):
-            return
-        for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+    def exit_description(self) -> str:
+        """How the server ended, in words: exit code or signal."""
+        code = None if self.process is None else self.process.poll()
+        if code is None:
+            return "is running"
+        if code < 0:
+            return f"was killed by {signal.Signals(-code).name}"
+        return f"exited with code {code}"
+
+    def terminate(self) -> None:
+        """The stop signal to the whole group, without waiting (see :func:`processes.stop_all`)."""
+        if self.process is not None:
             try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                break
-            if _wait_group(self.process, wait):
-                break
+                os.killpg(self.process.pid, self.stop_signal)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def stop(self, grace_s: float = 2.0) -> None:
+        """The stop signal to the whole group (gunicorn/uvicorn shut down their workers on
+        it), then SIGKILL after ``grace_s``: a loopback server holds nothing worth waiting for."""
+        if self.process is None:
+            return
+        if self.process.poll() is None or _group_alive(self.process.pid):
+            for sig, wait in ((self.stop_signal, grace_s), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(self.process.pid, sig)
+                except ProcessLookupError:
+                    break
+                if _wait_group(self.process, wait):
+                    break
+        disown(self)
+        if self.log is not None:
+            self.log.join(timeout=1.0)
 
     def __enter__(self) -> ServerProcess:
         return self.start()
@@ -130,23 +169,28 @@ def _mlflow_cli() -> list[str]:
 
 def scoring_server(model_uri: str, tracking_uri: str | None = None, port: int | None = None,
                    log_dir: str | os.PathLike | None = None,
-                   env: Mapping[str, str] | None = None) -> ServerProcess:
+                   env: Mapping[str, str] | None = None, workers: int = 1,
+                   watch: Sequence[str] = ()) -> ServerProcess:
     """``mlflow models serve`` for ``model_uri`` (not started: use ``with``); ``env`` adds
-    to (or overrides) this process's environment for the server."""
+    to (or overrides) this process's environment for the server; ``watch``: values whose
+    appearance in its log is recorded (they are masked when written)."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
+        raise ValueError(f"workers={str(workers)[:20]!r} is invalid: allowed an integer in [1, 64]")
     port = port or free_port()
     argv = _mlflow_cli() + ["models", "serve", "-m", model_uri, "--env-manager", "local",
-                            "--host", HOST, "--port", str(port), "--workers", "1"]
+                            "--host", HOST, "--port", str(port), "--workers", str(workers)]
     # Both: MLflow resolves models:/ URIs through the registry URI, which a parent's
     # mlflow.set_registry_uri may have left pointing at another store.
     uris = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri} \
         if tracking_uri else {}
     return ServerProcess("scoring-server", argv, port, "/ping", env={**(env or {}), **uris},
-                         log_dir=log_dir)
+                         log_dir=log_dir, watch=watch)
 
 
 def gateway_server(routes: Sequence[RouteSpec], port: int | None = None,
                    log_dir: str | os.PathLike | None = None,
-                   env: Mapping[str, str] | None = None) -> ServerProcess:
+                   env: Mapping[str, str] | None = None,
+                   watch: Sequence[str] = ()) -> ServerProcess:
     """``mlflow gateway start`` with a generated config holding ``routes``."""
     port = port or free_port()
     log_dir = Path(log_dir or tempfile.mkdtemp(prefix="harness-gateway-"))
@@ -154,7 +198,9 @@ def gateway_server(routes: Sequence[RouteSpec], port: int | None = None,
     config.write_text(_gateway_yaml(routes))
     argv = _mlflow_cli() + ["gateway", "start", "--config-path", str(config), "--host", HOST,
                             "--port", str(port), "--workers", "1"]
-    return ServerProcess("gateway", argv, port, "/health", env=env, log_dir=log_dir)
+    # gunicorn's graceful SIGTERM takes about 2 s; SIGINT is its quick shutdown (about 1 s).
+    return ServerProcess("gateway", argv, port, "/health", env=env, log_dir=log_dir, watch=watch,
+                         stop_signal=signal.SIGINT)
 
 
 def _gateway_yaml(routes: Sequence[RouteSpec]) -> str:
@@ -162,3 +208,12 @@ def _gateway_yaml(routes: Sequence[RouteSpec]) -> str:
 
     endpoints = [yaml.safe_load(r.to_gateway_yaml())["endpoints"][0] for r in routes]
     return yaml.safe_dump({"endpoints": endpoints}, sort_keys=False)
+
+
+def first_exit(servers: Sequence[ServerProcess], poll_s: float = 0.2) -> ServerProcess:
+    """Block until one of ``servers`` exits; return it (see its ``exit_description``)."""
+    while True:
+        for server in servers:
+            if server.process is not None and server.process.poll() is not None:
+                return server
+        time.sleep(poll_s)

@@ -37,6 +37,7 @@ def test_a_hostile_candidate_ends_with_exit_1_a_report_and_no_process(name, tmp_
         [sys.executable, "-m", "harness.cli", "gate", "--python-model", f"{HOSTILE}:{name}",
          "--snapshot", str(tiny_snapshot), "--no-serve", "--load-timeout", str(load_timeout),
          "--check-timeout", str(check_timeout), "--report-dir", str(tmp_path / "report"),
+         "--only", check_id,  # the check that judges this hostility (and load)
          "--home", str(tmp_path / "home")],
         capture_output=True, text=True, timeout=300,
         env={**os.environ, _MARK: mark, "MLFLOW_TRACKING_URI": ""})

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 
 import mlflow
 import pandas as pd
@@ -13,7 +14,10 @@ import pytest
 
 from harness.serving.gateway import NO_RETRY, AnswerShape, CompletionRequest, DeploymentsGatewayClient, \
     GatewayError, LegacyGatewayClient, Transport
+from harness.gate.worker import processes_with_env
 from harness.serving.servers import ServerError, scoring_server
+
+_MARK = "HARNESS_SERVE_PROBE"
 
 pytestmark = pytest.mark.e2e
 PROMPT = "What is MLflow?"
@@ -119,25 +123,61 @@ def test_a_server_that_cannot_start_fails_fast_with_its_log(loopback):
     assert "no-such-model" in str(info.value) or "RESOURCE_DOES_NOT_EXIST" in str(info.value)
 
 
-def test_harness_serve_stops_everything_on_ctrl_c(tmp_path, tiny_snapshot):
+def _serve(loopback, tmp_path, mark):
+    """`harness serve` on the loopback store's model (already logged: no registration)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "serve", "--snapshot", str(tiny_snapshot),
-         "--home", str(tmp_path / "home")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True, env={**os.environ, "MLFLOW_TRACKING_URI": ""})
+        [sys.executable, "-m", "harness.cli", "serve", "--model-uri", loopback.uris["reference"],
+         "--tracking-uri", loopback.store.uri, "--home", str(tmp_path / "home")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, _MARK: mark})
     lines, deadline = [], time.monotonic() + 120
+    for line in process.stdout:
+        lines.append(line)
+        if "press Ctrl-C" in line or time.monotonic() > deadline:
+            break
+    return process, lines
+
+
+def _finish(process, mark):
+    """Wait for serve (a hang guard, not a timing assertion); kill and list what is left."""
     try:
-        for line in process.stdout:
-            lines.append(line)
-            if "press Ctrl-C" in line or time.monotonic() > deadline:
-                break
-        urls = [line.split()[-1] for line in lines if line.startswith(("scoring server:", "gateway:"))]
-        assert len(urls) == 2, "".join(lines)
-        ports = [int(url.split(":")[2].split("/")[0]) for url in urls]
-        assert all(_listening(p) for p in ports)
-        os.killpg(process.pid, signal.SIGINT)
-        assert process.wait(timeout=60) == 0, "".join(lines)
+        output = process.communicate(timeout=60)[0]
     finally:
+        left = processes_with_env(_MARK, mark)
+        for proc in left:
+            proc.kill()
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    assert _group_gone(process.pid)
+            process.kill()
+    assert left == set(), [(p.pid, p.cmdline()) for p in left]
+    return output
+
+
+def test_harness_serve_stops_everything_on_sigterm(loopback, tmp_path, record_property):
+    mark = uuid.uuid4().hex
+    process, lines = _serve(loopback, tmp_path, mark)
+    urls = [line.split()[-1] for line in lines if line.startswith(("scoring server:", "gateway:"))]
+    assert len(urls) == 2, "".join(lines)
+    ports = [int(url.split(":")[2].split("/")[0]) for url in urls]
+    assert all(_listening(p) for p in ports)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    output = _finish(process, mark)
+    record_property("measured", f"serve stopped {time.monotonic() - sent:.2f}s after SIGTERM")
+    assert process.returncode == 0, "".join(lines) + output
     assert not any(_listening(p) for p in ports)
+
+
+def test_serve_exits_non_zero_naming_the_child_that_died(loopback, tmp_path, record_property):
+    mark = uuid.uuid4().hex
+    process, lines = _serve(loopback, tmp_path, mark)
+    scoring = [p for p in processes_with_env(_MARK, mark) if "models serve" in " ".join(p.cmdline())]
+    assert scoring, "".join(lines)
+    sent = time.monotonic()
+    min(scoring, key=lambda p: p.pid).send_signal(signal.SIGKILL)  # what serve started
+    output = "".join(lines) + _finish(process, mark)
+    record_property("measured", f"serve exited {time.monotonic() - sent:.2f}s after its "
+                                "scoring server was killed")
+    assert process.returncode == 1, output[-2000:]
+    assert "the scoring-server was killed by SIGKILL; stopping the gateway" in output
+    logs = list((tmp_path / "home" / "logs").glob("serve-*/gateway.log"))
+    assert logs and f"logs: {logs[0].parent}" in output

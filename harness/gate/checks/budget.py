@@ -6,7 +6,8 @@ from harness.bench.compare import Budget, check_budgets
 from harness.gate.checks.registry import GateContext, Outcome, failed, passed, register_check, skipped
 
 
-@register_check("bench.budget", "the benchmark report meets every --budget", needs_model=False)
+@register_check("bench.budget", "the benchmark report meets every --budget", needs_model=False,
+                needs_candidate=False)
 def bench_budget(ctx: GateContext) -> Outcome:
     report, budgets = ctx.options.get("bench_report"), ctx.options.get("budgets") or ()
     if report is None:

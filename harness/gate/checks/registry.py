@@ -67,15 +67,18 @@ class GateContext:
     serve: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     results: list[Any] = field(default_factory=list)  # CheckResults so far, for secrets.no_leak
-    cleanups: list[Callable[[], None]] = field(default_factory=list)
+    servers: list[Any] = field(default_factory=list)  # ServerProcesses checks started
     canaries: dict[str, str] = field(default_factory=dict)  # variable -> canary value
     answers_seen: list[str] = field(default_factory=list)  # every answer, for secrets.no_leak
     _reference: Any = None
 
     def close(self) -> None:
-        """Stop whatever checks started (servers), last first."""
-        while self.cleanups:
-            self.cleanups.pop()()
+        """Stop the servers checks started: all are asked at once, then each is waited for,
+        so their grace periods overlap."""
+        for server in self.servers:
+            server.terminate()
+        while self.servers:
+            self.servers.pop().stop()
 
     @property
     def uses_params(self) -> bool:
@@ -144,19 +147,23 @@ class Check:
     summary: str
     needs_model: bool = True
     needs_serving: bool = False
+    # False: judged without the candidate's worker (the route file, a bench report, the
+    # gate's own outputs); the worker starts only when some selected check needs it.
+    needs_candidate: bool = True
 
 
 CHECKS: dict[str, Check] = {}
 
 
 def register_check(check_id: str, summary: str, needs_model: bool = True,
-                   needs_serving: bool = False):
+                   needs_serving: bool = False, needs_candidate: bool = True):
     """Decorator: add a check to the gate under ``check_id`` (ids are unique)."""
 
     def decorate(fn: CheckFn) -> CheckFn:
         if check_id in CHECKS:
             raise ValueError(f"check id {check_id!r} is registered twice")
-        CHECKS[check_id] = Check(check_id, fn, summary, needs_model, needs_serving)
+        CHECKS[check_id] = Check(check_id, fn, summary, needs_model, needs_serving,
+                                 needs_candidate)
         return fn
 
     return decorate

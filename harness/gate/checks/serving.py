@@ -10,6 +10,7 @@ from typing import Any
 
 import requests
 
+from harness._redact import redact
 from harness.gate.checks.contract import PROVIDER_PAYLOADS
 from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, \
     register_check, skipped
@@ -29,12 +30,24 @@ _PROMPT = "What is MLflow?"
 
 
 def _server(ctx: GateContext, key: str, factory) -> Any:
-    """Start a server once per gate run; ctx.close() stops it."""
+    """Start a server once per gate run (a failed start is not retried by later checks);
+    ctx.close() stops it."""
     if key not in ctx.options:
-        server = factory().start()
-        ctx.cleanups.append(server.stop)
+        server = factory()
+        ctx.servers.append(server)  # before start: an interrupt while it starts must stop it
+        try:
+            server.start()
+        except ServerError as error:
+            ctx.options[key] = error
+            raise
         ctx.options[key] = server
+    if isinstance(ctx.options[key], ServerError):
+        raise ctx.options[key]
     return ctx.options[key]
+
+
+def _logs(ctx: GateContext) -> dict[str, Any]:
+    return {"log_dir": ctx.options.get("log_dir"), "watch": list(ctx.canaries.values())}
 
 
 _HOOKS = Path(__file__).parents[1] / "_server_hooks"
@@ -48,7 +61,7 @@ def _scoring(ctx: GateContext):
     env = {**ctx.canaries, "PYTHONPATH": path, "HARNESS_GENERATE_FAILS_ON": _FAILS_ON,
            "HARNESS_SNAPSHOT": str(ctx.snapshot)}
     return _server(ctx, "scoring_server", lambda: scoring_server(ctx.model_uri, ctx.tracking_uri,
-                                                                 env=env))
+                                                                 env=env, **_logs(ctx)))
 
 
 @register_check("serving.scoring", "the scoring server answers the provider's payload",
@@ -128,7 +141,8 @@ def _route(ctx: GateContext) -> RouteSpec | None:
 
 
 @register_check("route.spec", "the route validates and its secrets are environment references",
-                needs_model=False)
+                needs_model=False,
+                needs_candidate=False)
 def route_spec(ctx: GateContext) -> Outcome:
     if ctx.route_file is None:
         return skipped("skipped: no --route given; the server checks use the seed's route "
@@ -155,7 +169,7 @@ def route_gateway(ctx: GateContext) -> Outcome:
     server = _scoring(ctx)
     route = seed_route(server.url) if route is None else \
         RouteSpec(route.name, route.model_name, route.provider, MlflowServingConfig(server.url))
-    gateway = _server(ctx, "gateway", lambda: gateway_server([route]))
+    gateway = _server(ctx, "gateway", lambda: gateway_server([route], **_logs(ctx)))
     request = CompletionRequest(_PROMPT, temperature=0.0, max_tokens=8)
     direct = answers(ctx.send([Row(_PROMPT, 0.0, 8)]))
     try:
@@ -190,17 +204,24 @@ def _secret_values(ctx: GateContext) -> dict[str, str]:
 
 
 def _haystacks(ctx: GateContext) -> dict[str, str]:
-    """Everything the gate wrote or saw: results so far, the candidate's answers and log,
-    server logs, MLflow params/tags."""
+    """Everything the gate wrote or saw: the report as it will be written, the candidate's
+    answers, its log and the server logs (with what their redaction masked), MLflow
+    params/tags."""
     from mlflow.tracking import MlflowClient
 
-    texts = {"report": json.dumps([r.to_dict() for r in ctx.results], default=str),
+    texts = {"report": redact(json.dumps([r.to_dict() for r in ctx.results], default=str)),
              "answers": "\n".join(ctx.answers_seen)}
     if (log := ctx.options.get("candidate_log")) is not None and Path(log).is_file():
         texts["candidate log"] = Path(log).read_text(errors="replace")
-    for key in ("scoring_server", "gateway"):
-        if (server := ctx.options.get(key)) is not None:
-            texts[f"{key} log"] = server.log_tail(10_000)
+    owners = {"candidate log": ctx.options.get("worker"),
+              "scoring_server log": ctx.options.get("scoring_server"),
+              "gateway log": ctx.options.get("gateway")}
+    for where, owner in owners.items():
+        if getattr(owner, "log", None) is not None:
+            # The file holds the masked text; what the process printed is recorded here.
+            texts[where] = texts.get(where, "") + "\n".join(owner.log.seen)
+            if where != "candidate log":
+                texts[where] += "\n" + owner.log_tail(10_000)
     client = MlflowClient(ctx.tracking_uri)
     for experiment in client.search_experiments():
         for run in client.search_runs([experiment.experiment_id], max_results=200):
@@ -210,7 +231,8 @@ def _haystacks(ctx: GateContext) -> dict[str, str]:
 
 
 @register_check("secrets.no_leak", "no route secret or credential canary appears in answers, "
-                "reports, logs or MLflow params", needs_model=False)
+                "reports, logs or MLflow params", needs_model=False,
+                needs_candidate=False)
 def secrets_no_leak(ctx: GateContext) -> Outcome:
     secrets = {**_secret_values(ctx), **{f"${name} (canary)": value
                                          for name, value in ctx.canaries.items()}}

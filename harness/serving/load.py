@@ -1,0 +1,150 @@
+"""A fixed-time load test of a completions route through the MLflow AI Gateway.
+
+``concurrency`` workers send requests at temperature 0 until ``duration_s`` has passed;
+each worker cycles through the distinct prompts, offset by its index so that the requests
+in flight at once carry different prompts. Every request is kept as a raw :class:`Sample`;
+the statistics (percentiles, throughput, failures, wrong answers) are computed from them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.serving.gateway import CompletionRequest, DeploymentsGatewayClient, GatewayError
+
+MAX_CONCURRENCY = 64
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One request: which prompt, how long it took, and what came back."""
+
+    prompt: int  # index into LoadResult.prompts
+    latency_s: float
+    ok: bool
+    status: int | None  # 200 when ok; the HTTP status of a failure, None when there was none
+    answer: str | None  # the answer when ok, else the error message
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    prompts: tuple[str, ...]
+    samples: tuple[Sample, ...]
+    elapsed_s: float  # wall time from the first request sent to the last answer
+    concurrency: int
+    expected: tuple[str, ...] | None = None  # aligned with prompts
+
+    @property
+    def requests(self) -> int:
+        return len(self.samples)
+
+    @property
+    def failures(self) -> list[Sample]:
+        return [s for s in self.samples if not s.ok]
+
+    @property
+    def mismatches(self) -> list[Sample]:
+        """Answered requests whose answer is not their own prompt's expected answer."""
+        if self.expected is None:
+            return []
+        return [s for s in self.samples if s.ok and s.answer != self.expected[s.prompt]]
+
+    @property
+    def throughput(self) -> float:
+        """Requests (answered or failed) per second of wall time."""
+        return self.requests / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def percentiles(self) -> dict[str, float]:
+        """p50/p90/p99/max latency of the answered requests in ms ({} when none was)."""
+        latencies = np.array([s.latency_s for s in self.samples if s.ok]) * 1000.0
+        if latencies.size == 0:
+            return {}
+        p50, p90, p99 = np.percentile(latencies, [50, 90, 99])
+        return {"p50": float(p50), "p90": float(p90), "p99": float(p99),
+                "max": float(latencies.max())}
+
+    def summary(self) -> str:
+        stats = self.percentiles()
+        latency = (", ".join(f"{k} {v:.1f} ms" for k, v in stats.items()) if stats
+                   else "no answered request")
+        return (f"{self.requests} requests in {self.elapsed_s:.1f} s "
+                f"({self.throughput:.1f} req/s), concurrency {self.concurrency}, {len(self.prompts)} prompts: {latency}; "
+                f"{len(self.failures)} failures, {len(self.mismatches)} mismatches")
+
+
+def _validated(prompts: Sequence[str], expected: Mapping[str, str] | Sequence[str] | None,
+               duration_s: float, concurrency: int, max_tokens: int):
+    if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not prompts \
+            or not all(isinstance(p, str) and p for p in prompts):
+        raise ValueError("prompts is invalid: allowed a non-empty sequence of non-empty strings")
+    if len(set(prompts)) != len(prompts):
+        raise ValueError("prompts is invalid: allowed distinct prompts only (found repeats)")
+    if isinstance(duration_s, bool) or not isinstance(duration_s, (int, float)) \
+            or not math.isfinite(duration_s) or duration_s <= 0:
+        raise ValueError(f"duration_s={duration_s!r} is invalid: allowed a finite number of "
+                         f"seconds > 0")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) \
+            or not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise ValueError(f"concurrency={concurrency!r} is invalid: allowed 1-{MAX_CONCURRENCY}")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise ValueError(f"max_tokens={max_tokens!r} is invalid: allowed an integer >= 1")
+    if expected is None:
+        return tuple(prompts), None
+    if isinstance(expected, Mapping):
+        missing = [p for p in prompts if p not in expected]
+        if missing:
+            raise ValueError(f"expected is invalid: allowed a mapping with every prompt "
+                             f"(missing {missing[0]!r})")
+        answers = tuple(expected[p] for p in prompts)
+    elif isinstance(expected, Sequence) and not isinstance(expected, str):
+        answers = tuple(expected)
+    else:
+        answers = ()
+    if len(answers) != len(prompts) or not all(isinstance(a, str) for a in answers):
+        raise ValueError(f"expected is invalid: allowed a mapping prompt -> answer or a "
+                         f"sequence of {len(prompts)} string answers aligned with prompts")
+    return tuple(prompts), answers
+
+
+def run_load(gateway_url: str, route_name: str, prompts: Sequence[str],
+             expected: Mapping[str, str] | Sequence[str] | None = None, duration_s: float = 5.0,
+             concurrency: int = 4, max_tokens: int = 8) -> LoadResult:
+    """Query ``route_name`` from ``concurrency`` threads for ``duration_s`` seconds.
+
+    ``expected`` (a mapping prompt -> answer, or answers aligned with ``prompts``) makes
+    every answer be checked against its own prompt's answer. A request that is sent
+    before the deadline is waited for; ``elapsed_s`` includes it.
+    """
+    prompts, answers = _validated(prompts, expected, duration_s, concurrency, max_tokens)
+    # One client per worker: no state is shared between threads but the samples.
+    clients = [DeploymentsGatewayClient(gateway_url) for _ in range(concurrency)]
+
+    def worker(index: int, deadline: float) -> list[Sample]:
+        samples, step = [], 0
+        while time.perf_counter() < deadline:
+            prompt = (index + step) % len(prompts)
+            request = CompletionRequest(prompts[prompt], temperature=0.0, max_tokens=max_tokens)
+            started = time.perf_counter()
+            try:
+                text = clients[index].query(route_name, request).text
+                sample = Sample(prompt, time.perf_counter() - started, True, 200, text)
+            except GatewayError as error:
+                sample = Sample(prompt, time.perf_counter() - started, False, error.status,
+                                error.message)
+            samples.append(sample)
+            step += 1
+        return samples
+
+    started = time.perf_counter()
+    deadline = started + duration_s
+    with ThreadPoolExecutor(concurrency, thread_name_prefix="load") as pool:
+        per_worker = list(pool.map(worker, range(concurrency), [deadline] * concurrency))
+    elapsed = time.perf_counter() - started
+    return LoadResult(prompts, tuple(s for samples in per_worker for s in samples), elapsed,
+                      concurrency, answers)
