@@ -121,3 +121,13 @@ def test_the_log_is_redacted_capped_and_records_watched_values(tmp_path, monkeyp
     assert "leak ***" in text and canary not in text + pump.backup.read_text()
     assert pump.seen == {canary}
     assert "line 399" in text and "line 0 " not in text + pump.backup.read_text()
+
+
+def test_workers_pass_through_to_the_scoring_server_and_are_validated():
+    from harness.serving.servers import scoring_server
+
+    argv = scoring_server("models:/m/1", workers=3).argv
+    assert argv[argv.index("--workers") + 1] == "3"
+    for bad in (0, 65, True, "2"):
+        with pytest.raises(ValueError, match=r"workers=.* allowed an integer in \[1, 64\]"):
+            scoring_server("models:/m/1", workers=bad)
