@@ -157,6 +157,8 @@ def loopback(tiny_snapshot, tmp_path_factory):
                                   routes={k: r.name for k, r in routes.items()}, uris=uris,
                                   store=store)
     finally:
+        for server in servers.values():  # all asked at once: their grace periods overlap
+            server.terminate()
         for server in servers.values():
             server.stop()
 
