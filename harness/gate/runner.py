@@ -51,7 +51,8 @@ class GateConfig:
         if self.budgets and self.bench_report is None:
             raise ValueError("--budget needs --bench-report FILE")
         if unknown := sorted(set(self.only) - set(CHECKS)):
-            raise ValueError(f"unknown check ids {unknown}: allowed {sorted(CHECKS)}")
+            shown = [u if len(u) <= 40 else u[:40] + "…" for u in unknown[:5]]
+            raise ValueError(f"--only: unknown check ids {shown}: allowed {sorted(CHECKS)}")
 
 
 def _canaries(environ: dict[str, str] | None = None) -> dict[str, str]:
