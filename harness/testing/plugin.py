@@ -73,8 +73,7 @@ class _GateCheckItem(pytest.Item):
     def runtest(self) -> None:
         from harness.gate.report import Status
 
-        selected = tuple(i.name for i in self.session.items if isinstance(i, _GateCheckItem))
-        result = _gate_report(self.config, selected).check(self.name)
+        result = _gate_report(self.config).check(self.name)
         if result.status is Status.SKIPPED:
             pytest.skip(result.message)
         if result.status is not Status.PASS:
@@ -89,11 +88,8 @@ class _GateCheckItem(pytest.Item):
         return self.path, None, f"harness gate check {self.name}"
 
 
-def _gate_report(config: pytest.Config, selected: tuple[str, ...] = ()):
-    """Run the gate once per session and share its report among the check items; only the
-    checks still selected (after ``-k``/deselection) run."""
-    from harness.gate.checks import CHECKS
-
+def _gate_report(config: pytest.Config):
+    """Run the gate once per session and share its report among the check items."""
     if _REPORT_KEY not in config.stash:
         from harness.gate.candidate import CandidateSpec
         from harness.gate.runner import GateConfig, run_gate
@@ -108,7 +104,6 @@ def _gate_report(config: pytest.Config, selected: tuple[str, ...] = ()):
             check_timeout=config.getoption("harness_check_timeout"),
             route_file=Path(route) if (route := config.getoption("harness_route")) else None,
             serve=not config.getoption("harness_no_serve"),
-            only=() if set(selected) >= set(CHECKS) else selected,
         )
         config.stash[_REPORT_KEY] = run_gate(cfg)
     return config.stash[_REPORT_KEY]

@@ -25,24 +25,15 @@ def _args(tiny_snapshot, candidate):
             "--harness-no-serve"]
 
 
-def test_candidate_checks_run_as_one_test_each(scratch, tiny_snapshot):
-    import harness.model.wrapper
-
-    result = scratch.runpytest_subprocess(
-        *_args(tiny_snapshot, f"{harness.model.wrapper.__file__}:MPTInstruct"), "-rs")
+def test_a_mutant_fails_exactly_its_check_and_each_check_is_a_test(scratch, tiny_snapshot):
+    result = scratch.runpytest_subprocess(*_args(tiny_snapshot, f"{MUTANTS_FILE}:NoKVCache"),
+                                          "-rfs")
     # no servers, no benchmark report, no --route: those checks say skipped
     idle = [c for c in CHECKS.values()
             if c.needs_serving or c.id in ("bench.budget", "route.spec")]
-    result.assert_outcomes(passed=len(CHECKS) - len(idle), skipped=len(idle))
-    result.stdout.fnmatch_lines(["*--no-serve*"])
-
-
-def test_a_mutant_fails_exactly_its_check(scratch, tiny_snapshot):
-    # -k runs just those checks (the whole set is judged above and, per mutant, in tests/gate).
-    result = scratch.runpytest_subprocess(*_args(tiny_snapshot, f"{MUTANTS_FILE}:NoKVCache"), "-rf",
-                                          "-k", "use_cache or rows")
-    result.assert_outcomes(passed=1, failed=1, deselected=len(CHECKS) - 2)
+    result.assert_outcomes(passed=len(CHECKS) - 1 - len(idle), failed=1, skipped=len(idle))
     result.stdout.fnmatch_lines(["*generate.use_cache: fail: *the KV cache is off*"])
+    result.stdout.fnmatch_lines(["*--no-serve*"])
 
 
 def test_gpu_tests_are_collected_and_skipped_with_a_reason(scratch, monkeypatch):
