@@ -3,17 +3,16 @@
 exits 1, writes a report naming what happened, and leaves no process behind."""
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from harness.cli import main
 from harness.gate.worker import processes_with_env
 
-pytestmark = pytest.mark.slow  # each test runs a whole gate in a subprocess
+pytestmark = pytest.mark.slow  # each test runs a gate with a candidate worker
 
 HOSTILE = Path(__file__).parents[1] / "data" / "candidates" / "hostile.py"
 _MARK = "HARNESS_ISOLATION_PROBE"
@@ -30,19 +29,20 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_a_hostile_candidate_ends_with_exit_1_a_report_and_no_process(name, tmp_path, tiny_snapshot):
+def test_a_hostile_candidate_ends_with_exit_1_a_report_and_no_process(name, tmp_path, tiny_snapshot,
+                                                                      monkeypatch):
     check_id, status, words, load_timeout, check_timeout = CASES[name]
     mark = uuid.uuid4().hex  # every process this gate starts inherits it
-    result = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "gate", "--python-model", f"{HOSTILE}:{name}",
-         "--snapshot", str(tiny_snapshot), "--no-serve", "--load-timeout", str(load_timeout),
-         "--check-timeout", str(check_timeout), "--report-dir", str(tmp_path / "report"),
-         "--only", check_id,  # the check that judges this hostility (and load)
-         "--home", str(tmp_path / "home")],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, _MARK: mark, "MLFLOW_TRACKING_URI": ""})
+    monkeypatch.setenv(_MARK, mark)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+    # The real command, in this process: the candidate runs in the gate's worker either way.
+    result = CliRunner().invoke(main, [
+        "gate", "--python-model", f"{HOSTILE}:{name}", "--snapshot", str(tiny_snapshot),
+        "--no-serve", "--load-timeout", str(load_timeout), "--check-timeout", str(check_timeout),
+        "--report-dir", str(tmp_path / "report"), "--home", str(tmp_path / "home"),
+        "--only", check_id])  # the check that judges this hostility (and load)
     try:
-        assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+        assert result.exit_code == 1, result.output[-3000:]
         report = json.loads((tmp_path / "report" / "gate.json").read_text())
         check = next(c for c in report["checks"] if c["id"] == check_id)
         assert check["status"] == status and words in check["message"], check
