@@ -52,3 +52,11 @@ def restore_store_uris(saved: StoreUris) -> None:
 
     mlflow.set_tracking_uri(saved.tracking)
     registry_utils._registry_uri = saved.registry
+
+
+def gateway_completions_request() -> Any:
+    """The current MLflow gateway's completions request model (pydantic v2): the mock's
+    ``current`` profile validates with it, so its 422 bodies are the real server's."""
+    from mlflow.gateway.schemas.completions import RequestPayload
+
+    return RequestPayload

@@ -41,7 +41,7 @@ _ALLOWED = {
     "serving": {"store", "model", "_mlflow_compat", "_redact"},
     "bench": {"serving", "store", "model", "_reporting", "_redact"},
     "gate": {"bench", "serving", "store", "model", "_reporting", "_mlflow_compat", "_redact"},
-    "testing": {"gate", "bench", "serving", "store", "model"},
+    "testing": {"gate", "bench", "serving", "store", "model", "_reporting", "_mlflow_compat"},
     "_reporting": {"_redact"},
     "_mlflow_compat": set(),
     "_redact": set(),

@@ -11,6 +11,7 @@ from mlflow.exceptions import MlflowException
 import harness
 from harness._mlflow_compat import (
     current_store_uris,
+    gateway_completions_request,
     parse_scoring_request,
     restore_store_uris,
 )
@@ -59,3 +60,10 @@ def test_no_other_module_uses_mlflow_private_apis():
     offenders = [str(p.relative_to(_PACKAGE)) for p in _PACKAGE.rglob("*.py")
                  if p.name != "_mlflow_compat.py" and _PRIVATE_USE.search(p.read_text())]
     assert offenders == []
+
+
+def test_the_gateway_completions_request_is_the_servers_pydantic_model():
+    model = gateway_completions_request()
+    assert model.model_validate({"prompt": "x", "temperature": 2}).temperature == 2
+    with pytest.raises(Exception, match="less than or equal to 2"):
+        model.model_validate({"prompt": "x", "temperature": 2.5})

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from harness.serving.route import RouteSpec, Secret
 
@@ -105,11 +107,13 @@ def error_message(response: requests.Response) -> str:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded retries with exponential backoff, on 429 and 503 only."""
+    """Bounded retries with exponential backoff, on 429 and 503 only, honouring Retry-After;
+    carried out by urllib3's ``Retry`` under the session, for every call of both clients."""
 
     retries: int = 2
     backoff_s: float = 0.5
     statuses: tuple[int, ...] = (429, 503)
+    max_retry_after_s: float = 60.0  # a server asking for longer is answered with its error
 
     def __post_init__(self) -> None:
         if not 0 <= self.retries <= 10:
@@ -117,9 +121,27 @@ class RetryPolicy:
         if not 0 <= self.backoff_s <= 60:
             raise ValueError(f"backoff_s={self.backoff_s} is invalid: allowed 0-60 seconds")
 
-    def delays(self) -> Iterator[float]:
-        for attempt in range(self.retries):
-            yield self.backoff_s * (2 ** attempt)
+    def urllib3_retry(self, sleep: Callable[[float], None] = time.sleep) -> Retry:
+        # Connection errors and timeouts are not retried: the caller hears of them at once.
+        sleeper = type("_Retry", (_SleepingRetry,), {"_sleep_fn": staticmethod(sleep)})
+        return sleeper(total=self.retries, connect=0, read=0, other=0, status=self.retries,
+                       backoff_factor=self.backoff_s, status_forcelist=self.statuses,
+                       allowed_methods=None, respect_retry_after_header=True,
+                       raise_on_status=False, backoff_max=self.max_retry_after_s)
+
+
+class _SleepingRetry(Retry):
+    """urllib3's Retry with its waits through an injectable function (tests, and no
+    surprises in a caller's event loop)."""
+
+    _sleep_fn: Callable[[float], None] = staticmethod(time.sleep)
+
+    def sleep(self, response=None) -> None:
+        wait = self.get_retry_after(response) if response is not None and \
+            self.respect_retry_after_header else None
+        wait = self.get_backoff_time() if wait is None else min(wait, self.backoff_max)
+        if wait > 0:
+            self._sleep_fn(wait)
 
 
 NO_RETRY = RetryPolicy(retries=0)
@@ -138,7 +160,9 @@ class Transport:
         self.timeout_s = timeout_s
         self.retry = retry
         self.session = session or requests.Session()
-        self._sleep = sleep
+        adapter = HTTPAdapter(max_retries=retry.urllib3_retry(sleep))
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, adapter)
 
     def __repr__(self) -> str:
         return f"Transport({self.base_url!r}, token={self._token!r})"
@@ -147,20 +171,15 @@ class Transport:
         headers = {"Content-Type": "application/json"}
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.reveal()}"
-        delays = self.retry.delays()
-        while True:
-            try:
-                response = self.session.request(method, self.base_url + path, headers=headers,
-                                                timeout=self.timeout_s, **kwargs)
-            except requests.Timeout:
-                raise GatewayError(None, route, f"no answer within {self.timeout_s:g}s") from None
-            except requests.ConnectionError as error:
-                raise GatewayError(None, route, f"cannot connect to {self.base_url}: "
-                                                f"{type(error).__name__}") from None
-            if response.status_code in self.retry.statuses and (delay := next(delays, None)) is not None:
-                self._sleep(delay)
-                continue
-            return self._decode(response, route)
+        try:
+            response = self.session.request(method, self.base_url + path, headers=headers,
+                                            timeout=self.timeout_s, **kwargs)
+        except requests.Timeout:
+            raise GatewayError(None, route, f"no answer within {self.timeout_s:g}s") from None
+        except requests.ConnectionError as error:
+            raise GatewayError(None, route, f"cannot connect to {self.base_url}: "
+                                            f"{type(error).__name__}") from None
+        return self._decode(response, route)
 
     @staticmethod
     def _decode(response: requests.Response, route: str | None) -> Any:
@@ -209,23 +228,26 @@ class LegacyGatewayClient:
 
 
 class DeploymentsGatewayClient:
-    """The current MLflow AI Gateway through ``mlflow.deployments.get_deploy_client``."""
+    """The current MLflow AI Gateway's REST API (what ``mlflow.deployments`` calls), over the
+    same :class:`Transport` as the legacy client: one timeout and retry policy for both."""
 
-    def __init__(self, url: str):
-        from mlflow.deployments import get_deploy_client
+    def __init__(self, transport: Transport | str):
+        self.transport = Transport(transport) if isinstance(transport, str) else transport
+        self.url = self.transport.base_url
 
-        self.url = url
-        self.client = get_deploy_client(url)
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        endpoints, token = [], None
+        while True:
+            params = {"page_token": token} if token else None
+            page = self.transport.request("GET", "/api/2.0/endpoints/", params=params) or {}
+            endpoints.extend(page.get("endpoints", []))
+            if not (token := page.get("next_page_token")):
+                return endpoints
+
+    def get_endpoint(self, name: str) -> dict[str, Any]:
+        return self.transport.request("GET", f"/api/2.0/endpoints/{name}", name)
 
     def query(self, endpoint: str, request: CompletionRequest) -> Completion:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            data = self.client.predict(endpoint=endpoint, inputs=request.body(AnswerShape.CHOICES))
-        except requests.HTTPError as error:
-            raise GatewayError(error.response.status_code, endpoint,
-                               error_message(error.response)) from None
-        except (MlflowException, requests.RequestException) as error:
-            raise GatewayError(None, endpoint, f"{type(error).__name__}: "
-                                               f"{getattr(error, 'message', error)}"[:300]) from None
+        data = self.transport.request("POST", f"/endpoints/{endpoint}/invocations", endpoint,
+                                      data=json.dumps(request.body(AnswerShape.CHOICES)))
         return parse_completion(data, endpoint)

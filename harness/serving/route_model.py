@@ -56,11 +56,12 @@ class RouteModelConfig:
 
 
 def build_client(cfg: RouteModelConfig, retry: RetryPolicy | None = None):
-    if cfg.api == "deployments":
-        return DeploymentsGatewayClient(cfg.gateway_url)
     token = EnvRef.parse("token_env", cfg.token_env).resolve() if cfg.token_env else None
     retry = retry or RetryPolicy(retries=cfg.retries)
-    return LegacyGatewayClient(Transport(cfg.gateway_url, token, cfg.timeout_s, retry))
+    transport = Transport(cfg.gateway_url, token, cfg.timeout_s, retry)
+    if cfg.api == "deployments":
+        return DeploymentsGatewayClient(transport)
+    return LegacyGatewayClient(transport)
 
 
 def _prompts(model_input: Any) -> list[str]:

@@ -1,16 +1,27 @@
-"""A ``responses``-based mock of the legacy AI Gateway REST API.
+"""A ``responses``-based mock of the MLflow AI Gateway, in three profiles.
 
-Stateful (create/get/list/delete routes) and answering queries by running a real
-PyFunc model in process through the translation the real ``mlflow-model-serving``
-provider does: ``{prompt, ...}`` -> ``{"inputs": [prompt], "params": {...}}`` ->
-MLflow parsing/enforcement -> ``predict`` -> predictions -> candidates. Faults
-(429, 5xx, slow answers, malformed JSON, connection refused) are injectable per test.
+- ``legacy`` (default): the open-source legacy gateway as recorded from MLflow 2.8.1
+  (``harness/testing/contracts/legacy-2.8.1``): ``/api/2.0/gateway/routes`` read-only
+  (create/delete answer 405), no authentication, ``/gateway/<route>/invocations`` answering
+  ``{candidates, metadata}``, pydantic v1 validation (422 with an error list), temperature
+  0-1 defaulting to 0.
+- ``databricks``: ``legacy`` plus what only the hosted service had: creating and deleting
+  routes and bearer authentication (401). This follows the documentation, not a recording.
+- ``current``: today's MLflow gateway as recorded (``contracts/current-3.17``):
+  ``/api/2.0/endpoints/``, ``/endpoints/<name>/invocations`` (and the old path) answering
+  ``choices``, MLflow's own pydantic v2 request model.
+
+Queries are answered by a real PyFunc model in process, through the translation the real
+``mlflow-model-serving`` provider does (validated fields -> ``{"inputs": [prompt],
+"params": {...}}`` -> MLflow parsing/enforcement -> ``predict``). The suite replays every
+recorded interaction against the mock of its profile (``tests/testing/test_contracts.py``).
+Faults (429, 5xx, slow answers, malformed JSON, connection refused) are injectable.
 """
 
 from __future__ import annotations
 
+import base64
 import json
-import math
 import re
 import time
 from collections.abc import Callable
@@ -20,13 +31,15 @@ from typing import Any
 import requests
 import responses
 
+from harness.model.signature import parse_payload
 from harness.serving.gateway import ROUTES_API
 from harness.serving.route import RouteError, RouteSpec
-from harness.model.signature import parse_payload
+from harness.testing._gateway_schemas import read_body, validate_current, validate_legacy
 
-_QUERY_RE = re.compile(r"/gateway/([^/]+)/invocations$")
-_ROUTE_RE = re.compile(re.escape(ROUTES_API) + r"/([^/?]+)$")
-PAGE_SIZE = 2  # small, so that paging is exercised
+PROFILES = ("legacy", "databricks", "current")
+_ENDPOINTS_API = "/api/2.0/endpoints"
+PAGE_SIZE = 2  # small, so that paging is exercised (the real server's is 3000)
+_JSON = {"Content-Type": "application/json"}
 
 
 @dataclass
@@ -37,31 +50,44 @@ class Fault:
     delay_s: float = 0.0
     malformed: bool = False
     connection_refused: bool = False
+    retry_after: float | None = None  # a Retry-After header on an injected status
     times: int = 1
     only: str = "query"  # "query" or "any"
 
 
-def _answer(status: int, body: Any) -> tuple[int, dict, str]:
-    return status, {"Content-Type": "application/json"}, json.dumps(body)
+def _answer(status: int, body: Any, headers: dict | None = None) -> tuple[int, dict, str]:
+    return status, {**_JSON, **(headers or {})}, json.dumps(body)
 
 
-def _detail(status: int, message: str) -> tuple[int, dict, str]:
-    return _answer(status, {"detail": message})
+def _detail(status: int, detail: Any) -> tuple[int, dict, str]:
+    return _answer(status, {"detail": detail})
+
+
+def _value(enum: Any) -> Any:
+    return getattr(enum, "value", enum)
+
+
+_NOT_FOUND = (404, "Not Found")
+_NOT_ALLOWED = (405, "Method Not Allowed")
 
 
 class MockGateway:
-    def __init__(self, base_url: str = "http://gateway.mock", token: str | None = "mock-token",
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, profile: str = "legacy", base_url: str = "http://gateway.mock",
+                 token: str | None = None, sleep: Callable[[float], None] = time.sleep):
+        if profile not in PROFILES:
+            raise ValueError(f"profile={str(profile)[:40]!r} is invalid: allowed {PROFILES}")
+        self.profile = profile
         self.base_url = base_url.rstrip("/")
-        self.token = token
-        self.routes: dict[str, dict[str, Any]] = {}
+        # Only the hosted service checked a token; the open-source servers ignore the header.
+        self.token = token if token is not None else ("mock-token" if profile == "databricks" else None)
+        self.routes: dict[str, RouteSpec] = {}
         self.models: dict[str, Any] = {}
         self.faults: list[Fault] = []
         self.requests: list[dict[str, Any]] = []
         self._sleep = sleep
         self._mock = responses.RequestsMock(assert_all_requests_are_fired=False)
-        pattern = re.compile(re.escape(self.base_url) + r"/.*")
-        for method in ("GET", "POST", "DELETE"):
+        pattern = re.compile(re.escape(self.base_url) + r"(/.*)?$")
+        for method in ("GET", "POST", "DELETE", "PUT", "PATCH"):
             self._mock.add_callback(method, pattern, callback=self._handle)
 
     def __enter__(self) -> MockGateway:
@@ -79,7 +105,7 @@ class MockGateway:
         self.models[model_name] = model
 
     def add_route(self, route: RouteSpec) -> None:
-        self.routes[route.name] = route.public()
+        self.routes[route.name] = route
 
     def inject(self, fault: Fault) -> None:
         self.faults.append(fault)
@@ -89,18 +115,24 @@ class MockGateway:
     def _handle(self, request) -> tuple[int, dict, str]:
         path = request.path_url.split("?")[0]
         self.requests.append({"method": request.method, "path": path})
-        is_query = bool(_QUERY_RE.search(path))
-        if fault := self._take_fault(is_query):
+        query_route = self._query_route(path)
+        if fault := self._take_fault(query_route is not None):
             return self._apply(fault, request)
-        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+        if self.profile == "databricks" and \
+                request.headers.get("Authorization") != f"Bearer {self.token}":
             return _detail(401, "Invalid access token")
-        if match := _QUERY_RE.search(path):
-            return self._query(match.group(1), request.body)
-        if path.rstrip("/") == ROUTES_API:
-            return self._create(request.body) if request.method == "POST" else self._list(request)
-        if match := _ROUTE_RE.search(path):
-            return self._get_or_delete(request.method, match.group(1))
-        return _detail(404, f"Not Found: {path}")
+        if path == "/health":
+            return _answer(200, {"status": "OK"}) if request.method == "GET" else _detail(*_NOT_ALLOWED)
+        if query_route is not None:
+            return self._query(query_route, request)
+        return self._routes_api(request, path)
+
+    def _query_route(self, path: str) -> str | None:
+        prefixes = ("/gateway/",) + (("/endpoints/",) if self.profile == "current" else ())
+        for prefix in prefixes:
+            if path.startswith(prefix) and path.endswith("/invocations"):
+                return path[len(prefix):-len("/invocations")]
+        return None
 
     def _take_fault(self, is_query: bool) -> Fault | None:
         for fault in self.faults:
@@ -120,16 +152,64 @@ class MockGateway:
                 raise requests.ReadTimeout(f"no answer within {timeout}s (injected)")
             self._sleep(fault.delay_s)
         if fault.malformed:
-            return 200, {"Content-Type": "application/json"}, '{"candidates": [ {"text": '
+            return 200, dict(_JSON), '{"candidates": [ {"text": '
         if fault.status:
-            return _detail(fault.status, f"injected {fault.status}")
-        return self._query_path(request)
+            headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+            return _answer(fault.status, {"detail": f"injected {fault.status}"}, headers)
+        path = request.path_url.split("?")[0]
+        return self._query(self._query_route(path) or "", request)
 
-    def _query_path(self, request) -> tuple[int, dict, str]:
-        match = _QUERY_RE.search(request.path_url)
-        return self._query(match.group(1), request.body) if match else _detail(404, "Not Found")
+    # --- routes and endpoints ---------------------------------------------------------------
 
-    # --- CRUD -------------------------------------------------------------------------------
+    def _routes_api(self, request, path: str) -> tuple[int, dict, str]:
+        method, trimmed = request.method, path.rstrip("/")
+        for base, kind in ((ROUTES_API, "routes"), (_ENDPOINTS_API, "endpoints")):
+            if kind == "endpoints" and self.profile != "current":
+                continue
+            if trimmed == base:
+                if method == "GET":
+                    return self._list(request, kind)
+                if method == "POST" and self.profile == "databricks":
+                    return self._create(request.body)
+                return _detail(*_NOT_ALLOWED)
+            if trimmed.startswith(base + "/"):
+                name = trimmed[len(base) + 1:]
+                if method == "GET":
+                    return self._get(name, kind)
+                if method == "DELETE" and self.profile == "databricks":
+                    return self._delete(name)
+                return _detail(*_NOT_ALLOWED)
+        return _detail(*_NOT_FOUND)
+
+    def _public(self, route: RouteSpec, kind: str) -> dict[str, Any]:
+        model = {"name": route.model_name, "provider": route.provider.value}
+        url = f"/gateway/{route.name}/invocations"
+        if kind == "endpoints":
+            return {"name": route.name, "endpoint_type": _value(route.route_type), "model": model,
+                    "endpoint_url": url, "limit": None}
+        found = {"name": route.name, "route_type": _value(route.route_type), "model": model, "route_url": url}
+        return {**found, "limit": None} if self.profile == "current" else found
+
+    def _list(self, request, kind: str) -> tuple[int, dict, str]:
+        token = dict(request.params).get("page_token")
+        try:  # the real server's token: base64 of {"index": N}; a bad one was a bare 500
+            start = int(json.loads(base64.b64decode(token))["index"]) if token else 0
+        except (ValueError, KeyError, TypeError):
+            return 500, {"Content-Type": "text/plain"}, "Internal Server Error"
+        names = sorted(self.routes)
+        page = {kind: [self._public(self.routes[n], kind) for n in names[start:start + PAGE_SIZE]],
+                "next_page_token": None}
+        if start + PAGE_SIZE < len(names):
+            page["next_page_token"] = base64.b64encode(
+                json.dumps({"index": start + PAGE_SIZE}).encode()).decode()
+        return _answer(200, page)
+
+    def _get(self, name: str, kind: str) -> tuple[int, dict, str]:
+        if name not in self.routes:
+            word = "endpoint" if kind == "endpoints" else "route"
+            return _detail(404, f"The {word} '{name}' is not present or active on the server. "
+                                f"Please verify the {word} name.")
+        return _answer(200, self._public(self.routes[name], kind))
 
     def _create(self, body: Any) -> tuple[int, dict, str]:
         try:
@@ -142,77 +222,58 @@ class MockGateway:
             return _detail(400, f"invalid route: {error}")
         if route.name in self.routes:
             return _detail(400, f"route {route.name!r} already exists")
-        self.routes[route.name] = route.public()
-        return _answer(200, self.routes[route.name])
+        self.routes[route.name] = route
+        return _answer(200, self._public(route, "routes"))
 
-    def _list(self, request) -> tuple[int, dict, str]:
-        token = int(dict(request.params).get("page_token") or 0)
-        names = sorted(self.routes)
-        page = {"routes": [self.routes[n] for n in names[token:token + PAGE_SIZE]]}
-        if token + PAGE_SIZE < len(names):
-            page["next_page_token"] = str(token + PAGE_SIZE)
-        return _answer(200, page)
-
-    def _get_or_delete(self, method: str, name: str) -> tuple[int, dict, str]:
-        if name not in self.routes:
-            return _detail(404, f"route {name!r} not found")
-        if method == "DELETE":
-            del self.routes[name]
-            return _answer(200, {})
-        return _answer(200, self.routes[name])
+    def _delete(self, name: str) -> tuple[int, dict, str]:
+        if self.routes.pop(name, None) is None:
+            return self._get(name, "routes")
+        return _answer(200, {})
 
     # --- queries ----------------------------------------------------------------------------
 
-    def _query(self, name: str, body: Any) -> tuple[int, dict, str]:
+    def _query(self, name: str, request) -> tuple[int, dict, str]:
         if name not in self.routes:
-            return _detail(404, f"route {name!r} not found")
-        try:
-            data = json.loads(body or "{}")
-        except ValueError:
-            return _detail(400, "request body is not JSON")
-        if (problem := _validate_query(data)) is not None:
-            return _detail(400, problem)
-        model_name = self.routes[name]["model"]["name"]
-        if model_name not in self.models:
-            return _detail(502, f"no model server answers for {model_name!r}")
-        return self._predict(name, model_name, data)
+            return _detail(*_NOT_FOUND)  # no such dynamic route: FastAPI's own 404
+        if request.method != "POST":
+            return _detail(*_NOT_ALLOWED)
+        body, errors = read_body(request.headers.get("Content-Type", ""), request.body)
+        if errors is None:
+            validate = validate_current if self.profile == "current" else validate_legacy
+            fields, errors = validate(body)
+        if errors is not None:
+            return _detail(422, errors)
+        route = self.routes[name]
+        if route.model_name not in self.models:
+            return _detail(502, f"no model server answers for {route.model_name!r}")
+        return self._predict(route, fields)
 
-    def _predict(self, route: str, model_name: str, data: dict) -> tuple[int, dict, str]:
+    def _predict(self, route: RouteSpec, fields: dict) -> tuple[int, dict, str]:
         from mlflow.exceptions import MlflowException
 
-        model = self.models[model_name]
-        params = {k: data[k] for k in ("temperature", "max_tokens", "stop") if k in data}
-        payload = {"inputs": [data["prompt"]], **({"params": params} if params else {})}
+        model = self.models[route.model_name]
+        params = {k: v for k, v in fields.items() if k != "prompt"}
+        payload = {"inputs": [fields["prompt"]], **({"params": params} if params else {})}
         try:
             parsed = parse_payload(payload, model.metadata.signature)
             predictions = model.predict(parsed.data, params=parsed.params)
-        except MlflowException as error:
-            return _answer(400, {"detail": {"error_code": error.error_code, "message": error.message}})
+        except MlflowException as error:  # the scoring server's 400, relayed
+            return _detail(400, json.loads(error.serialize_as_json()))
         except Exception as error:  # the scoring server's 500 becomes the gateway's 502
             return _detail(502, f"model server error: {type(error).__name__}")
         if not isinstance(predictions, list) or not predictions or \
                 not all(isinstance(p, str) for p in predictions):
             return _detail(502, "1 validation error for ServingTextResponse: predictions must be "
                                 f"a non-empty list of strings, got {type(predictions).__name__}")
-        return _answer(200, {
-            "candidates": [{"text": p, "metadata": {"finish_reason": None}} for p in predictions],
-            "metadata": {"model": model_name, "route_type": "llm/v1/completions",
-                         "input_tokens": None, "output_tokens": None, "total_tokens": None},
-        })
+        return _answer(200, self._completion(route, predictions))
 
-
-def _validate_query(data: Any) -> str | None:
-    """The legacy gateway's own request checks (temperature 0-1 there, not 0-2)."""
-    if not isinstance(data, dict) or not isinstance(data.get("prompt"), str):
-        return "prompt: field required (a string)"
-    temperature = data.get("temperature", 0.0)
-    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) \
-            or not math.isfinite(temperature) or not 0 <= temperature <= 1:
-        return f"temperature: must be a number in [0, 1], got {temperature!r}"
-    max_tokens = data.get("max_tokens", 1)
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-        return f"max_tokens: must be an integer >= 1, got {max_tokens!r}"
-    stop = data.get("stop", [])
-    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-        return "stop: must be a list of strings"
-    return None
+    def _completion(self, route: RouteSpec, texts: list[str]) -> dict[str, Any]:
+        if self.profile == "current":
+            return {"id": None, "object": "text_completion", "created": int(time.time()),
+                    "model": route.model_name,
+                    "choices": [{"index": i, "text": t, "finish_reason": None}
+                                for i, t in enumerate(texts)],
+                    "usage": {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None}}
+        return {"candidates": [{"text": t, "metadata": {}} for t in texts],
+                "metadata": {"input_tokens": None, "output_tokens": None, "total_tokens": None,
+                             "model": route.model_name, "route_type": _value(route.route_type)}}

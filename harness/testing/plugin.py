@@ -150,14 +150,16 @@ def candidate(pytestconfig: pytest.Config, tiny_snapshot: Path, tmp_path_factory
 
 
 @pytest.fixture
-def mock_gateway(candidate):
-    """A ``responses`` mock of the legacy AI Gateway REST API, started, with the seed's route
-    (``completions-mpt-7b-instruct``) answered by ``candidate``. Inject faults with
-    ``mock_gateway.inject(Fault(...))``; the bearer token is ``mock_gateway.token``."""
+def mock_gateway(request, candidate):
+    """A started ``responses`` mock of the AI Gateway with the seed's route
+    (``completions-mpt-7b-instruct``) answered by ``candidate``. Profile ``legacy`` (the
+    open-source 2.8.1 server as recorded) unless parametrized indirectly with ``databricks``
+    or ``current``. Inject faults with ``mock_gateway.inject(Fault(...))``; the bearer token
+    (``databricks`` only) is ``mock_gateway.token``."""
     from harness.testing.mock_gateway import MockGateway
     from harness.serving.route import seed_route
 
-    with MockGateway() as gateway:
+    with MockGateway(profile=getattr(request, "param", "legacy")) as gateway:
         gateway.serve_model("mpt-7b-instruct", candidate)
         gateway.add_route(seed_route("http://127.0.0.1:1"))
         yield gateway

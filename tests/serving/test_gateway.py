@@ -1,4 +1,10 @@
-"""Translation (pure) and transport (HTTP faults through `responses`)."""
+"""Translation (pure) and transport (HTTP faults through `responses`; retries against a
+real loopback server, since `responses` bypasses urllib3's)."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -7,6 +13,7 @@ import responses
 from harness.serving.gateway import (
     AnswerShape,
     CompletionRequest,
+    DeploymentsGatewayClient,
     GatewayError,
     LegacyGatewayClient,
     RetryPolicy,
@@ -52,22 +59,71 @@ def _client(retry=RetryPolicy(retries=0), token=None, sleeps=None):
     return LegacyGatewayClient(Transport(URL, token, timeout_s=2, retry=retry, sleep=sleeps.append))
 
 
-@responses.activate
-def test_retries_429_and_503_with_backoff_then_succeeds():
-    responses.post(QUERY, status=429, json={"detail": "slow down"})
-    responses.post(QUERY, status=503, json={"detail": "busy"})
-    responses.post(QUERY, json=CANDIDATES)
+@pytest.fixture
+def scripted_server():
+    """A real HTTP server on loopback answering POSTs from a script of (status, headers,
+    body): urllib3's retries run for real against it (`responses` bypasses them)."""
+    script, seen = [], []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append(self.path)
+            status, headers, body = script.pop(0) if script else (500, {}, {"detail": "empty"})
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            for name, value in {"Content-Type": "application/json", **headers}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}", script=script, seen=seen)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_retries_429_and_503_with_urllib3_backoff_then_succeeds(scripted_server):
+    scripted_server.script[:] = [(429, {}, {"detail": "slow down"}), (503, {}, {"detail": "busy"}),
+                                 (200, {}, CANDIDATES)]
     sleeps = []
-    result = _client(RetryPolicy(retries=2, backoff_s=0.5), sleeps=sleeps).query("r", CompletionRequest("p"))
-    assert result.text == "hi" and sleeps == [0.5, 1.0] and len(responses.calls) == 3
+    client = LegacyGatewayClient(Transport(scripted_server.url, retry=RetryPolicy(2, 0.5),
+                                           sleep=sleeps.append))
+    assert client.query("r", CompletionRequest("p")).text == "hi"
+    # urllib3's schedule: the first retry at once, then backoff * 2 ** (retries - 1).
+    assert sleeps == [1.0] and len(scripted_server.seen) == 3
 
 
-@responses.activate
-def test_retries_are_bounded():
-    responses.post(QUERY, status=429, json={"detail": "slow down"})
+def test_retry_after_is_honoured_by_both_clients(scripted_server):
+    scripted_server.script[:] = [(429, {"Retry-After": "3"}, {"detail": "slow down"}),
+                                 (200, {}, CANDIDATES), (503, {"Retry-After": "2"}, {}),
+                                 (200, {}, CHOICES)]
+    sleeps = []
+    transport = Transport(scripted_server.url, retry=RetryPolicy(2, 0.1), sleep=sleeps.append)
+    assert LegacyGatewayClient(transport).query("r", CompletionRequest("p")).text == "hi"
+    assert DeploymentsGatewayClient(transport).query("r", CompletionRequest("p")).text == "hi"
+    assert sleeps == [3.0, 2.0]
+    assert scripted_server.seen == ["/gateway/r/invocations"] * 2 + ["/endpoints/r/invocations"] * 2
+
+
+def test_retries_are_bounded(scripted_server):
+    scripted_server.script[:] = [(429, {}, {"detail": "slow down"})] * 4
     with pytest.raises(GatewayError) as info:
-        _client(RetryPolicy(retries=2, backoff_s=0)).query("r", CompletionRequest("p"))
-    assert info.value.status == 429 and len(responses.calls) == 3
+        _client_at(scripted_server.url, RetryPolicy(retries=2, backoff_s=0)).query(
+            "r", CompletionRequest("p"))
+    assert info.value.status == 429 and len(scripted_server.seen) == 3
+
+
+def _client_at(url, retry):
+    return LegacyGatewayClient(Transport(url, retry=retry, sleep=lambda s: None))
 
 
 @responses.activate

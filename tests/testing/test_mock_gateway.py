@@ -1,4 +1,5 @@
-"""The `responses` mock of the legacy gateway: CRUD, auth, faults, model-backed answers."""
+"""The `responses` mock of the gateway: CRUD and auth (databricks profile), faults,
+model-backed answers. Its fidelity to the real servers is tests/testing/test_contracts.py."""
 
 from types import SimpleNamespace
 
@@ -14,6 +15,9 @@ from harness.model.signature import GATEWAY
 ROUTE = "completions-mpt-7b-instruct"
 
 
+_DATABRICKS = pytest.mark.parametrize("mock_gateway", ["databricks"], indirect=True)
+
+
 def _client(gateway, token="mock-token", retry=NO_RETRY, timeout_s=5.0):
     secret = Secret(token, "$MOCK_TOKEN") if token else None
     return LegacyGatewayClient(Transport(gateway.base_url, secret, timeout_s, retry, sleep=lambda s: None))
@@ -27,6 +31,7 @@ def test_query_is_answered_by_the_model_in_process(mock_gateway, candidate):
     assert result.model == "mpt-7b-instruct"
 
 
+@_DATABRICKS
 def test_crud_with_paging(mock_gateway, monkeypatch):
     monkeypatch.setenv("MOCK_DATABRICKS_TOKEN", "dapi-xyz")
     client = _client(mock_gateway)
@@ -49,6 +54,7 @@ def test_crud_with_paging(mock_gateway, monkeypatch):
     assert "dapi-xyz" not in str(client.get_route("r0"))
 
 
+@_DATABRICKS
 def test_bad_token_is_401(mock_gateway):
     with pytest.raises(GatewayError) as info:
         _client(mock_gateway, token="wrong").query(ROUTE, CompletionRequest("x"))
@@ -65,10 +71,18 @@ def test_unknown_route_is_404(mock_gateway):
     (CompletionRequest("x", temperature=1.5), "temperature"),  # legacy: 0-1
     (CompletionRequest("x", max_tokens=0), "max_tokens"),
 ])
-def test_invalid_payload_is_400_naming_the_field(mock_gateway, body, field):
+def test_invalid_payload_is_422_naming_the_field(mock_gateway, body, field):
     with pytest.raises(GatewayError) as info:
         _client(mock_gateway).query(ROUTE, body)
-    assert info.value.status == 400 and field in info.value.message
+    assert info.value.status == 422 and field in info.value.message
+
+
+def test_the_open_source_profiles_have_no_route_writes_and_ignore_tokens(mock_gateway):
+    client = _client(mock_gateway, token="anything")
+    assert client.query(ROUTE, CompletionRequest("x", 0.0, 2)).texts  # no 401
+    with pytest.raises(GatewayError) as info:
+        client.delete_route(ROUTE)
+    assert info.value.status == 405
 
 
 def test_model_rejection_is_400_naming_the_field(mock_gateway):
@@ -121,3 +135,11 @@ def test_malformed_json_and_connection_refused(mock_gateway):
     mock_gateway.inject(Fault(connection_refused=True))
     with pytest.raises(GatewayError, match="cannot connect"):
         _client(mock_gateway).query(ROUTE, CompletionRequest("x"))
+
+
+def test_an_injected_status_can_carry_retry_after(mock_gateway):
+    import requests as http
+
+    mock_gateway.inject(Fault(status=429, retry_after=2.5))
+    response = http.post(f"{mock_gateway.base_url}/gateway/{ROUTE}/invocations", json={"prompt": "x"})
+    assert response.status_code == 429 and response.headers["Retry-After"] == "2.5"

@@ -1,0 +1,80 @@
+"""Request parsing and validation as the real gateways did it (FastAPI in front of pydantic),
+so the mock's status codes and error bodies are the recorded ones.
+
+The legacy model is MLflow 2.8.1's ``mlflow/gateway/schemas/{chat,completions}.py``, field
+for field, on pydantic's v1 API (what 2.8.1 ran on): its coercions ("0.5" -> 0.5, 5.5 -> 5,
+123 -> "123") and error shapes ({loc, msg, type, ctx}) come with it. The current model is
+MLflow's own, imported (:func:`harness._mlflow_compat.gateway_completions_request`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, List, Optional
+
+from pydantic import ValidationError
+from pydantic import v1
+
+_MISSING = object()
+
+
+class LegacyCompletionsRequest(v1.BaseModel):
+    """MLflow 2.8.1's completions RequestPayload (BaseRequestPayload's fields first)."""
+
+    class Config:
+        extra = v1.Extra.allow
+
+    temperature: float = v1.Field(0.0, ge=0, le=1)
+    candidate_count: int = v1.Field(1, ge=1, le=5)
+    stop: Optional[List[str]] = v1.Field(None, min_items=1)  # noqa: UP006,UP007 - v1 needs typing
+    max_tokens: Optional[int] = v1.Field(None, ge=1)  # noqa: UP007
+    prompt: str
+
+
+def read_body(content_type: str, raw: bytes | str | None) -> tuple[Any, list[dict] | None]:
+    """The body as FastAPI hands it to validation: JSON only under a JSON content type."""
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    if not text:
+        return _MISSING, None
+    if content_type.split(";")[0].strip() != "application/json":
+        return text, None
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as error:
+        return None, [{"type": "json_invalid", "loc": ["body", error.pos], "msg": "JSON decode error",
+                       "input": {}, "ctx": {"error": error.msg}}]
+
+
+def validate_legacy(body: Any) -> tuple[dict | None, list[dict] | None]:
+    """(params without None, errors): errors in pydantic v1's shape, under ``body``."""
+    if body is _MISSING:
+        return None, [{"loc": ["body"], "msg": "field required", "type": "value_error.missing"}]
+    if not isinstance(body, dict):
+        return None, [{"loc": ["body"], "msg": "value is not a valid dict", "type": "type_error.dict"}]
+    try:
+        payload = LegacyCompletionsRequest.parse_obj(body)
+    except v1.ValidationError as error:
+        return None, [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"],
+                       **({"ctx": _jsonable(e["ctx"])} if "ctx" in e else {})}
+                      for e in error.errors()]
+    return payload.dict(exclude_none=True), None
+
+
+def validate_current(body: Any) -> tuple[dict | None, list[dict] | None]:
+    """(params without None, errors): errors as FastAPI shows pydantic v2's, under ``body``."""
+    from harness._mlflow_compat import gateway_completions_request
+
+    if body is _MISSING:
+        return None, [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
+    try:
+        # FastAPI validates a body parameter from attributes: a non-object is model_attributes_type.
+        payload = gateway_completions_request().model_validate(body, from_attributes=True)
+    except ValidationError as error:
+        return None, [{**e, "loc": ["body", *e["loc"]], **({"ctx": _jsonable(e["ctx"])}
+                                                          if "ctx" in e else {})}
+                      for e in error.errors(include_url=False)]
+    return payload.model_dump(exclude_none=True), None
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
