@@ -305,6 +305,24 @@ def _serve(model_uri: str, tracking_uri: str, log_dir: Path, workers: int) -> in
     return 1
 
 
+def _rounds(value: str) -> int | str:
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value[:20]!r}: expected an integer 1-1000 or 'auto'",
+                                 param_hint="--rounds") from None
+
+
+def _percent(value: str, name: str) -> float:
+    try:
+        return float(value.strip().rstrip("%")) / 100
+    except ValueError:
+        raise click.BadParameter(f"{value[:20]!r}: expected a percentage such as 2%",
+                                 param_hint=name) from None
+
+
 def _ints(value: str, name: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in value.split(",") if v.strip())
@@ -332,7 +350,13 @@ def bench() -> None:
 @click.option("--new-tokens", default="16", show_default=True)
 @click.option("--cache", "cache", type=click.Choice(["both", "on", "off"]), default="both",
               show_default=True, help="KV cache on, off (the published use_cache: false), or both.")
-@click.option("--rounds", type=click.IntRange(1, 1000), default=5, show_default=True)
+@click.option("--rounds", default="auto", show_default=True, metavar="N|auto",
+              help="Measured rounds per case; auto: until every path's e2e median is known to "
+                   "--target-ci, or --max-time is spent.")
+@click.option("--target-ci", default="2%", show_default=True, metavar="PCT%",
+              help="auto rounds: the median's 95%% interval half-width to reach.")
+@click.option("--max-time", type=click.FloatRange(min=0, min_open=True, max=3600), default=30.0,
+              show_default=True, help="auto rounds: measured seconds per case at most.")
 @click.option("--warmup", type=click.IntRange(0, 100), default=1, show_default=True)
 @click.option("--peak-bandwidth", type=click.FloatRange(min=0, min_open=True), default=None,
               help="GPU memory bandwidth in TB/s for MBU (default: from a table of known GPUs).")
@@ -344,7 +368,8 @@ def bench() -> None:
 @click.option("--compile", "compile_", is_flag=True,
               help="Also measure raw generate under torch.compile (reported as 'compiled').")
 def bench_run(snapshot_dir, shape, device, dtype, batch_sizes, prompt_tokens, new_tokens, cache,
-              rounds, warmup, peak_bandwidth, report_dir, home, no_mlflow, compile_) -> None:
+              rounds, target_ci, max_time, warmup, peak_bandwidth, report_dir, home, no_mlflow,
+              compile_) -> None:
     """Measure TTFT, TPOT, end-to-end latency, tokens/s, memory and MBU of the raw model and
     of the wrapped predict, interleaved, over every batch/prompt/new-token/cache case."""
     from harness.bench.core import BenchConfig, run_bench
@@ -360,7 +385,8 @@ def bench_run(snapshot_dir, shape, device, dtype, batch_sizes, prompt_tokens, ne
                           prompt_tokens=_ints(prompt_tokens, "--prompt-tokens"),
                           new_tokens=_ints(new_tokens, "--new-tokens"),
                           cache_modes={"both": (True, False), "on": (True,), "off": (False,)}[cache],
-                          rounds=rounds, warmup=warmup, compile=compile_,
+                          rounds=_rounds(rounds), target_ci=_percent(target_ci, "--target-ci"),
+                          max_time_s=max_time, warmup=warmup, compile=compile_,
                           peak_bandwidth=peak_bandwidth * 1e12 if peak_bandwidth else None)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
@@ -379,6 +405,8 @@ def bench_run(snapshot_dir, shape, device, dtype, batch_sizes, prompt_tokens, ne
         f"{str(report.machine['device']).replace(' ', '-')}-{utc_now()[:10]}")
     files = report.write(folder)
     click.echo(report.to_markdown())
+    for case in report.noisy():
+        _echo_err(f"NOISY: {case} (other work on this machine? the numbers are weak)")
     for file in files:
         click.echo(f"wrote {file}")
     if not no_mlflow:
@@ -413,6 +441,8 @@ def bench_compare(base: Path, new: Path, fails: tuple[str, ...]) -> None:
         click.echo(f"{case:<40} {metric:<16} {old:>12.5g} {current:>12.5g} {change:>+7.1f}%")
     for failure in result.failures:
         click.echo(f"REGRESSION {failure}")
+    for within in result.within_noise:
+        click.echo(f"within noise: {within}")
     click.echo("verdict: " + ("FAIL" if result.failures else "PASS"))
     raise SystemExit(1 if result.failures else 0)
 
@@ -428,6 +458,141 @@ def bench_plot(report_json: Path) -> None:
     report = BenchReport.from_json(report_json.read_text())
     atomic_write(report_json.with_name("bench.md"), report.to_markdown())
     click.echo(f"wrote {write_png(report, report_json.with_name('bench.png'))}")
+
+
+# ServeBenchConfig's fields -> the options that set them (usage errors name the option).
+_SERVE_OPTIONS = {"url": "--url", "route": "--route", "api": "--api", "concurrency": "--concurrency",
+                  "rate": "--rate", "duration_s": "--duration", "prompt_tokens": "--prompt-tokens",
+                  "max_tokens": "--max-tokens", "slo": "--slo", "seed": "--seed",
+                  "snapshot": "--snapshot"}
+
+
+@bench.command("serve")
+@click.option("--url", default=None, metavar="URL",
+              help="A running MLflow AI Gateway. Default: register the reference, start its "
+                   "scoring server and a gateway on loopback (as `harness serve` does), and stop "
+                   "both at the end.")
+@click.option("--route", default="completions-mpt-7b-instruct", show_default=True,
+              help="The completions route (endpoint) to load.")
+@click.option("--api", type=click.Choice(["invocations", "openai"]), default="invocations",
+              show_default=True, help="invocations: POST /endpoints/ROUTE/invocations; openai: "
+                                      "POST /v1/completions with model=ROUTE.")
+@click.option("--concurrency", default=None, metavar="N,N,...",
+              help="One level per value: N closed-loop workers (default 1,2,4,8); with --rate, "
+                   "the cap on requests in flight (default 64).")
+@click.option("--rate", type=float, default=None, metavar="R",
+              help="Open loop: Poisson arrivals at R requests/s (0 < R <= 1000).")
+@click.option("--duration", type=float, default=10.0, show_default=True,
+              help="Seconds per level (0 < S <= 3600).")
+@click.option("--prompt-tokens", default="32,128", show_default=True,
+              help="Prompt lengths in tokens of the route's prompt field (the snapshot's "
+                   "tokenizer counts them); every level cycles through 8 distinct prompts of each.")
+@click.option("--max-tokens", type=int, default=16, show_default=True,
+              help="max_tokens of every request (1-4096).")
+@click.option("--slo", "slos", multiple=True, metavar="METRIC<=N",
+              help="e.g. e2e_p90_ms<=500, requests_per_s>=10, error_rate<=0.01 (repeatable; "
+                   "every level must meet each; goodput counts requests within every latency "
+                   "SLO).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the prompts and of the arrivals.")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where bench-serve.json/md/png go (default reports/bench-serve/<UTC time>/).")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_HOME,
+              show_default=True, help="Embedded MLflow store: the reference is registered and "
+                                      "the run logged there; server logs go to <home>/logs/.")
+@click.option("--no-mlflow", is_flag=True, help="Do not log the run to MLflow.")
+@click.option("--snapshot", "snapshot_dir", type=click.Path(exists=True, file_okay=False,
+              path_type=Path), default=None,
+              help="Snapshot whose tokenizer counts tokens and, without --url, that is served "
+                   "(default: the tiny snapshot).")
+def bench_serve(url, route, api, concurrency, rate, duration, prompt_tokens, max_tokens, slos,
+                seed, report_dir, home, no_mlflow, snapshot_dir) -> None:
+    """Load a completions route through the real gateway, level by level, at temperature 0:
+    e2e latency p50/p90/p99, requests/s, output tokens/s, goodput and errors per level.
+
+    Progress goes to stderr, the table to stdout. Exit 0, or 1 when a level misses an SLO.
+    """
+    from dataclasses import replace
+
+    from harness._reporting import ReportDirError, ensure_writable, utc_now
+    from harness.bench.serve import (ServeBenchConfig, ServeBenchError, ServeConfigError,
+                                     run_serve_bench)
+    from harness.bench.serve_report import log_to_mlflow
+    from harness.serving.load import MAX_CONCURRENCY
+    from harness.serving.processes import Interrupted, stop_all, stop_on_signals
+    from harness.store import StoreConfig
+
+    levels = _ints(concurrency, "--concurrency") if concurrency is not None \
+        else ((1, 2, 4, 8) if rate is None else (MAX_CONCURRENCY,))
+    try:
+        cfg = ServeBenchConfig(url=url, route=route, api=api, concurrency=levels, rate=rate,
+                               duration_s=duration,
+                               prompt_tokens=_ints(prompt_tokens, "--prompt-tokens"),
+                               max_tokens=max_tokens, slo=slos, seed=seed,
+                               snapshot=str(snapshot_dir) if snapshot_dir else None)
+    except ServeConfigError as error:
+        raise click.BadParameter(str(error), param_hint=_SERVE_OPTIONS.get(error.field)) from None
+    try:
+        folder = ensure_writable(report_dir or Path("reports") / "bench-serve"
+                                 / utc_now().replace(":", ""))
+    except ReportDirError as error:
+        raise _UsageFailure(str(error)) from None
+    store = StoreConfig(home=home)
+    if url is None or not no_mlflow:
+        _require_reachable(store)
+    with stop_on_signals():
+        try:
+            if url is None:
+                cfg = replace(cfg, url=_bench_servers(route, store, snapshot_dir))
+            report = run_serve_bench(cfg, progress=_echo_err)
+        except Interrupted as stop:
+            _echo_err(f"interrupted ({stop.signame}); stopping")
+            raise SystemExit(stop.exit_code) from None
+        except ServeConfigError as error:
+            raise click.BadParameter(str(error), param_hint=_SERVE_OPTIONS.get(error.field)) \
+                from None
+        except ServeBenchError as error:
+            raise _UsageFailure(str(error)) from None
+        finally:
+            stop_all()
+    report, files = report.write(folder)
+    click.echo(report.to_table())
+    for file in files:
+        click.echo(f"wrote {file}")
+    if not no_mlflow:
+        click.echo(f"logged MLflow run {log_to_mlflow(report, files, store)}")
+    failed = sum(len(level.samples) - len(level.answered) for level in report.levels)
+    if failed:
+        _echo_err(f"warning: {failed} request(s) failed; see errors in {files[0]}")
+    for missed in report.missed():
+        click.echo(f"SLO MISSED {missed}")
+    if cfg.slo:
+        click.echo("verdict: " + ("PASS" if report.slo_met else "FAIL"))
+    raise SystemExit(0 if report.slo_met else 1)
+
+
+def _bench_servers(route_name: str, store, snapshot_dir: Path | None) -> str:
+    """The reference registered on the snapshot, its scoring server and a gateway routing
+    ``route_name`` to it, as `harness serve` starts them (owned: stop_all() stops them);
+    returns the gateway's URL."""
+    from dataclasses import replace
+
+    from harness._reporting import utc_now
+    from harness.serving.route import seed_route
+    from harness.serving.servers import gateway_server, scoring_server
+    from harness.store import RegisterConfig, register as do_register
+
+    log_dir = store.home / "logs" / f"bench-serve-{utc_now().replace(':', '')}"
+    model_uri = do_register(RegisterConfig(snapshot=_tiny_snapshot(snapshot_dir), store=store),
+                            progress=_echo_err).model_uri
+    _echo_err(f"logs: {log_dir}")
+    _echo_err(f"starting the scoring server for {model_uri} ...")
+    server = scoring_server(model_uri, store.uri, log_dir=log_dir).start()
+    route = replace(seed_route(server.url), name=route_name)
+    _echo_err("starting the AI Gateway ...")
+    gateway = gateway_server([route], log_dir=log_dir).start()
+    _echo_err(f"gateway: {gateway.url}/endpoints/{route.name}/invocations")
+    return gateway.url
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Regression thresholds (``tpot_p50:5%``) and budgets (``tpot_p50_ms<=25``) over reports.
 
-Reads harness ``bench.json`` and pytest-benchmark JSON alike.
+Reads harness ``bench.json``, ``bench-serve.json`` and pytest-benchmark JSON alike.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from harness.bench.report import HIGHER_IS_BETTER, BenchReport, IncompatibleRepo
 _THRESHOLD_RE = re.compile(r"^([a-z0-9_]+):(\d+(?:\.\d+)?)%$")
 _BUDGET_RE = re.compile(r"^([a-z0-9_]+?)(_ms)?(<=|>=)(\d+(?:\.\d+)?)$")
 BUDGET_METRICS = ("ttft_p50", "tpot_p50", "e2e_p50", "e2e_p90", "tokens_per_s", "requests_per_s",
-                  "overhead_ratio", "mbu")
+                  "overhead_ratio", "mbu", "goodput_rps")
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Threshold:
         if baseline == 0:
             return None
         change = (current - baseline) / baseline * 100
-        worse = -change if self.metric in HIGHER_IS_BETTER else change
+        worse = -change if self.metric in {*HIGHER_IS_BETTER, "goodput_rps"} else change
         if worse > self.percent:
             return f"{self.metric} {change:+.1f}% ({baseline:.6g} -> {current:.6g}), limit {self.percent:g}%"
         return None
@@ -84,14 +84,33 @@ def load_metrics(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, 
                            if isinstance(v, (int, float))})
             metrics[bench["fullname"]] = values
         return identity, metrics
+    if data.get("kind") == "bench-serve":  # `harness bench serve`: one case per load level
+        from harness.bench.serve_report import ServeReport
+
+        report = ServeReport.from_json(json.dumps(data))
+        return report.identity(), report.metrics()
     report = BenchReport.from_json(json.dumps(data))
     return report.identity(), report.metrics()
+
+
+def load_intervals(path: str | Path) -> dict[str, dict[str, tuple[float, float]]]:
+    """95% intervals per case and metric where the report has them (harness bench.json)."""
+    data = json.loads(Path(path).read_text())
+    if "cases" not in data or "benchmarks" in data:
+        return {}
+    return BenchReport.from_json(json.dumps(data)).intervals()
+
+
+def _overlap(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool:
+    return a is not None and b is not None and a[0] <= b[1] and b[0] <= a[1]
 
 
 @dataclass(frozen=True)
 class Comparison:
     rows: list[tuple[str, str, float, float, float]]  # case, metric, base, new, change %
     failures: list[str]
+    # Past a threshold, but inside both runs' 95% intervals: not called a regression.
+    within_noise: list[str] = ()
 
 
 def compare(base: str | Path, new: str | Path, thresholds: list[Threshold]) -> Comparison:
@@ -102,8 +121,9 @@ def compare(base: str | Path, new: str | Path, thresholds: list[Threshold]) -> C
     if set(base_metrics) != set(new_metrics):
         missing = sorted(set(base_metrics) ^ set(new_metrics))
         raise IncompatibleReports(f"reports have different cases: {missing[:5]}")
-    rows, failures = [], []
+    rows, failures, noise = [], [], []
     limits = {t.metric: t for t in thresholds}
+    base_ci, new_ci = load_intervals(base), load_intervals(new)
     for case in sorted(base_metrics):
         for metric, old in sorted(base_metrics[case].items()):
             current = new_metrics[case].get(metric)
@@ -112,8 +132,11 @@ def compare(base: str | Path, new: str | Path, thresholds: list[Threshold]) -> C
             change = (current - old) / old * 100 if old else 0.0
             rows.append((case, metric, old, current, change))
             if metric in limits and (message := limits[metric].fails(current, old)):
-                failures.append(f"{case}: {message}")
-    return Comparison(rows, failures)
+                if _overlap(base_ci.get(case, {}).get(metric), new_ci.get(case, {}).get(metric)):
+                    noise.append(f"{case}: {message}, but the runs' 95% intervals overlap")
+                else:
+                    failures.append(f"{case}: {message}")
+    return Comparison(rows, failures, noise)
 
 
 def check_budgets(report_path: str | Path, budgets: list[Budget]) -> tuple[list[str], dict[str, float]]:

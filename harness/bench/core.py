@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-from functools import partial
+import os
 import resource
-import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from harness.bench.rounds import RoundsPolicy, Samples, run_rounds
+from harness.bench.stats import Ratio, Stats
 
 SHAPES = ("mpt-7b", "tiny")
 # Peak memory bandwidth in bytes/s, matched against torch.cuda.get_device_name().
@@ -36,7 +38,9 @@ class BenchConfig:
     prompt_tokens: tuple[int, ...] = (128,)
     new_tokens: tuple[int, ...] = (16,)
     cache_modes: tuple[bool, ...] = (True, False)
-    rounds: int = 5
+    rounds: int | str = "auto"  # a fixed count, or until the median's interval is tight
+    target_ci: float = 0.02  # auto: stop when every path's e2e median is known to ±2%
+    max_time_s: float = 30.0  # auto: measured time budget per case
     warmup: int = 1
     wrapped: bool = True
     compile: bool = False  # also measure raw generate under torch.compile
@@ -62,27 +66,16 @@ class BenchConfig:
             object.__setattr__(self, name, tuple(int(v) for v in values))
             if not values or not all(low <= v <= high for v in values):
                 raise ValueError(f"{name}={values!r} is invalid: allowed integers in [{low}, {high}]")
-        if not 1 <= self.rounds <= 1000 or not 0 <= self.warmup <= 100:
-            raise ValueError(f"rounds={self.rounds}, warmup={self.warmup}: allowed 1-1000 and 0-100")
+        if not 0 <= self.warmup <= 100:
+            raise ValueError(f"warmup={self.warmup!r} is invalid: allowed 0-100")
+        self.rounds_policy  # validates rounds, target_ci and max_time_s
 
-
-@dataclass(frozen=True)
-class Stats:
-    p50: float
-    p90: float
-    p99: float
-    mean: float
-    stdev: float
-
-    @classmethod
-    def of(cls, samples: list[float]) -> Stats:
-        ordered = sorted(samples)
-
-        def pct(q: float) -> float:  # nearest-rank on the sorted samples
-            return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-        stdev = statistics.stdev(ordered) if len(ordered) > 1 else 0.0
-        return cls(pct(0.5), pct(0.9), pct(0.99), statistics.fmean(ordered), stdev)
+    @property
+    def rounds_policy(self) -> RoundsPolicy:
+        if self.rounds != "auto" and (isinstance(self.rounds, bool) or not isinstance(self.rounds, int)):
+            raise ValueError(f"rounds={str(self.rounds)[:20]!r} is invalid: allowed 1-1000 or 'auto'")
+        return RoundsPolicy(None if self.rounds == "auto" else self.rounds, self.target_ci,
+                            budget_s=self.max_time_s)
 
 
 @dataclass(frozen=True)
@@ -99,9 +92,10 @@ class Case:
     requests_per_s: float
     attn_impl: str
     cache_impl: str
-    peak_memory_bytes: int | None = None
+    peak_memory_bytes: int | None = None  # this case's own: CUDA peak, or CPU RSS growth
     mbu: float | None = None
     wrapped_via: str | None = None
+    rounds: int = 0
 
 
 def mbu(weight_bytes: int, kv_bytes_per_step: float, tpot_s: float, bandwidth: float) -> float:
@@ -195,12 +189,31 @@ def _wrapped_predict(generator) -> tuple[Callable[[list[str], int], Any], str]:
             "generator.generate")
 
 
-def peak_memory(device: str) -> int:
+def reset_peak_memory(device: str) -> int:
+    """Start a case's memory count: CUDA's peak is reset; on CPU the resident size now is
+    the baseline its growth is measured from."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+        return 0
+    return resident_bytes()
+
+
+def resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux: the process's peak, which never goes down
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+def peak_memory(device: str, baseline: int, samples: dict[str, Samples]) -> int:
     if device == "cuda":
         import torch
 
         return int(torch.cuda.max_memory_allocated())
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return max(0, max(s.rss_peak for s in samples.values()) - baseline)
 
 
 def load_subject(cfg: BenchConfig):
@@ -232,14 +245,8 @@ def load_subject(cfg: BenchConfig):
     return Generator(model, load_tokenizer(str(tiny)), 1024, cfg.device, _attn_impl(model))
 
 
-@dataclass
-class _Samples:
-    ttft: list[float] = field(default_factory=list)
-    e2e: list[float] = field(default_factory=list)
-
-
-def _case(path: str, batch: int, prompt: int, new: int, cache: bool, samples: _Samples,
-          model, device: str, bandwidth: float | None, via: str | None, cache_impl: str) -> Case:
+def _case(path: str, batch: int, prompt: int, new: int, cache: bool, samples: Samples,
+          model, memory: int, bandwidth: float | None, via: str | None, cache_impl: str) -> Case:
     ttft, e2e = Stats.of(samples.ttft), Stats.of(samples.e2e)
     tpot = Stats.of([(e - t) / (new - 1) for e, t in zip(samples.e2e, samples.ttft)])
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -251,7 +258,7 @@ def _case(path: str, batch: int, prompt: int, new: int, cache: bool, samples: _S
     return Case(path, batch, prompt, new, cache, ttft, tpot, e2e,
                 tokens_per_s=batch * new / e2e.p50, requests_per_s=batch / e2e.p50,
                 attn_impl=_attn_impl(model), cache_impl=cache_impl,
-                peak_memory_bytes=peak_memory(device), mbu=use, wrapped_via=via)
+                peak_memory_bytes=memory, mbu=use, wrapped_via=via, rounds=len(samples.e2e))
 
 
 def _inputs(generator, cfg: BenchConfig, batch: int, prompt: int):
@@ -293,17 +300,17 @@ def _wrapped_fn(model, predict, texts) -> Callable[[int], Any]:
     return wrapped
 
 
-def _rounds(cfg: BenchConfig, timer: Timer, fns: dict[str, Callable[[int], Any]],
-            new: int) -> dict[str, _Samples]:
-    """Warmup, then rounds; within a round every path runs in turn (interleaved)."""
-    samples = {path: _Samples() for path in fns}
-    for round_ in range(cfg.warmup + cfg.rounds):
-        for path, fn in fns.items():
-            ttft, e2e = timer(partial(fn, 1)), timer(partial(fn, new))
-            if round_ >= cfg.warmup:
-                samples[path].ttft.append(ttft)
-                samples[path].e2e.append(e2e)
-    return samples
+def _measure(cfg: BenchConfig, timer: Timer, fns: dict[str, Callable[[int], Any]], new: int,
+             model, ids, path_args) -> list[Case]:
+    """One grid point: memory reset, rounds (fixed or adaptive), a Case per path."""
+    baseline = reset_peak_memory(cfg.device)
+    samples = run_rounds(cfg.rounds_policy, cfg.warmup, timer, fns, new,
+                         memory=resident_bytes if cfg.device == "cpu" else (lambda: 0))
+    memory = peak_memory(cfg.device, baseline, samples)
+    batch, cache, bandwidth, via, cache_impl = path_args
+    return [_case(path, batch, ids.shape[1], new, cache, found, model, memory, bandwidth,
+                  via if path == "wrapped" else None, cache_impl)
+            for path, found in samples.items()]
 
 
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None
@@ -325,10 +332,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None
         fns = {"raw": _raw_fn(model, ids, cache)}
         if predict is not None and cache:  # the wrapper always runs with the cache on
             fns["wrapped"] = _wrapped_fn(model, predict, texts)
-        cache_impl = _cache_impl(model, ids, cache)
-        for path, samples in _rounds(cfg, timer, fns, new).items():
-            cases.append(_case(path, batch, ids.shape[1], new, cache, samples, model, cfg.device,
-                               bandwidth, via if path == "wrapped" else None, cache_impl))
+        cases += _measure(cfg, timer, fns, new, model, ids,
+                          (batch, cache, bandwidth, via, _cache_impl(model, ids, cache)))
         progress(f"batch {batch}, prompt {prompt}, new {new}, cache {'on' if cache else 'off'}")
     if cfg.compile:
         cases += _compiled_cases(cfg, generator, timer, bandwidth, progress, notes)
@@ -345,9 +350,8 @@ def _compiled_cases(cfg, generator, timer, bandwidth, progress, notes) -> list[C
         for batch, prompt, new in itertools.product(cfg.batch_sizes, cfg.prompt_tokens,
                                                     cfg.new_tokens):
             _, ids = _inputs(generator, cfg, batch, prompt)
-            samples = _rounds(cfg, timer, {"compiled": _raw_fn(model, ids, True)}, new)
-            cases.append(_case("compiled", batch, ids.shape[1], new, True, samples["compiled"],
-                               model, cfg.device, bandwidth, None, _cache_impl(model, ids, True)))
+            cases += _measure(cfg, timer, {"compiled": _raw_fn(model, ids, True)}, new, model, ids,
+                              (batch, True, bandwidth, None, _cache_impl(model, ids, True)))
             progress(f"compiled: batch {batch}, prompt {prompt}, new {new}")
     except Exception as error:  # report why compile does not work here, keep eager results
         notes.append(f"torch.compile variant not measured: {type(error).__name__}: {error}"[:300])

@@ -11,11 +11,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.bench.core import Case, Stats
+from harness.bench.core import Case
+from harness.bench.stats import Ratio, Stats
 from harness._reporting import (SCHEMA_DIR, atomic_write, header, machine_info, package_version,
                                 require_schema, utc_now)
 
-SCHEMA_VERSION = "1.0"
+# 1.1: raw samples, min/max/IQR and the median's interval per metric; rounds per case;
+# overhead intervals. 1.0 reports still load.
+SCHEMA_VERSION = "1.1"
 SCHEMA_PATH = SCHEMA_DIR / "bench.schema.json"
 HIGHER_IS_BETTER = {"tokens_per_s", "requests_per_s", "mbu"}
 
@@ -58,11 +61,43 @@ class BenchReport:
         object.__setattr__(self, "cases", tuple(self.cases))
         object.__setattr__(self, "notes", tuple(self.notes))
 
-    def overhead_ratios(self) -> dict[str, float]:
-        """Wrapped e2e p50 / raw e2e p50, per (batch, prompt, new tokens) with the cache on."""
+    def overhead(self) -> dict[str, Ratio]:
+        """Wrapped e2e median / raw e2e median per (batch, prompt, new tokens) with the cache
+        on, with a bootstrap 95% interval over the interleaved rounds."""
         raw = {case_key(c).split(" ", 1)[1]: c for c in self.cases if c.path == "raw"}
-        return {key: c.e2e_s.p50 / raw[key].e2e_s.p50 for c in self.cases
-                if c.path == "wrapped" and (key := case_key(c).split(" ", 1)[1]) in raw}
+        found = {}
+        for c in self.cases:
+            if c.path == "wrapped" and (key := case_key(c).split(" ", 1)[1]) in raw:
+                base = raw[key].e2e_s
+                found[key] = (Ratio.of_medians(c.e2e_s.samples, base.samples)
+                              if c.e2e_s.samples and base.samples
+                              else Ratio(c.e2e_s.p50 / base.p50, c.e2e_s.p50 / base.p50,
+                                         c.e2e_s.p50 / base.p50))
+        return found
+
+    def overhead_ratios(self) -> dict[str, float]:
+        return {key: ratio.value for key, ratio in self.overhead().items()}
+
+    def intervals(self) -> dict[str, dict[str, tuple[float, float]]]:
+        """95% intervals of the metrics that have one (same keys as :meth:`metrics`)."""
+        out = {}
+        for c in self.cases:
+            e2e = c.e2e_s
+            work = c.batch_size * c.new_tokens
+            found = {"e2e_p50": (e2e.ci_low, e2e.ci_high), "ttft_p50": (c.ttft_s.ci_low, c.ttft_s.ci_high),
+                     "tpot_p50": (c.tpot_s.ci_low, c.tpot_s.ci_high)}
+            if e2e.ci_low > 0:
+                found["tokens_per_s"] = (work / e2e.ci_high, work / e2e.ci_low)
+                found["requests_per_s"] = (c.batch_size / e2e.ci_high, c.batch_size / e2e.ci_low)
+            out[case_key(c)] = {k: v for k, v in found.items() if v[1] > 0}
+        for key, ratio in self.overhead().items():
+            out[f"wrapped {key}"]["overhead_ratio"] = (ratio.ci_low, ratio.ci_high)
+        return out
+
+    def noisy(self) -> list[str]:
+        """Cases whose e2e median is known no better than ±10%: their numbers are weak."""
+        return [f"{case_key(c)}: e2e median ±{c.e2e_s.rel_ci:.0%} after {len(c.e2e_s.samples)} "
+                "rounds" for c in self.cases if c.e2e_s.samples and c.e2e_s.noisy]
 
     def metrics(self) -> dict[str, dict[str, float]]:
         out = {}
@@ -85,7 +120,8 @@ class BenchReport:
     def to_dict(self) -> dict[str, Any]:
         return {**header(self), "machine": self.machine, "config": self.config,
                 "cases": [asdict(c) for c in self.cases], "overhead_ratios": self.overhead_ratios(),
-                "notes": list(self.notes)}
+                "overhead_intervals": {k: [r.ci_low, r.ci_high] for k, r in self.overhead().items()},
+                "noisy": self.noisy(), "notes": list(self.notes)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
@@ -93,7 +129,8 @@ class BenchReport:
     @classmethod
     def from_json(cls, text: str) -> BenchReport:
         data = json.loads(text)
-        require_schema(data, SCHEMA_VERSION)
+        if data.get("schema_version") != "1.0":
+            require_schema(data, SCHEMA_VERSION)
         cases = []
         for c in data["cases"]:
             stats = {k: Stats(**c[k]) for k in ("ttft_s", "tpot_s", "e2e_s")}
@@ -107,17 +144,29 @@ class BenchReport:
                  f"- torch {self.machine.get('torch')}, transformers {self.machine.get('transformers')}, "
                  f"mlflow {self.machine.get('mlflow')}, commit {self.machine.get('git_commit')}",
                  f"- created {self.created_at} by harness {self.harness_version}", "",
-                 "| path | batch | prompt | new | cache | TTFT p50 ms | TPOT p50 ms | e2e p50 ms "
-                 "| e2e p99 ms | tokens/s | MBU | attention | KV cache |",
-                 "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+                 "| path | batch | prompt | new | cache | rounds | TTFT p50 ms | TPOT p50 ms "
+                 "| e2e p50 ms (95% CI) | e2e p99 ms | tokens/s | peak memory MB | MBU | attention "
+                 "| KV cache |",
+                 "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+                 "| ---: | --- | --- |"]
         for c in self.cases:
             use = f"{c.mbu:.1%}" if c.mbu is not None else "n/a"
+            memory = f"{c.peak_memory_bytes / 1e6:.1f}" if c.peak_memory_bytes is not None else "n/a"
+            e2e = c.e2e_s
             lines.append(f"| {c.path} | {c.batch_size} | {c.prompt_tokens} | {c.new_tokens} | "
-                         f"{'on' if c.use_cache else 'off'} | {c.ttft_s.p50 * 1e3:.2f} | "
-                         f"{c.tpot_s.p50 * 1e3:.2f} | {c.e2e_s.p50 * 1e3:.1f} | {c.e2e_s.p99 * 1e3:.1f} | "
-                         f"{c.tokens_per_s:.0f} | {use} | {c.attn_impl} | {c.cache_impl} |")
-        lines += ["", "| case | wrapper overhead (wrapped e2e / raw e2e) |", "| --- | ---: |"]
-        lines += [f"| {k} | {v:.3f}x |" for k, v in self.overhead_ratios().items()]
+                         f"{'on' if c.use_cache else 'off'} | {c.rounds or len(e2e.samples)} | "
+                         f"{c.ttft_s.p50 * 1e3:.2f} | {c.tpot_s.p50 * 1e3:.2f} | "
+                         f"{e2e.p50 * 1e3:.2f} ({e2e.ci_low * 1e3:.2f}–{e2e.ci_high * 1e3:.2f}) | "
+                         f"{e2e.p99 * 1e3:.1f} | {c.tokens_per_s:.0f} | {memory} | {use} | "
+                         f"{c.attn_impl} | {c.cache_impl} |")
+        lines += ["", "| case | wrapper overhead (wrapped e2e / raw e2e medians) | 95% CI |",
+                  "| --- | ---: | ---: |"]
+        lines += [f"| {k} | {r.value:.3f}x | {r.ci_low:.3f}–{r.ci_high:.3f} |"
+                  for k, r in self.overhead().items()]
+        if noisy := self.noisy():
+            lines += ["", f"> **Noisy machine**: {len(noisy)} case(s) did not reach a ±10% interval "
+                          "on the median; treat their numbers as weak:"]
+            lines += [f"> - {n}" for n in noisy]
         lines += [""] + [f"> {note}" for note in self.notes] if self.notes else []
         return "\n".join(lines) + "\n"
 

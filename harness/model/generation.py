@@ -68,27 +68,58 @@ class Generator:
         return context_length(self.model, self.tokenizer)
 
     def prompt_lengths(self, instructions: Sequence[str]) -> list[int]:
-        prompts = [build_prompt(i) for i in instructions]
-        return [len(ids) for ids in self.tokenizer(prompts)["input_ids"]]
+        return [len(ids) for ids in self.tokenize(instructions)]
 
-    def validate(self, requests: Sequence[Request]) -> None:
+    def tokenize(self, instructions: Sequence[str]) -> list[list[int]]:
+        """The templated prompts' ids, unpadded: tokenized once per request, for both the
+        context check and ``generate``. A fast tokenizer's Rust backend is called directly,
+        one prompt at a time: the same ids as ``tokenizer(prompts)`` (a test holds it to
+        that), without the batch wrapper or a thread pool racing torch's for the cores."""
+        prompts = [build_prompt(i) for i in instructions]
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            return self.tokenizer(prompts)["input_ids"]
+        return [backend.encode(prompt).ids for prompt in prompts]
+
+    def validate(self, requests: Sequence[Request], ids: Sequence[Sequence[int]] | None = None
+                 ) -> None:
         """Check every row before generating any, so a bad row fails the call fast."""
         for request in requests:
             validate_instruction(request.instruction)
-        lengths = self.prompt_lengths([r.instruction for r in requests])
-        for request, length in zip(requests, lengths):
-            room = self.context_length - length
+        if ids is None:
+            ids = self.tokenize([r.instruction for r in requests])
+        context = self.context_length
+        for request, row in zip(requests, ids):
+            room = context - len(row)
             if room < 1:
                 # The instruction itself, quoted (at most 200 characters and its length), so
                 # the client sees which prompt was too long without getting it back whole.
                 raise InvalidParameter("prompt", request.instruction,
-                                       f"at most {self.context_length - 1} tokens with the "
-                                       f"template (this one makes {length})")
+                                       f"at most {context - 1} tokens with the "
+                                       f"template (this one makes {len(row)})")
             check_max_tokens(request.settings.max_tokens, room)
 
     def encode(self, instructions: Sequence[str]):
         prompts = [build_prompt(i) for i in instructions]
         return self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+
+    def pad(self, ids: Sequence[Sequence[int]]) -> dict[str, Any]:
+        """Already tokenized rows as one padded batch, on the tokenizer's padding side (left
+        for MPT-Instruct); built directly, since ``tokenizer.pad`` costs more than the rows'
+        own tokenization."""
+        import torch
+
+        width = max(len(r) for r in ids)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        left = getattr(self.tokenizer, "padding_side", "right") == "left"
+        rows, masks = [], []
+        for row in ids:
+            fill = [pad_id] * (width - len(row))
+            ones, zeros = [1] * len(row), [0] * len(fill)
+            rows.append(fill + list(row) if left else list(row) + fill)
+            masks.append(zeros + ones if left else ones + zeros)
+        return {"input_ids": torch.tensor(rows, device=self.device),
+                "attention_mask": torch.tensor(masks, device=self.device)}
 
     def generate_ids(self, encoded: Any, settings: GenerationSettings, **extra: Any):
         """``generate`` with the settings' kwargs; ``extra`` overrides them (benchmarks fix lengths)."""
@@ -103,26 +134,31 @@ class Generator:
                 **kwargs,
             )
 
-    def generate_batch(self, instructions: Sequence[str], settings: GenerationSettings) -> list[str]:
-        encoded = self.encode(instructions)
+    def generate_batch(self, instructions: Sequence[str], settings: GenerationSettings,
+                       ids: Sequence[Sequence[int]] | None = None) -> list[str]:
+        encoded = self.encode(instructions) if ids is None else self.pad(ids)
         output = self.generate_ids(encoded, settings)
-        return trim_generated(output.tolist(), encoded["input_ids"].shape[1],
-                              self.tokenizer.decode, settings.stop)
+        width = encoded["input_ids"].shape[1]
+        # Only the generated positions cross into Python (what trim_generated keeps anyway).
+        return trim_generated(output[:, width:].tolist(), 0, self.tokenizer.decode, settings.stop)
 
     def generate(self, requests: Sequence[Request]) -> list[str]:
         """One answer per request, in input order.
 
         Rows are grouped by their settings (never row 0's settings for all) and
-        each group is generated in batches of at most ``max_batch_size``.
+        each group is generated in batches of at most ``max_batch_size``. Each prompt is
+        tokenized once: the ids checked against the context are the ids generated from.
         """
-        self.validate(requests)
+        ids = self.tokenize([r.instruction for r in requests]) if requests else []
+        self.validate(requests, ids)
         groups: dict[GenerationSettings, list[int]] = {}
         for index, request in enumerate(requests):
             groups.setdefault(request.settings, []).append(index)
         answers: list[str | None] = [None] * len(requests)
         for settings, indices in groups.items():
             for chunk in _chunks(indices, self.max_batch_size):
-                texts = self.generate_batch([requests[i].instruction for i in chunk], settings)
+                texts = self.generate_batch([requests[i].instruction for i in chunk], settings,
+                                            [ids[i] for i in chunk])
                 for i, text in zip(chunk, texts):
                     answers[i] = text
         return [a for a in answers if a is not None]

@@ -125,10 +125,20 @@ def _row_settings(row: Mapping[str, Any], params: Mapping[str, Any]) -> Generati
 
 def requests_from_input(model_input: Any, params: Mapping[str, Any] | None) -> list[Request]:
     """Every row of the input as a validated request (raises PromptError/InvalidParameter)."""
-    frame = _as_frame(model_input)
     params = dict(params or {})
-    return [Request(row["prompt"], _row_settings(row, params))
-            for row in frame.to_dict("records")]
+    if isinstance(model_input, list) and all(isinstance(x, str) for x in model_input):
+        # A plain list of prompts needs no table: settings come from params alone.
+        settings = _row_settings({}, params)
+        return [Request(prompt, settings) for prompt in model_input]
+    frame = _as_frame(model_input)
+    prompts = frame["prompt"].tolist()
+    columns = [f for f in _SETTING_FIELDS if f in frame.columns]
+    if not columns:  # the gateway's shape: one setting for every row, validated once
+        settings = _row_settings({}, params)
+        return [Request(prompt, settings) for prompt in prompts]
+    values = zip(*(frame[c].tolist() for c in columns))
+    return [Request(prompt, _row_settings(dict(zip(columns, row)), params))
+            for prompt, row in zip(prompts, values)]
 
 
 # MLflow warns at class creation that predict has no type hints; the signature is

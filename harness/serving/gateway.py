@@ -251,3 +251,11 @@ class DeploymentsGatewayClient:
         data = self.transport.request("POST", f"/endpoints/{endpoint}/invocations", endpoint,
                                       data=json.dumps(request.body(AnswerShape.CHOICES)))
         return parse_completion(data, endpoint)
+
+    def query_openai(self, endpoint: str, request: CompletionRequest) -> Completion:
+        """The same completion through the gateway's OpenAI-compatible ``/v1/completions``,
+        with ``model`` set to the endpoint's name (the MLflow 3.17 gateway answers it with
+        the same ``choices`` body as the endpoint's own ``invocations``)."""
+        body = {"model": endpoint, **request.body(AnswerShape.CHOICES)}
+        data = self.transport.request("POST", "/v1/completions", endpoint, data=json.dumps(body))
+        return parse_completion(data, endpoint)

@@ -2,13 +2,16 @@
 
 ``concurrency`` workers send requests at temperature 0 until ``duration_s`` has passed;
 each worker cycles through the distinct prompts, offset by its index so that the requests
-in flight at once carry different prompts. Every request is kept as a raw :class:`Sample`;
-the statistics (percentiles, throughput, failures, wrong answers) are computed from them.
+in flight at once carry different prompts (:func:`run_load`, a closed loop). Or requests
+are sent at given times whatever the answers (:func:`run_arrivals`, an open loop). Every
+request is kept as a raw :class:`Sample`; the statistics (percentiles, throughput,
+failures, wrong answers) are computed from them.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +22,9 @@ import numpy as np
 from harness.serving.gateway import CompletionRequest, DeploymentsGatewayClient, GatewayError
 
 MAX_CONCURRENCY = 64
+# How a request reaches the route: its own /endpoints/NAME/invocations, or the gateway's
+# OpenAI-compatible /v1/completions with model=NAME.
+APIS = ("invocations", "openai")
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,7 @@ class Sample:
     ok: bool
     status: int | None  # 200 when ok; the HTTP status of a failure, None when there was none
     answer: str | None  # the answer when ok, else the error message
+    sent_s: float | None = None  # when it was sent (open loop: due), seconds after the start
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,9 @@ class LoadResult:
 
 
 def _validated(prompts: Sequence[str], expected: Mapping[str, str] | Sequence[str] | None,
-               duration_s: float, concurrency: int, max_tokens: int):
+               duration_s: float, concurrency: int, max_tokens: int, api: str = APIS[0]):
+    if api not in APIS:
+        raise ValueError(f"api={str(api)[:40]!r} is invalid: allowed {APIS}")
     if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not prompts \
             or not all(isinstance(p, str) and p for p in prompts):
         raise ValueError("prompts is invalid: allowed a non-empty sequence of non-empty strings")
@@ -112,32 +121,38 @@ def _validated(prompts: Sequence[str], expected: Mapping[str, str] | Sequence[st
     return tuple(prompts), answers
 
 
+def _send(client: DeploymentsGatewayClient, api: str, route_name: str, prompts: tuple[str, ...],
+          prompt: int, max_tokens: int, due: float, run_start: float) -> Sample:
+    """One request at temperature 0; its latency counts from ``due`` (when it was meant to go)."""
+    request = CompletionRequest(prompts[prompt], temperature=0.0, max_tokens=max_tokens)
+    query = client.query if api == "invocations" else client.query_openai
+    try:
+        text = query(route_name, request).text
+        return Sample(prompt, time.perf_counter() - due, True, 200, text, due - run_start)
+    except GatewayError as error:
+        return Sample(prompt, time.perf_counter() - due, False, error.status, error.message,
+                      due - run_start)
+
+
 def run_load(gateway_url: str, route_name: str, prompts: Sequence[str],
              expected: Mapping[str, str] | Sequence[str] | None = None, duration_s: float = 5.0,
-             concurrency: int = 4, max_tokens: int = 8) -> LoadResult:
+             concurrency: int = 4, max_tokens: int = 8, api: str = "invocations") -> LoadResult:
     """Query ``route_name`` from ``concurrency`` threads for ``duration_s`` seconds.
 
     ``expected`` (a mapping prompt -> answer, or answers aligned with ``prompts``) makes
     every answer be checked against its own prompt's answer. A request that is sent
     before the deadline is waited for; ``elapsed_s`` includes it.
     """
-    prompts, answers = _validated(prompts, expected, duration_s, concurrency, max_tokens)
+    prompts, answers = _validated(prompts, expected, duration_s, concurrency, max_tokens, api)
     # One client per worker: no state is shared between threads but the samples.
     clients = [DeploymentsGatewayClient(gateway_url) for _ in range(concurrency)]
 
     def worker(index: int, deadline: float) -> list[Sample]:
         samples, step = [], 0
         while time.perf_counter() < deadline:
-            prompt = (index + step) % len(prompts)
-            request = CompletionRequest(prompts[prompt], temperature=0.0, max_tokens=max_tokens)
-            started = time.perf_counter()
-            try:
-                text = clients[index].query(route_name, request).text
-                sample = Sample(prompt, time.perf_counter() - started, True, 200, text)
-            except GatewayError as error:
-                sample = Sample(prompt, time.perf_counter() - started, False, error.status,
-                                error.message)
-            samples.append(sample)
+            samples.append(_send(clients[index], api, route_name, prompts,
+                                 (index + step) % len(prompts), max_tokens, time.perf_counter(),
+                                 started))
             step += 1
         return samples
 
@@ -148,3 +163,47 @@ def run_load(gateway_url: str, route_name: str, prompts: Sequence[str],
     elapsed = time.perf_counter() - started
     return LoadResult(prompts, tuple(s for samples in per_worker for s in samples), elapsed,
                       concurrency, answers)
+
+
+def run_arrivals(gateway_url: str, route_name: str, prompts: Sequence[str],
+                 arrivals_s: Sequence[float],
+                 expected: Mapping[str, str] | Sequence[str] | None = None,
+                 max_in_flight: int = MAX_CONCURRENCY, max_tokens: int = 8,
+                 api: str = "invocations") -> LoadResult:
+    """An open loop: request ``i`` (prompt ``i % len(prompts)``) is due ``arrivals_s[i]``
+    seconds after the start and is sent then, whether or not earlier ones were answered.
+
+    At most ``max_in_flight`` requests are outstanding; a request due while all are busy
+    waits for one, and that wait counts in its latency (measured from when it was due, so
+    a slow server cannot hide its queue by slowing the client down).
+    """
+    arrivals = np.asarray(arrivals_s, dtype=float)
+    if arrivals.ndim != 1 or arrivals.size == 0 or not np.all(np.isfinite(arrivals)) \
+            or np.any(arrivals < 0) or np.any(np.diff(arrivals) < 0):
+        raise ValueError("arrivals_s is invalid: allowed a non-empty, non-decreasing sequence "
+                         "of finite offsets >= 0 seconds")
+    duration = float(arrivals[-1]) if arrivals[-1] > 0 else 1.0
+    prompts, answers = _validated(prompts, expected, duration, max_in_flight, max_tokens, api)
+    local = threading.local()  # one client per pool thread
+
+    def send(index: int, due: float) -> Sample:
+        if not hasattr(local, "client"):
+            local.client = DeploymentsGatewayClient(gateway_url)
+        return _send(local.client, api, route_name, prompts, index % len(prompts), max_tokens,
+                     due, started)
+
+    started = time.perf_counter()
+    futures = []
+    with ThreadPoolExecutor(max_in_flight, thread_name_prefix="arrivals") as pool:
+        try:
+            for index, offset in enumerate(arrivals):
+                due = started + float(offset)
+                if (wait := due - time.perf_counter()) > 0:
+                    time.sleep(wait)
+                futures.append(pool.submit(send, index, due))
+            samples = tuple(f.result() for f in futures)
+        except BaseException:  # an interrupt: what is queued is not sent
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    elapsed = time.perf_counter() - started
+    return LoadResult(prompts, samples, elapsed, max_in_flight, answers)

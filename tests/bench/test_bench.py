@@ -4,6 +4,7 @@ import json
 import math
 
 import jsonschema
+import numpy as np
 import pytest
 
 from harness.bench.core import BenchConfig, Case, Stats, kv_bytes_per_step, mbu, peak_bandwidth
@@ -13,7 +14,9 @@ from harness.bench.report import SCHEMA_PATH, BenchReport, IncompatibleReports
 
 def test_stats_percentiles_and_spread():
     stats = Stats.of([float(x) for x in range(1, 101)])
-    assert (stats.p50, stats.p90, stats.p99, stats.mean) == (51.0, 90.0, 99.0, 50.5)
+    # p50 is the median (50.5 for an even count), not the 51st value.
+    assert (stats.p50, stats.p90, stats.p99, stats.mean) == (50.5, pytest.approx(90.1),
+                                                            pytest.approx(99.01), 50.5)
     assert math.isclose(stats.stdev, 29.011491975882016)
     assert Stats.of([2.0]).stdev == 0.0
 
@@ -129,3 +132,36 @@ def test_budgets_on_the_worst_wrapped_case(tmp_path):
 def test_bad_budgets_are_rejected(text):
     with pytest.raises(ValueError, match="--budget"):
         Budget.parse(text)
+
+
+def _sampled_report(tmp_path, name, scale, spread):
+    rng = np.random.default_rng(7)
+    def stats(center):
+        return Stats.of(list(center * scale * (1 + rng.normal(0, spread, 30))))
+    cases = [Case("raw", 1, 64, 10, True, stats(0.01), stats(0.01), stats(0.1), 100.0, 10.0,
+                  "torch", "dynamic", 1000, None, None, 30)]
+    report = BenchReport({"device": "cpu", "torch": "t", "transformers": "t", "mlflow": None},
+                         {"snapshot": None, "shape": "tiny", "device": "cpu", "dtype": "auto",
+                          "batch_sizes": [1], "prompt_tokens": [64], "new_tokens": [10]}, cases)
+    path = tmp_path / f"{name}.json"
+    path.write_text(report.to_json())
+    return path
+
+
+def test_a_change_inside_both_runs_intervals_is_not_a_regression(tmp_path):
+    base = _sampled_report(tmp_path, "base", 1.0, 0.2)
+    noisy = _sampled_report(tmp_path, "noisy", 1.06, 0.2)
+    result = compare(base, noisy, [Threshold.parse("e2e_p50:5%")])
+    assert result.failures == [] and "intervals overlap" in result.within_noise[0]
+    quiet_base = _sampled_report(tmp_path, "qbase", 1.0, 0.005)
+    quiet_worse = _sampled_report(tmp_path, "qworse", 1.06, 0.005)
+    result = compare(quiet_base, quiet_worse, [Threshold.parse("e2e_p50:5%")])
+    assert len(result.failures) == 1 and result.within_noise == []
+
+
+def test_samples_and_intervals_round_trip_and_noise_is_reported(tmp_path):
+    report = BenchReport.from_json(_sampled_report(tmp_path, "r", 1.0, 0.3).read_text())
+    e2e = report.cases[0].e2e_s
+    assert len(e2e.samples) == 30 and e2e.ci_low < e2e.p50 < e2e.ci_high
+    assert report.noisy() and "Noisy machine" in report.to_markdown()
+    jsonschema.validate(json.loads(report.to_json()), json.loads(SCHEMA_PATH.read_text()))

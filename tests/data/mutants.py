@@ -62,13 +62,13 @@ def _unchecked(temperature, max_tokens) -> GenerationSettings:
 # --- prompt ---------------------------------------------------------------------------------
 
 class _IndentedGenerator(Generator):
-    def encode(self, instructions):
+    def tokenize(self, instructions):
         prompts = [f"""{INTRO_BLURB}
         {INSTRUCTION_KEY}
         {i}
         {RESPONSE_KEY}
         """ for i in instructions]
-        return self.tokenizer(prompts, return_tensors="pt", padding=True)
+        return self.tokenizer(prompts)["input_ids"]
 
 
 class IndentedPrompt(_Mutant):
@@ -76,8 +76,8 @@ class IndentedPrompt(_Mutant):
 
 
 class _TruncatingGenerator(Generator):
-    def encode(self, instructions):
-        encoded = super().encode(instructions)
+    def pad(self, ids):
+        encoded = super().pad(ids)
         return {k: v[:, -96:] for k, v in encoded.items()}  # silently keeps the last 96 tokens
 
 
@@ -140,7 +140,7 @@ class AlwaysGreedy(_Mutant):
 
 
 class _TrustingGenerator(Generator):
-    def validate(self, requests):
+    def validate(self, requests, ids=None):
         pass
 
 
@@ -160,8 +160,8 @@ class _TrimGenerator(Generator):
     def trim(self, rows, width):
         return trim_generated(rows, width, self.tokenizer.decode)
 
-    def generate_batch(self, instructions, settings):
-        encoded = self.encode(instructions)
+    def generate_batch(self, instructions, settings, ids=None):
+        encoded = self.encode(instructions) if ids is None else self.pad(ids)
         output = self.generate_ids(encoded, settings).tolist()
         return self.trim(output, encoded["input_ids"].shape[1])
 
@@ -203,8 +203,8 @@ class KeepsSpecialTokens(_Mutant):
 
 
 class _ReEncodeGenerator(_TrimGenerator):
-    def generate_batch(self, instructions, settings):
-        encoded = self.encode(instructions)
+    def generate_batch(self, instructions, settings, ids=None):
+        encoded = self.encode(instructions) if ids is None else self.pad(ids)
         output = self.generate_ids(encoded, settings).tolist()
         lengths = self.prompt_lengths(instructions)  # the seed re-encodes the unpadded prompt
         return [self.tokenizer.decode(row[n:], skip_special_tokens=True)

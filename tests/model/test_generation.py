@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.model.generation import Generator, Request, cut_at_stop, trim_generated
 from harness.model.prompt import build_prompt
@@ -105,3 +107,13 @@ def test_cut_at_stop_uses_earliest_match():
 def test_context_length_comes_from_the_model(generator):
     assert generator.context_length == 512
     assert isinstance(generator, Generator)
+
+
+@given(st.lists(st.text(min_size=1, max_size=60).filter(str.strip), min_size=1, max_size=4))
+@settings(max_examples=40, deadline=None)
+def test_one_tokenization_gives_exactly_the_tokenizers_ids_padded_as_it_pads(generator, texts):
+    prompts = [build_prompt(t) for t in texts]
+    assert generator.tokenize(texts) == generator.tokenizer(prompts)["input_ids"]
+    padded, reference = generator.pad(generator.tokenize(texts)), generator.encode(texts)
+    assert padded["input_ids"].tolist() == reference["input_ids"].tolist()
+    assert padded["attention_mask"].tolist() == reference["attention_mask"].tolist()
