@@ -147,9 +147,11 @@ def run_load(gateway_url: str, route_name: str, prompts: Sequence[str],
     # One client per worker: no state is shared between threads but the samples.
     clients = [DeploymentsGatewayClient(gateway_url) for _ in range(concurrency)]
 
+    stop = threading.Event()  # set on an interrupt: workers finish what is in flight only
+
     def worker(index: int, deadline: float) -> list[Sample]:
         samples, step = [], 0
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < deadline and not stop.is_set():
             samples.append(_send(clients[index], api, route_name, prompts,
                                  (index + step) % len(prompts), max_tokens, time.perf_counter(),
                                  started))
@@ -159,7 +161,11 @@ def run_load(gateway_url: str, route_name: str, prompts: Sequence[str],
     started = time.perf_counter()
     deadline = started + duration_s
     with ThreadPoolExecutor(concurrency, thread_name_prefix="load") as pool:
-        per_worker = list(pool.map(worker, range(concurrency), [deadline] * concurrency))
+        try:
+            per_worker = list(pool.map(worker, range(concurrency), [deadline] * concurrency))
+        except BaseException:
+            stop.set()
+            raise
     elapsed = time.perf_counter() - started
     return LoadResult(prompts, tuple(s for samples in per_worker for s in samples), elapsed,
                       concurrency, answers)
