@@ -1,0 +1,82 @@
+"""`harness snapshot` and `harness register`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from harness.cli import DEFAULT_HOME, DEFAULT_TINY_DIR, _SIGNATURES, _echo_err, \
+    _require_reachable, _tiny_snapshot, main
+
+
+@main.group()
+def snapshot() -> None:
+    """Build the offline tiny MPT snapshot, or download a real one."""
+
+
+@snapshot.command("tiny")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path),
+                default=DEFAULT_TINY_DIR)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the random weights; the same seed gives byte-identical weights.")
+@click.option("--force", is_flag=True, help="Rebuild even when a cached snapshot matches.")
+def snapshot_tiny(directory: Path, seed: int, force: bool) -> None:
+    """Build a tiny random-weight MPT with a locally trained tokenizer in DIRECTORY
+    (default .harness/snapshots/tiny), in the Hugging Face layout of mpt-7b-instruct."""
+    from harness.model.snapshot import TinySpec, build_tiny, weights_digest
+
+    _echo_err(f"building tiny MPT snapshot (seed {seed}) in {directory} ...")
+    start = time.perf_counter()
+    path = build_tiny(directory, TinySpec(seed=seed), force=force)
+    _echo_err(f"done in {time.perf_counter() - start:.1f}s; weights sha256 {weights_digest(path)[:16]}")
+    click.echo(str(path))
+
+
+@snapshot.command("download")
+@click.argument("repo_id")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--revision", default=None, help="Branch, tag or commit of the hub repository.")
+def snapshot_download(repo_id: str, directory: Path, revision: str | None) -> None:
+    """Download REPO_ID (e.g. mosaicml/mpt-7b-instruct) from the Hugging Face hub into
+    DIRECTORY. Needs network access; fails fast when offline."""
+    from harness.model.snapshot import SnapshotError, download
+
+    try:
+        click.echo(str(download(repo_id, directory, revision=revision)))
+    except SnapshotError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.command()
+@click.option("--snapshot", "snapshot_dir", type=click.Path(exists=True, file_okay=False,
+              path_type=Path), default=None,
+              help="Model snapshot folder (default: the cached tiny snapshot, built if missing).")
+@click.option("--signature", type=_SIGNATURES, default="gateway", show_default=True,
+              help="gateway: prompt column + params (what the MLflow gateway sends); "
+                   "columns: the seed's prompt/temperature/max_tokens columns.")
+@click.option("--name", default="mpt-7b-instruct", show_default=True,
+              help="Registered model name.")
+@click.option("--tracking-uri", default=None,
+              help="MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI, "
+                   "else sqlite:///<home>/mlflow.db).")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_HOME,
+              show_default=True, help="Folder of the embedded MLflow store and its artifacts.")
+def register(snapshot_dir: Path | None, signature: str, name: str, tracking_uri: str | None,
+             home: Path) -> None:
+    """Log the reference wrapper with a snapshot, register it, load it back and
+    predict its input example. Prints the model URI."""
+    from harness.store import RegisterConfig, StoreConfig, register as do_register
+
+    snapshot_dir = _tiny_snapshot(snapshot_dir)
+    try:
+        cfg = RegisterConfig(snapshot=snapshot_dir, signature=signature, name=name,
+                             store=StoreConfig(home=home, tracking_uri=tracking_uri))
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    _require_reachable(cfg.store)
+    result = do_register(cfg, progress=_echo_err)
+    _echo_err(f"registered {result.name} version {result.version} (run {result.run_id}); "
+              f"input example answered: {result.example_output[0][:60]!r}")
+    click.echo(result.model_uri)
