@@ -73,8 +73,8 @@ class Generator:
     def tokenize(self, instructions: Sequence[str]) -> list[list[int]]:
         """The templated prompts' ids, unpadded: tokenized once per request, for both the
         context check and ``generate``. A fast tokenizer's Rust backend is called directly,
-        one prompt at a time: the same ids as ``tokenizer(prompts)`` (a test holds it to
-        that), without the batch wrapper or a thread pool racing torch's for the cores."""
+        one prompt at a time (its batch call pads, and races torch's threads for the cores):
+        the same ids as ``tokenizer(prompts)``, which a test holds it to."""
         prompts = [build_prompt(i) for i in instructions]
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is None:
