@@ -110,6 +110,22 @@ def run_candidate(tiny_snapshot, gate_store):
 MUTANTS_FILE = REPO_ROOT / "tests" / "data" / "mutants.py"
 
 
+def finish_owner(process, tag_name: str, tag: str):
+    """Wait for an owner process (a hang guard, not a timing assertion), then kill and
+    return what is still running under its tag: (its output, the processes left)."""
+    from harness.gate.worker import processes_with_env
+
+    try:
+        output = process.communicate(timeout=60)[0]
+    finally:
+        left = processes_with_env(tag_name, tag)
+        for proc in left:
+            proc.kill()
+        if process.poll() is None:
+            process.kill()
+    return output, left
+
+
 BARE_STRING_MODEL = '''
 from harness.model.wrapper import MPTInstruct
 

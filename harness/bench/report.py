@@ -212,6 +212,13 @@ def write_png(report: BenchReport, path: Path) -> Path:
         axis.legend(fontsize=7)
     fig.suptitle(f"{report.machine.get('device')}: raw generate vs wrapped predict (KV cache on)")
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> Path:
+    """A matplotlib figure to ``path`` via a temporary file: never a half-written PNG."""
+    import matplotlib.pyplot as plt
+
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
@@ -219,25 +226,32 @@ def write_png(report: BenchReport, path: Path) -> Path:
     return path
 
 
-def log_to_mlflow(report: BenchReport, files: list[Path], store) -> str:
-    """Log params, metrics and the report files as one run in the store; returns the run id.
+def log_run(store, run_name: str, config: dict[str, Any], tags: dict[str, str],
+            metrics: dict[str, dict[str, float]], files: list[Path]) -> str:
+    """One MLflow run in the store: config as params (redacted, like every output), metrics
+    as ``<case>.<metric>``, the report files as artifacts; returns the run id.
 
-    MLflow is imported here only: the benchmark itself runs where MLflow is absent.
+    MLflow is imported here only: benchmarks run where MLflow is absent.
     """
     import mlflow
 
     from harness._redact import redact
 
     with store.activated() as experiment_id, mlflow.start_run(experiment_id=experiment_id,
-                                                              run_name="bench") as run:
-        # Params are written to the store: redacted like every other output.
+                                                              run_name=run_name) as run:
         mlflow.log_params({k: redact(json.dumps(v)) if isinstance(v, (list, tuple, dict))
                            else redact(v) if isinstance(v, str) else v
-                           for k, v in report.config.items()})
-        mlflow.set_tags({"harness.kind": "bench", "device": str(report.machine.get("device"))})
-        for case, values in report.metrics().items():
+                           for k, v in config.items()})
+        mlflow.set_tags(tags)
+        for case, values in metrics.items():
             name = re.sub(r"[^A-Za-z0-9_.\-/ ]", "_", case).replace(" ", "_")
             mlflow.log_metrics({f"{name}.{metric}": value for metric, value in values.items()})
         for file in files:
             mlflow.log_artifact(str(file))
         return run.info.run_id
+
+
+def log_to_mlflow(report: BenchReport, files: list[Path], store) -> str:
+    return log_run(store, "bench", report.config,
+                   {"harness.kind": "bench", "device": str(report.machine.get("device"))},
+                   report.metrics(), files)

@@ -18,6 +18,7 @@ import numpy as np
 
 from harness._reporting import (SCHEMA_DIR, atomic_write, header, package_version,
                                 require_schema, utc_now)
+from harness.bench.report import log_run, save_figure
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_PATH = SCHEMA_DIR / "bench-serve.schema.json"
@@ -323,33 +324,18 @@ def write_png(report: ServeReport, path: Path) -> Path:
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
 
 
 def log_to_mlflow(report: ServeReport, files: list[Path], store) -> str:
     """Params, metrics per level (latencies in ms) and the files as one run; the run id."""
-    import mlflow
-
-    from harness._redact import redact
-
-    with store.activated() as experiment_id, mlflow.start_run(experiment_id=experiment_id,
-                                                              run_name="bench-serve") as run:
-        mlflow.log_params({k: redact(json.dumps(v)) if isinstance(v, (list, tuple, dict))
-                           else redact(v) if isinstance(v, str) else v
-                           for k, v in report.config.items()})
-        mlflow.set_tags({"harness.kind": KIND, "slo_met": str(report.slo_met).lower()})
-        for level in report.levels:
-            name = re.sub(r"[^A-Za-z0-9_.\-/ ]", "_", level.name).replace(" ", "_")
-            values = {"requests": len(level.samples), "requests_per_s": level.requests_per_s,
-                      "tokens_per_s": level.tokens_per_s, "goodput_rps": level.goodput_rps,
-                      "error_rate": level.error_rate}
-            if (stats := level.e2e_s) is not None:
-                values.update({f"e2e_{k}_ms": stats[k] * 1e3 for k in ("p50", "p90", "p99")})
-            mlflow.log_metrics({f"{name}.{metric}": value for metric, value in values.items()})
-        for file in files:
-            mlflow.log_artifact(str(file))
-        return run.info.run_id
+    metrics = {}
+    for level in report.levels:
+        values = {"requests": len(level.samples), "requests_per_s": level.requests_per_s,
+                  "tokens_per_s": level.tokens_per_s, "goodput_rps": level.goodput_rps,
+                  "error_rate": level.error_rate}
+        if (stats := level.e2e_s) is not None:
+            values.update({f"e2e_{k}_ms": stats[k] * 1e3 for k in ("p50", "p90", "p99")})
+        metrics[level.name] = values
+    return log_run(store, "bench-serve", report.config,
+                   {"harness.kind": KIND, "slo_met": str(report.slo_met).lower()}, metrics, files)

@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from conftest import finish_owner
 from harness.gate.worker import processes_with_env
 
 pytestmark = pytest.mark.slow  # real gates and servers in subprocesses
@@ -37,19 +38,6 @@ def _wait_for(predicate, timeout=120):
     return None
 
 
-def _finish(process, mark):
-    """Wait for the owner (a hang guard, not a timing assertion), then list what is left."""
-    try:
-        output = process.communicate(timeout=60)[0]
-    finally:
-        left = processes_with_env(_MARK, mark)
-        for proc in left:
-            proc.kill()
-        if process.poll() is None:
-            process.kill()
-    return output, left
-
-
 # (signal, what must be running when it arrives: the candidate loading, or the scoring
 # server starting up, before it is ready)
 PHASES = [(signal.SIGINT, "harness.gate.worker"), (signal.SIGTERM, "models serve")]
@@ -64,7 +52,7 @@ def test_a_signal_stops_the_gate_and_everything_it_started(tmp_path, tiny_snapsh
     assert _wait_for(lambda: _tagged(mark, running)), f"{running!r} never ran"
     sent = time.monotonic()
     process.send_signal(sig)
-    output, left = _finish(process, mark)
+    output, left = finish_owner(process, _MARK, mark)
     record_property("measured", f"gate stopped {time.monotonic() - sent:.2f}s after "
                                 f"{sig.name} while {running!r} ran")
     assert left == set(), [(p.pid, p.cmdline()) for p in left]

@@ -14,6 +14,7 @@ import pytest
 
 from harness.serving.gateway import NO_RETRY, AnswerShape, CompletionRequest, DeploymentsGatewayClient, \
     GatewayError, LegacyGatewayClient, Transport
+from conftest import finish_owner
 from harness.gate.worker import processes_with_env
 from harness.serving.servers import ServerError, scoring_server
 
@@ -139,15 +140,7 @@ def _serve(loopback, tmp_path, mark):
 
 
 def _finish(process, mark):
-    """Wait for serve (a hang guard, not a timing assertion); kill and list what is left."""
-    try:
-        output = process.communicate(timeout=60)[0]
-    finally:
-        left = processes_with_env(_MARK, mark)
-        for proc in left:
-            proc.kill()
-        if process.poll() is None:
-            process.kill()
+    output, left = finish_owner(process, _MARK, mark)
     assert left == set(), [(p.pid, p.cmdline()) for p in left]
     return output
 
