@@ -103,6 +103,9 @@ class StoreConfig:
         return mlflow.create_experiment(EXPERIMENT, artifact_location=self.artifact_location)
 
 
+FLAVOURS = ("pyfunc", "transformers")
+
+
 @dataclass(frozen=True)
 class RegisterConfig:
     snapshot: Path
@@ -110,8 +113,13 @@ class RegisterConfig:
     name: str = DEFAULT_MODEL_NAME
     store: StoreConfig = field(default_factory=StoreConfig)
     load: LoadConfig = field(default_factory=LoadConfig)
+    # pyfunc: the reference wrapper; transformers: MLflow's own flavour, a text-generation
+    # pipeline logged for the llm/v1/completions task with the MPT-Instruct prompt_template.
+    flavour: str = "pyfunc"
 
     def __post_init__(self) -> None:
+        if self.flavour not in FLAVOURS:
+            raise ValueError(f"flavour={str(self.flavour)[:20]!r} is invalid: allowed {FLAVOURS}")
         object.__setattr__(self, "snapshot", Path(self.snapshot).absolute())
         object.__setattr__(self, "signature", SignatureKind(self.signature))
         if not (self.snapshot / "config.json").is_file():
@@ -178,18 +186,48 @@ def predict_example(model: Any, signature: SignatureKind) -> list[str]:
 
 def register(cfg: RegisterConfig, progress: Callable[[str], None] = lambda _: None) -> Registration:
     """Log, register, load back ``models:/NAME/VERSION`` and predict the input example."""
-    progress(f"logging {cfg.snapshot} to {cfg.store.uri}")
+    progress(f"logging {cfg.snapshot} ({cfg.flavour} flavour) to {cfg.store.uri}")
     model_config = {k: v for k, v in vars(cfg.load).items() if v != getattr(LoadConfig(), k)}
     with cfg.store.activated() as experiment_id:
         with mlflow.start_run(experiment_id=experiment_id) as run:
-            info = log_model(cfg.snapshot, cfg.signature, registered_model_name=cfg.name,
-                             model_config=model_config or None)
+            if cfg.flavour == "transformers":
+                info = log_transformers(cfg.snapshot, registered_model_name=cfg.name)
+            else:
+                info = log_model(cfg.snapshot, cfg.signature, registered_model_name=cfg.name,
+                                 model_config=model_config or None)
         model_version = str(info.registered_model_version or _latest_version(cfg.name))
         uri = f"models:/{cfg.name}/{model_version}"
         progress(f"loading {uri} back")
         loaded = mlflow.pyfunc.load_model(uri)
-    output = predict_example(loaded, cfg.signature)
+    if cfg.flavour == "transformers":
+        output = [str(a) for a in loaded.predict({"prompt": "What is MLflow?", "max_tokens": 8,
+                                                  "temperature": 0.5})]
+    else:
+        output = predict_example(loaded, cfg.signature)
     return Registration(cfg.name, model_version, uri, run.info.run_id, output)
+
+
+_TEMPLATE = object()  # sentinel: the MPT-Instruct template
+
+
+def log_transformers(snapshot: Path, registered_model_name: str | None = None,
+                     prompt_template: str | None | object = _TEMPLATE):
+    """The snapshot the way MLflow documents for completions: a transformers pipeline logged
+    with ``task="llm/v1/completions"`` and (by default) the MPT-Instruct ``prompt_template``."""
+    import transformers
+
+    from harness.model.loading import load_tokenizer
+    from harness.model.prompt import PREFIX, SUFFIX
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(snapshot))
+    pipe = transformers.pipeline("text-generation", model=model,
+                                 tokenizer=load_tokenizer(str(snapshot)))
+    if prompt_template is _TEMPLATE:
+        prompt_template = PREFIX + "{prompt}" + SUFFIX
+    return mlflow.transformers.log_model(
+        pipe, name="model", task="llm/v1/completions", prompt_template=prompt_template,
+        pip_requirements=pinned_requirements(), registered_model_name=registered_model_name,
+        await_registration_for=60)
 
 
 def _latest_version(name: str) -> str:

@@ -63,16 +63,23 @@ def snapshot_download(repo_id: str, directory: Path, revision: str | None) -> No
                    "else sqlite:///<home>/mlflow.db).")
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_HOME,
               show_default=True, help="Folder of the embedded MLflow store and its artifacts.")
+@click.option("--flavour", type=click.Choice(["pyfunc", "transformers"]), default="pyfunc",
+              show_default=True,
+              help="pyfunc: the reference wrapper; transformers: MLflow's own flavour (a "
+                   "text-generation pipeline, task llm/v1/completions, the MPT-Instruct "
+                   "prompt_template), to gate and benchmark both paths side by side.")
 def register(snapshot_dir: Path | None, signature: str, name: str, tracking_uri: str | None,
-             home: Path) -> None:
-    """Log the reference wrapper with a snapshot, register it, load it back and
-    predict its input example. Prints the model URI."""
+             home: Path, flavour: str) -> None:
+    """Log the reference wrapper (or, with --flavour transformers, MLflow's transformers
+    flavour) with a snapshot, register it, load it back and predict an example. Prints the
+    model URI."""
     from harness.store import RegisterConfig, StoreConfig, register as do_register
 
     snapshot_dir = _tiny_snapshot(snapshot_dir)
     try:
         cfg = RegisterConfig(snapshot=snapshot_dir, signature=signature, name=name,
-                             store=StoreConfig(home=home, tracking_uri=tracking_uri))
+                             store=StoreConfig(home=home, tracking_uri=tracking_uri),
+                             flavour=flavour)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     _require_reachable(cfg.store)

@@ -24,7 +24,7 @@ def test_concurrent_requests_each_get_their_own_greedy_answer(loopback, generato
     assert len(set(expected.values())) > 1, "the prompts must not share one answer"
 
     result = run_load(loopback.url, loopback.routes["reference"], PROMPTS, expected,
-                      duration_s=3.0, concurrency=4, max_tokens=MAX_TOKENS)
+                      duration_s=2.0, concurrency=4, max_tokens=MAX_TOKENS)
     record_property("measured", "load: " + result.summary())  # shown in the terminal summary, also under xdist
 
     assert not result.failures, result.failures[:3]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, \
-    register_check, skipped
+from harness.gate.checks.registry import GateContext, Outcome, Row, answers, completion_text, \
+    failed, passed, register_check, skipped
 from harness.gate.spy import Script
 from harness.model.prompt import build_prompt
 
@@ -49,6 +49,11 @@ def output_type(ctx: GateContext) -> Outcome:
     if not isinstance(raw, (list, tuple)):
         return failed(f"a 1-row input returned a {kind}, not a list of one string per row",
                       returned=repr(raw)[:200])
+    if len(raw) == 1 and completion_text(raw[0]) is not None:
+        # MLflow's transformers flavour, llm/v1/completions task: understood here; whether a
+        # route can relay it is for the serving checks (the provider wants strings).
+        return passed("a list with one completions object (choices[].text) per row",
+                      returned_type=kind, returned=raw)
     if len(raw) != 1 or not all(isinstance(a, str) for a in raw):
         return failed(f"a 1-row input returned {len(raw)} items of types "
                       f"{sorted({type(a).__name__ for a in raw})}; expected 1 string", returned=raw)

@@ -169,18 +169,31 @@ def register_check(check_id: str, summary: str, needs_model: bool = True,
     return decorate
 
 
+def completion_text(item: Any) -> str | None:
+    """The text of one completions object (``choices[0].text``, what MLflow's transformers
+    flavour answers for the ``llm/v1/completions`` task), else None."""
+    choices = item.get("choices") if isinstance(item, dict) else None
+    first = choices[0] if isinstance(choices, list) and choices else None
+    text = first.get("text") if isinstance(first, dict) else None
+    return text if isinstance(text, str) else None
+
+
 def answers(raw: Any) -> list[str]:
-    """The candidate's output as a list, leniently: strictness is output.type's job."""
+    """The candidate's output as a list, leniently: strictness is output.type's job. A
+    completions object per row counts by its text."""
     if isinstance(raw, str):
         return [raw]
+    if completion_text(raw) is not None:
+        return [completion_text(raw)]
     if isinstance(raw, pd.DataFrame):
         return [str(v) for v in raw.iloc[:, 0].tolist()]
     if hasattr(raw, "tolist"):
         raw = raw.tolist()
     if isinstance(raw, (list, tuple)):
-        return [v if isinstance(v, str) else str(v) for v in raw]
+        return [v if isinstance(v, str) else t if (t := completion_text(v)) is not None else str(v)
+                for v in raw]
     return [str(raw)]
 
 
-__all__ = ["CHECKS", "Check", "GateContext", "Outcome", "Row", "answers",
+__all__ = ["CHECKS", "Check", "GateContext", "Outcome", "Row", "answers", "completion_text",
            "failed", "passed", "register_check", "skipped"]

@@ -105,6 +105,11 @@ def serving_errors(ctx: GateContext) -> Outcome:
         return skipped("skipped: the candidate decodes without transformers' generate, so a "
                        "failing generate cannot be scripted for it")
     server = _scoring(ctx)
+    plain = requests.post(f"{server.url}/invocations", json=ctx.payload([Row(_PROMPT, 0.0, 4)]),
+                          timeout=60)
+    if not plain.ok:  # an error status would prove nothing about a raising generate
+        return skipped(f"skipped: the scoring server answers {plain.status_code} even when "
+                       "generate succeeds (see serving.scoring)", body=plain.text[:300])
     body = ctx.payload([Row(f"{_FAILS_ON}: this request's generate raises.", 0.0, 4)])
     response = requests.post(f"{server.url}/invocations", json=body, timeout=60)
     evidence = {"status": response.status_code, "body": response.text[:300]}
@@ -131,6 +136,9 @@ def serving_concurrent(ctx: GateContext) -> Outcome:
     with ThreadPoolExecutor(len(bodies)) as pool:
         together = list(pool.map(post, bodies))
     evidence = {"alone": [a[1][:200] for a in alone], "concurrent": [c[1][:200] for c in together]}
+    if not any(status == 200 for status, _ in alone):
+        return skipped(f"skipped: every request was refused ({alone[0][0]}) even one at a time, "
+                       "so there is nothing to compare (see serving.scoring)", **evidence)
     for i, (a, c) in enumerate(zip(alone, together)):
         if a != c:
             return failed(f"request {i} of {len(bodies)} sent concurrently got {c[1][:80]!r} "
