@@ -2,21 +2,24 @@
 the path most users take: it loads them, understands their completions output, and names
 their real defects instead of crashing."""
 
-import mlflow
 import pytest
+from click.testing import CliRunner
 
+from harness.cli import main
 from harness.gate.candidate import CandidateSpec
-from harness.store import log_transformers
 
 pytestmark = pytest.mark.slow  # logs models and runs gates with a worker
 
 
 @pytest.fixture(scope="module")
 def flavour_uris(tiny_snapshot, gate_store):
-    uris = {}
-    with gate_store.activated(), mlflow.start_run():
-        uris["template"] = log_transformers(tiny_snapshot).model_uri
-    return uris
+    """Registered as a user would: `harness register --flavour transformers`."""
+    result = CliRunner().invoke(main, ["register", "--flavour", "transformers", "--snapshot",
+                                       str(tiny_snapshot), "--name", "mpt-flavour",
+                                       "--home", str(gate_store.home),
+                                       "--tracking-uri", gate_store.uri])
+    assert result.exit_code == 0, result.output
+    return {"template": result.stdout.strip().splitlines()[-1]}
 
 
 def test_a_completions_model_is_judged_and_its_defects_named(run_candidate, flavour_uris):
@@ -28,6 +31,7 @@ def test_a_completions_model_is_judged_and_its_defects_named(run_candidate, flav
     assert status["output.type"] == "pass" and "completions" in report.check("output.type").message
     payload = report.check("signature.payload")
     assert payload.status.value == "fail" and "rejected" in payload.message  # {"inputs": [...]}
+    assert "Fix:" in payload.message and "GATEWAY" in payload.message
     zero = report.check("params.temperature_zero")
     assert zero.status.value == "fail" and "strictly positive" in zero.message
     assert status["answers.reference"] in ("fail", "error")

@@ -46,8 +46,20 @@ def signature_payload(ctx: GateContext) -> Outcome:
         data, params = parse_payload(payload, ctx.signature)
     except Exception as error:
         message = getattr(error, "message", str(error)).splitlines()[0][:300]
-        return failed(f"the {ctx.provider} payload is rejected by the model's signature: {message}",
-                      payload=payload)
+        return failed(f"the {ctx.provider} payload is rejected by the model's signature: "
+                      f"{message}{_payload_fix(ctx)}", payload=payload)
     return passed(f"the {ctx.provider} payload is accepted", payload=payload,
                   parsed={"data": data.to_dict("list") if hasattr(data, "to_dict") else repr(data),
                           "params": params})
+
+
+def _payload_fix(ctx: GateContext) -> str:
+    """The one-line fix, where the signature says which way the model went."""
+    names = [c.get("name") for c in ctx.signature.inputs.to_dict()] \
+        if ctx.signature is not None and ctx.signature.inputs else []
+    if {"prompt", "temperature", "max_tokens"} <= set(names):
+        return (". Fix: the mlflow-model-serving provider sends {\"inputs\": [prompt], \"params\": "
+                "{...}}, but this signature wants settings as columns (a transformers-flavour "
+                "llm/v1/completions model, or the seed's column signature): wrap the model in a "
+                "PyFunc with harness.model.signature.GATEWAY (prompt column, settings as params)")
+    return ""
