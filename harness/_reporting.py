@@ -48,6 +48,13 @@ def package_version(name: str) -> str:
         return "unknown"
 
 
+def _mlflow_version() -> str:
+    found = package_version("mlflow")
+    if found == "unknown" and (skinny := package_version("mlflow-skinny")) != "unknown":
+        return f"{skinny} (mlflow-skinny)"
+    return found
+
+
 def header(report: Any) -> dict[str, str]:
     """The fields every report starts with, in the order its JSON shows them."""
     return {"schema_version": report.schema_version, "harness_version": report.harness_version,
@@ -72,7 +79,8 @@ def machine_info() -> dict[str, Any]:
         "cuda": torch.version.cuda if cuda else None,
         "torch": package_version("torch"),
         "transformers": package_version("transformers"),
-        "mlflow": package_version("mlflow"),
+        # A GPU machine may carry only mlflow-skinny (the same code, fewer dependencies).
+        "mlflow": _mlflow_version(),
     }
 
 

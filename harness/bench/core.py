@@ -32,6 +32,9 @@ _WORDS = ("machine learning models route gateway signature endpoint serving late
 class BenchConfig:
     snapshot: str | None = None  # a snapshot folder, or None with a shape
     shape: str | None = None
+    # An MLflow model whose predict is benchmarked against raw generate; the snapshot's
+    # tokenizer then only sizes the prompts.
+    model_uri: str | None = None
     device: str = "cpu"
     dtype: str = "auto"
     batch_sizes: tuple[int, ...] = (1, 8)
@@ -56,6 +59,8 @@ class BenchConfig:
     def __post_init__(self) -> None:
         if (self.snapshot is None) == (self.shape is None):
             raise ValueError("give exactly one of snapshot or shape")
+        if self.model_uri is not None:
+            self._check_model_mode()
         if self.shape is not None and self.shape not in SHAPES:
             raise ValueError(f"shape={self.shape!r} is invalid: allowed {SHAPES}")
         if self.device not in ("cpu", "cuda"):
@@ -69,6 +74,16 @@ class BenchConfig:
         if not 0 <= self.warmup <= 100:
             raise ValueError(f"warmup={self.warmup!r} is invalid: allowed 0-100")
         self.rounds_policy  # validates rounds, target_ci and max_time_s
+
+    def _check_model_mode(self) -> None:
+        if not self.model_uri.strip() or len(self.model_uri) > 1000:
+            raise ValueError(f"model_uri={self.model_uri[:40]!r} is invalid: allowed a model "
+                             "URI or path of 1-1000 characters")
+        if self.snapshot is None:
+            raise ValueError("model_uri needs snapshot (its tokenizer sizes the prompts), not shape")
+        if self.cache_modes != (True,) or self.compile:
+            raise ValueError("with model_uri the model keeps the KV cache as it does when "
+                             "served: allowed cache on only, without compile")
 
     @property
     def rounds_policy(self) -> RoundsPolicy:
@@ -273,10 +288,10 @@ def _inputs(generator, cfg: BenchConfig, batch: int, prompt: int):
     return texts, ids
 
 
-def _raw_fn(model, ids, use_cache: bool) -> Callable[[int], Any]:
+def _raw_fn(model, ids, use_cache: bool, mask=None) -> Callable[[int], Any]:
     import torch
 
-    mask = torch.ones_like(ids)
+    mask = torch.ones_like(ids) if mask is None else mask
 
     def raw(n: int) -> Any:
         with torch.inference_mode():
@@ -320,6 +335,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None
     ``progress`` is called after each of ``cfg.case_runs`` runs."""
     import torch
 
+    if cfg.model_uri is not None:
+        raise ValueError("a model_uri is benchmarked by harness.bench.pyfunc.run_model_bench")
     generator = load_subject(cfg)
     model, timer = generator.model, Timer(cfg.device)
     predict, via = _wrapped_predict(generator) if cfg.wrapped else (None, None)

@@ -113,7 +113,7 @@ class BenchReport:
         return out
 
     def identity(self) -> dict[str, Any]:
-        keep = ("snapshot", "shape", "device", "dtype")
+        keep = ("snapshot", "shape", "model_uri", "device", "dtype")
         return {"device": self.machine.get("device"),
                 "config": {k: self.config.get(k) for k in keep}}
 

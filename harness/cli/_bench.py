@@ -48,14 +48,22 @@ def bench() -> None:
 @click.option("--shape", type=click.Choice(["mpt-7b", "tiny"]), default=None,
               help="Random weights of this shape built on the device (mpt-7b: d_model 4096, "
                    "32 layers). Default: the tiny snapshot.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--model-uri", default=None, metavar="URI",
+              help="An MLflow model (models:/NAME/VERSION, runs:/..., a path): its predict, "
+                   "as served, against raw generate of the prompt ids it builds, held to the "
+                   "same greedy work. Custom PyFunc or transformers flavour; --snapshot's "
+                   "tokenizer sizes the prompts.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
+              help="Default cpu; with --model-uri, where the model loads (cuda when there is "
+                   "one, for MLflow's loaders).")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
               default="auto", show_default=True, help="auto: bfloat16 on CUDA, float32 on CPU.")
 @click.option("--batch-sizes", default="1,8", show_default=True)
 @click.option("--prompt-tokens", default="128", show_default=True)
 @click.option("--new-tokens", default="16", show_default=True)
-@click.option("--cache", "cache", type=click.Choice(["both", "on", "off"]), default="both",
-              show_default=True, help="KV cache on, off (the published use_cache: false), or both.")
+@click.option("--cache", "cache", type=click.Choice(["both", "on", "off"]), default=None,
+              help="KV cache on, off (the published use_cache: false), or both (the default; "
+                   "with --model-uri: on, as the model keeps it).")
 @click.option("--rounds", default="auto", show_default=True, metavar="N|auto",
               help="Measured rounds per case; auto: until every path's e2e median is known to "
                    "--target-ci, or --max-time is spent.")
@@ -73,20 +81,23 @@ def bench() -> None:
 @click.option("--no-mlflow", is_flag=True, help="Do not log the run to MLflow.")
 @click.option("--compile", "compile_", is_flag=True,
               help="Also measure raw generate under torch.compile (reported as 'compiled').")
-def bench_run(snapshot_dir, shape, device, dtype, batch_sizes, prompt_tokens, new_tokens, cache,
-              rounds, target_ci, max_time, warmup, peak_bandwidth, report_dir, home, no_mlflow,
-              compile_) -> None:
+def bench_run(snapshot_dir, shape, model_uri, device, dtype, batch_sizes, prompt_tokens,
+              new_tokens, cache, rounds, target_ci, max_time, warmup, peak_bandwidth, report_dir,
+              home, no_mlflow, compile_) -> None:
     """Measure TTFT, TPOT, end-to-end latency, tokens/s, memory and MBU of the raw model and
     of the wrapped predict, interleaved, over every batch/prompt/new-token/cache case."""
-    from harness.bench.core import BenchConfig, run_bench
+    from harness.bench.core import BenchConfig
     from harness.bench.report import BenchReport, bench_machine, log_to_mlflow
     from harness._reporting import utc_now
 
     if snapshot_dir is None and shape is None:
         snapshot_dir = _tiny_snapshot(None)
+    if device is None:
+        device = _model_device() if model_uri else "cpu"
+    cache = cache or ("on" if model_uri else "both")
     try:
         cfg = BenchConfig(snapshot=str(snapshot_dir) if snapshot_dir else None, shape=shape,
-                          device=device, dtype=dtype,
+                          model_uri=model_uri, device=device, dtype=dtype,
                           batch_sizes=_ints(batch_sizes, "--batch-sizes"),
                           prompt_tokens=_ints(prompt_tokens, "--prompt-tokens"),
                           new_tokens=_ints(new_tokens, "--new-tokens"),
@@ -98,13 +109,13 @@ def bench_run(snapshot_dir, shape, device, dtype, batch_sizes, prompt_tokens, ne
         raise click.UsageError(str(error)) from None
     from tqdm import tqdm
 
-    _echo_err(f"loading {cfg.snapshot or cfg.shape} on {cfg.device} ...")
+    _echo_err(f"loading {cfg.model_uri or cfg.snapshot or cfg.shape} on {cfg.device} ...")
     with tqdm(total=cfg.case_runs, unit="case", file=sys.stderr, desc="bench") as bar:
         def advance(label: str) -> None:
             bar.set_postfix_str(label)
             bar.update(1)
 
-        cases, notes = run_bench(cfg, progress=advance)
+        cases, notes = _run_cases(cfg, home, advance)
     config = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(cfg).items()}
     report = BenchReport(bench_machine(), config, tuple(cases), tuple(notes))
     folder = report_dir or Path("reports") / "bench" / (
@@ -120,6 +131,30 @@ def bench_run(snapshot_dir, shape, device, dtype, batch_sizes, prompt_tokens, ne
 
         run_id = log_to_mlflow(report, files, StoreConfig(home=home))
         click.echo(f"logged MLflow run {run_id}")
+
+
+def _model_device() -> str:
+    """Where MLflow's loaders put a model: the GPU when there is one."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _run_cases(cfg, home: Path, progress):
+    from harness.bench.core import run_bench
+
+    if cfg.model_uri is None:
+        return run_bench(cfg, progress=progress)
+    from harness.bench.pyfunc import ModelBenchError, run_model_bench
+    from harness.store import StoreConfig
+
+    store = StoreConfig(home=home)
+    if "://" in cfg.model_uri or cfg.model_uri.startswith("models:"):
+        _require_reachable(store)
+    try:
+        return run_model_bench(cfg, store, progress=progress)
+    except ModelBenchError as error:
+        raise _UsageFailure(str(error)) from None
 
 
 @bench.command("compare")

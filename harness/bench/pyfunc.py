@@ -1,0 +1,214 @@
+"""Any MLflow model's ``predict`` against raw ``generate`` on the same inputs.
+
+The model is loaded as MLflow serves it (``mlflow.pyfunc.load_model``): a custom PyFunc, the
+transformers flavour, with or without a prompt template. The bench does not know where it
+keeps its transformers model, so it patches ``generate`` on the model class for the run:
+the first call shows the model, the device and the prompt ids the model built; the raw path
+is then one batched ``generate`` of exactly those ids. Inside ``predict``, ``generate`` is
+held to greedy decoding of exactly the bench's token count, so both paths do the same work
+and the ratio is the wrapper's own cost (tokenising, templating, row-by-row pipelines).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from harness.bench.core import (BenchConfig, Case, Timer, _cache_impl, _instruction_for, _measure,
+                                _raw_fn, peak_bandwidth)
+
+
+class ModelBenchError(RuntimeError):
+    """The model cannot be benchmarked this way; the message says why, in the user's words."""
+
+
+@dataclass
+class _Seen:
+    """What ``generate`` was given inside one ``predict``."""
+
+    rows: list[list[int]] = field(default_factory=list)  # unpadded prompt ids, in call order
+    calls: list[int] = field(default_factory=list)  # the batch size of each call
+    new_tokens: list[int] = field(default_factory=list)  # what each call generated
+    use_cache: set[str] = field(default_factory=set)
+    model: Any = None
+
+
+class _HeldGenerate:
+    """While installed and ``tokens`` is set (inside the bench's ``predict``), every
+    ``generate`` on a transformers model is recorded and held to greedy decoding of exactly
+    ``tokens`` new tokens; otherwise (the raw path) it is the real one."""
+
+    def __init__(self):
+        from transformers import GenerationMixin
+
+        self._owner, self._original = GenerationMixin, GenerationMixin.generate
+        self._lock = threading.Lock()
+        self.tokens: int | None = None
+        self.seen: _Seen | None = None  # recording only while watched
+
+    def __enter__(self) -> _HeldGenerate:
+        held = self
+
+        def generate(model, *args, **kwargs):
+            return held._generate(model, args, kwargs)
+
+        self._owner.generate = generate
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._owner.generate = self._original
+
+    def _generate(self, model, args: tuple, kwargs: dict):
+        if self.tokens is None:
+            return self._original(model, *args, **kwargs)
+        kwargs = {**kwargs, "do_sample": False, "max_new_tokens": self.tokens,
+                  "min_new_tokens": self.tokens}
+        for sampling in ("temperature", "top_p", "top_k"):
+            kwargs.pop(sampling, None)
+        output = self._original(model, *args, **kwargs)
+        source = kwargs.get("input_ids", kwargs.get("inputs", args[0] if args else None))
+        sequences = getattr(output, "sequences", output)
+        with self._lock:
+            if (seen := self.seen) is not None:
+                seen.model = model
+                seen.rows += _unpadded(source, kwargs.get("attention_mask"))
+                seen.calls.append(int(source.shape[0]))
+                seen.new_tokens.append(int(sequences.shape[-1] - source.shape[-1]))
+                seen.use_cache.add(str(kwargs.get("use_cache", model.generation_config.use_cache)))
+        return output
+
+    def watched(self, fn: Callable[[], Any]) -> _Seen:
+        """What ``generate`` was given while ``fn`` ran."""
+        with self._lock:
+            self.seen = seen = _Seen()
+        try:
+            fn()
+        finally:
+            with self._lock:
+                self.seen = None
+        return seen
+
+
+def _unpadded(ids, mask) -> list[list[int]]:
+    rows = ids.tolist()
+    if mask is None:
+        return rows
+    return [[t for t, m in zip(row, keep) if m] for row, keep in zip(rows, mask.tolist())]
+
+
+def _batched(rows: list[list[int]], pad: int, device):
+    """Left-padded ids and mask, as a decoder-only batch is generated."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+    return ids, mask
+
+
+def _request(pyfunc, texts: list[str], new: int) -> tuple[Any, dict | None]:
+    """The request the model's signature asks for: its prompt column, and ``max_tokens``
+    where it takes one (a param, else a column). Absent a signature: a ``prompt`` column."""
+    import pandas as pd
+
+    inputs = pyfunc.metadata.get_input_schema()
+    params = pyfunc.metadata.get_params_schema()
+    names = inputs.input_names() if inputs is not None and inputs.has_input_names() else []
+    strings = [s.name for s in (inputs.inputs if inputs is not None else [])
+               if getattr(getattr(s, "type", None), "name", "") == "string"]
+    column = "prompt" if "prompt" in names or not strings else strings[0]
+    frame = {column: texts}
+    param_names = {p.name for p in params.params} if params is not None else set()
+    if "max_tokens" in param_names:
+        return pd.DataFrame(frame), {"max_tokens": new}
+    if "max_tokens" in names:
+        frame["max_tokens"] = [new] * len(texts)
+    return pd.DataFrame(frame), None
+
+
+def _device_of(model) -> str:
+    return next(model.parameters()).device.type
+
+
+def _notes(uri: str, batch: int, seen: _Seen) -> list[str]:
+    calls = len(seen.calls)
+    how = ("one batched generate" if calls == 1 and seen.calls[0] == batch else
+           f"{calls} generate calls of batch {sorted(set(seen.calls))}")
+    dtype = str(next(seen.model.parameters()).dtype).removeprefix("torch.")
+    return [f"{uri} at batch {batch}: predict ran {how} (use_cache "
+            f"{'/'.join(sorted(seen.use_cache))}, {dtype}); raw: one batched generate of the "
+            "same prompt ids"]
+
+
+def _point(cfg: BenchConfig, held: _HeldGenerate, pyfunc, tokenizer, batch: int, prompt: int,
+           new: int) -> tuple[list[Case], list[str]]:
+    texts = [_instruction_for(tokenizer, prompt)] * batch
+    data, params = _request(pyfunc, texts, new)
+
+    def wrapped(n: int) -> Any:
+        held.tokens = n
+        try:
+            return pyfunc.predict(data, params=params)
+        finally:
+            held.tokens = None
+
+    seen = held.watched(lambda: wrapped(2))
+    if seen.model is None:
+        raise ModelBenchError(f"{cfg.model_uri}: predict never called transformers' generate, "
+                              "so there is no raw path to compare it with")
+    model = seen.model
+    device = _device_of(model)
+    if cfg.device != device:
+        raise ModelBenchError(f"{cfg.model_uri} runs generate on {device}, not {cfg.device}: "
+                              f"pass --device {device}")
+    pad = model.generation_config.pad_token_id
+    ids, mask = _batched(seen.rows, 0 if pad is None else int(pad), model.device)
+    raw = _raw_fn(model, ids, True, mask=mask)
+    bandwidth = peak_bandwidth(_gpu_name(), cfg.peak_bandwidth) if device == "cuda" else None
+    cases = _measure(cfg, Timer(device), {"raw": raw, "wrapped": wrapped}, new, model, ids,
+                     (batch, True, bandwidth, "pyfunc.predict", _cache_impl(model, ids, True)))
+    notes = _notes(cfg.model_uri, batch, seen)
+    if any(n != 2 for n in seen.new_tokens):
+        notes.append(f"{cfg.model_uri}: predict's generate made {seen.new_tokens} new tokens "
+                     "when held to 2: its timings are not comparable")
+    return cases, notes
+
+
+def _gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0)
+
+
+def run_model_bench(cfg: BenchConfig, store, progress: Callable[[str], None] = lambda _: None
+                    ) -> tuple[list[Case], list[str]]:
+    """Every (batch, prompt, new tokens) case of ``cfg.model_uri``, predict and raw generate
+    interleaved, the KV cache as the model keeps it on the predict side and on for raw."""
+    import mlflow
+
+    from harness.model.loading import load_tokenizer
+
+    # A folder loads without a tracking store (mlflow-skinny on a GPU machine has none).
+    registry = urlsplit(cfg.model_uri).scheme not in ("", "file")
+    with store.activated() if registry else nullcontext():
+        try:
+            pyfunc = mlflow.pyfunc.load_model(cfg.model_uri)
+        except Exception as error:  # MLflow raises many kinds; the user needs the reason
+            raise ModelBenchError(f"cannot load {cfg.model_uri}: {type(error).__name__}: "
+                                  f"{str(error)[:300]}") from None
+    tokenizer = load_tokenizer(cfg.snapshot)
+    cases: list[Case] = []
+    notes: list[str] = []
+    with _HeldGenerate() as held:
+        for batch, prompt, new in itertools.product(cfg.batch_sizes, cfg.prompt_tokens,
+                                                    cfg.new_tokens):
+            found, said = _point(cfg, held, pyfunc, tokenizer, batch, prompt, new)
+            cases += found
+            notes += [n for n in said if n not in notes]
+            progress(f"batch {batch}, prompt {prompt}, new {new}")
+    return cases, notes
