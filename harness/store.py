@@ -7,6 +7,7 @@ under a folder the user chooses (``.harness`` unless told otherwise).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from harness._redact import redact
 from harness._mlflow_compat import current_store_uris, restore_store_uris
 from harness.model.config import DEFAULT_HOME, check_name
 from harness.model.loading import LoadConfig
+from harness.model.prompt import PREFIX, SUFFIX
 from harness.model.signature import SignatureKind
 from harness.model.wrapper import ARTIFACT_KEY, MPTInstruct
 
@@ -104,6 +106,8 @@ class StoreConfig:
 
 
 FLAVOURS = ("pyfunc", "transformers")
+MPT_TEMPLATE = PREFIX + "{prompt}" + SUFFIX  # the flavour's prompt_template by default
+_GENERATE_KEY = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -116,16 +120,40 @@ class RegisterConfig:
     # pyfunc: the reference wrapper; transformers: MLflow's own flavour, a text-generation
     # pipeline logged for the llm/v1/completions task with the MPT-Instruct prompt_template.
     flavour: str = "pyfunc"
+    # transformers flavour only: its prompt_template (None: none), and its model_config,
+    # the generate defaults every request starts from (e.g. (("do_sample", False),)).
+    prompt_template: str | None = MPT_TEMPLATE
+    generate_config: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.flavour not in FLAVOURS:
             raise ValueError(f"flavour={str(self.flavour)[:20]!r} is invalid: allowed {FLAVOURS}")
+        self._check_flavour_options()
         object.__setattr__(self, "snapshot", Path(self.snapshot).absolute())
         object.__setattr__(self, "signature", SignatureKind(self.signature))
         if not (self.snapshot / "config.json").is_file():
             raise ValueError(f"snapshot={str(self.snapshot)!r} is not a model snapshot "
                              "(no config.json); build one with `harness snapshot tiny DIR`")
         check_name("name", self.name)
+
+
+    def _check_flavour_options(self) -> None:
+        object.__setattr__(self, "generate_config", tuple(tuple(kv) for kv in self.generate_config))
+        if self.flavour != "transformers" and (self.generate_config
+                                               or self.prompt_template != MPT_TEMPLATE):
+            raise ValueError("prompt_template and generate_config are options of the "
+                             "transformers flavour: allowed with flavour='transformers' only")
+        template = self.prompt_template
+        if template is not None and (template.count("{prompt}") != 1 or len(template) > 4000):
+            raise ValueError(f"prompt_template={template[:30]!r} is invalid: allowed text of at "
+                             "most 4000 characters with {prompt} exactly once")
+        for key, value in self.generate_config:
+            if not isinstance(key, str) or not _GENERATE_KEY.fullmatch(key):
+                raise ValueError(f"generate_config key {str(key)[:20]!r} is invalid: allowed a "
+                                 "generate argument name (lowercase letters, digits, _)")
+            if not isinstance(value, (bool, int, float, str)):
+                raise ValueError(f"generate_config[{key!r}]={str(value)[:20]!r} is invalid: "
+                                 "allowed a number, a boolean or a string")
 
 
 @dataclass(frozen=True)
@@ -191,7 +219,9 @@ def register(cfg: RegisterConfig, progress: Callable[[str], None] = lambda _: No
     with cfg.store.activated() as experiment_id:
         with mlflow.start_run(experiment_id=experiment_id) as run:
             if cfg.flavour == "transformers":
-                info = log_transformers(cfg.snapshot, registered_model_name=cfg.name)
+                info = log_transformers(cfg.snapshot, registered_model_name=cfg.name,
+                                        prompt_template=cfg.prompt_template,
+                                        model_config=dict(cfg.generate_config) or None)
             else:
                 info = log_model(cfg.snapshot, cfg.signature, registered_model_name=cfg.name,
                                  model_config=model_config or None)
@@ -200,34 +230,30 @@ def register(cfg: RegisterConfig, progress: Callable[[str], None] = lambda _: No
         progress(f"loading {uri} back")
         loaded = mlflow.pyfunc.load_model(uri)
     if cfg.flavour == "transformers":
-        output = [str(a) for a in loaded.predict({"prompt": "What is MLflow?", "max_tokens": 8,
-                                                  "temperature": 0.5})]
+        answers = loaded.predict({"prompt": "What is MLflow?", "max_tokens": 8, "temperature": 0.5})
+        output = [a["choices"][0]["text"] if isinstance(a, dict) and a.get("choices") else str(a)
+                  for a in answers]
     else:
         output = predict_example(loaded, cfg.signature)
     return Registration(cfg.name, model_version, uri, run.info.run_id, output)
 
 
-_TEMPLATE = object()  # sentinel: the MPT-Instruct template
-
-
 def log_transformers(snapshot: Path, registered_model_name: str | None = None,
-                     prompt_template: str | None | object = _TEMPLATE):
+                     prompt_template: str | None = MPT_TEMPLATE, model_config: dict | None = None):
     """The snapshot the way MLflow documents for completions: a transformers pipeline logged
-    with ``task="llm/v1/completions"`` and (by default) the MPT-Instruct ``prompt_template``."""
+    with ``task="llm/v1/completions"``, (by default) the MPT-Instruct ``prompt_template``, and
+    ``model_config`` as the generate defaults."""
     import transformers
 
     from harness.model.loading import load_tokenizer
-    from harness.model.prompt import PREFIX, SUFFIX
 
     model = transformers.AutoModelForCausalLM.from_pretrained(str(snapshot))
     pipe = transformers.pipeline("text-generation", model=model,
                                  tokenizer=load_tokenizer(str(snapshot)))
-    if prompt_template is _TEMPLATE:
-        prompt_template = PREFIX + "{prompt}" + SUFFIX
     return mlflow.transformers.log_model(
         pipe, name="model", task="llm/v1/completions", prompt_template=prompt_template,
-        pip_requirements=pinned_requirements(), registered_model_name=registered_model_name,
-        await_registration_for=60)
+        model_config=model_config, pip_requirements=pinned_requirements(),
+        registered_model_name=registered_model_name, await_registration_for=60)
 
 
 def _latest_version(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -49,6 +50,18 @@ def snapshot_download(repo_id: str, directory: Path, revision: str | None) -> No
         raise click.ClickException(str(error)) from None
 
 
+def _key_value(text: str) -> tuple[str, object]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise click.BadParameter(f"{text[:30]!r}: expected KEY=VALUE, e.g. do_sample=false",
+                                 param_hint="--model-config")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw  # a bare word is a string
+    return key.strip(), value
+
+
 @main.command()
 @click.option("--snapshot", "snapshot_dir", type=click.Path(exists=True, file_okay=False,
               path_type=Path), default=None,
@@ -68,20 +81,34 @@ def snapshot_download(repo_id: str, directory: Path, revision: str | None) -> No
               help="pyfunc: the reference wrapper; transformers: MLflow's own flavour (a "
                    "text-generation pipeline, task llm/v1/completions, the MPT-Instruct "
                    "prompt_template), to gate and benchmark both paths side by side.")
+@click.option("--prompt-template", default=None, metavar="TEXT|none",
+              help="transformers flavour: its prompt_template, with {prompt} once (default: "
+                   "MPT-Instruct's; none: log without one, as many users do).")
+@click.option("--model-config", "model_config", multiple=True, metavar="KEY=VALUE",
+              help="transformers flavour: a generate default in its model_config, VALUE as "
+                   "JSON (e.g. do_sample=false, max_new_tokens=64); repeatable.")
 def register(snapshot_dir: Path | None, signature: str, name: str, tracking_uri: str | None,
-             home: Path, flavour: str) -> None:
+             home: Path, flavour: str, prompt_template: str | None,
+             model_config: tuple[str, ...]) -> None:
     """Log the reference wrapper (or, with --flavour transformers, MLflow's transformers
     flavour) with a snapshot, register it, load it back and predict an example. Prints the
     model URI."""
-    from harness.store import RegisterConfig, StoreConfig, register as do_register
+    from harness.store import MPT_TEMPLATE, RegisterConfig, StoreConfig, register as do_register
 
     snapshot_dir = _tiny_snapshot(snapshot_dir)
+    if prompt_template is None:
+        template = MPT_TEMPLATE
+    else:
+        template = None if prompt_template.strip().lower() == "none" else prompt_template
     try:
         cfg = RegisterConfig(snapshot=snapshot_dir, signature=signature, name=name,
                              store=StoreConfig(home=home, tracking_uri=tracking_uri),
-                             flavour=flavour)
+                             flavour=flavour, prompt_template=template,
+                             generate_config=tuple(_key_value(kv) for kv in model_config))
     except ValueError as error:
-        raise click.UsageError(str(error)) from None
+        message = str(error).replace("prompt_template", "--prompt-template")
+        raise click.UsageError(message.replace("generate_config", "--model-config")
+                               .replace("flavour=", "--flavour ")) from None
     _require_reachable(cfg.store)
     result = do_register(cfg, progress=_echo_err)
     _echo_err(f"registered {result.name} version {result.version} (run {result.run_id}); "

@@ -120,13 +120,27 @@ def run_check(check: Check, ctx: GateContext, timeout: float) -> CheckResult:
     except WorkerError as error:
         return _error(check, f"not judged: {error}", start)
     except Exception as error:  # noqa: BLE001 - a candidate's exception is a result
-        return _error(check, f"{type(error).__name__}: {error}"[:500], start,
+        message = f"{type(error).__name__}: {error}"
+        if check.needs_model and _temperature_zero_cause(ctx, message):
+            return CheckResult(check.id, Status.SKIPPED, (
+                "skipped: judged at temperature 0, which raises in this candidate while "
+                f"sampling works (params.temperature_zero fails for it): {message}")[:500],
+                {}, round(time.perf_counter() - start, 3))
+        return _error(check, message[:500], start,
                       {"traceback": traceback.format_exception(error)[-3:]})
     finally:
         if ctx.candidate is not None:
             ctx.candidate.deadline = None
     duration = round(time.perf_counter() - start, 3)
     return CheckResult(check.id, outcome.status, outcome.message, outcome.evidence, duration)
+
+
+def _temperature_zero_cause(ctx: GateContext, message: str) -> bool:
+    """Whether ``message`` is the error a row at temperature 0 alone raises."""
+    try:
+        return ctx.temperature_zero_error() == message
+    except WorkerError:  # the worker is gone or out of time: the check's error stands
+        return False
 
 
 def _error(check: Check, message: str, start: float, evidence: dict | None = None) -> CheckResult:

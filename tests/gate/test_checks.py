@@ -29,6 +29,16 @@ def test_each_mutant_fails_exactly_the_checks_that_see_its_defect(judge, name):
     assert failing == expected, {k: results[k].message[:150] for k in failing ^ expected}
 
 
+def test_a_candidate_broken_at_temperature_zero_only_is_skipped_where_greedy_is_needed(judge):
+    """The skip names the cause; the checks judged by sampling still run."""
+    results = judge(mutants.SamplesAtZero)
+    skipped = {k: r.message for k, r in results.items() if r.status is Status.SKIPPED}
+    assert {"answers.reference", "params.stop"} <= set(skipped)
+    assert all("temperature 0" in skipped[k] for k in ("answers.reference", "params.stop"))
+    assert results["params.temperature"].status is Status.PASS
+    assert results["params.max_tokens"].status is not Status.ERROR
+
+
 def test_every_model_check_catches_some_mutant():
     caught = set().union(*(checks for checks, _ in mutants.CAUGHT_BY.values()))
     # candidate.processes needs a worker process: tests/gate/test_isolation.py covers it

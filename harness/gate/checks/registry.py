@@ -127,6 +127,24 @@ class GateContext:
         self.answers_seen.extend(a for a in answers(raw) if isinstance(a, str))
         return raw
 
+    def temperature_zero_error(self) -> str | None:
+        """Why a row at temperature 0 raises in this candidate when the same row sampled does
+        not (cached); None when temperature 0 works or nothing works. Checks that judge at
+        temperature 0 and meet this error have nothing to judge: params.temperature_zero
+        fails for it."""
+        if "temperature_zero_error" not in self.options:
+            found = None
+            try:
+                self.send([Row("Hi.", 0.0, 2)])
+            except Exception as error:  # noqa: BLE001 - the candidate's error is the answer
+                try:
+                    self.send([Row("Hi.", 1.0, 2)])
+                    found = f"{type(error).__name__}: {error}"
+                except Exception:  # noqa: BLE001 - not temperature 0's fault
+                    pass
+            self.options["temperature_zero_error"] = found
+        return self.options["temperature_zero_error"]
+
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 

@@ -13,8 +13,8 @@ import requests
 
 from harness._redact import redact
 from harness.gate.checks.contract import PROVIDER_PAYLOADS
-from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, \
-    register_check, skipped
+from harness.gate.checks.registry import GateContext, Outcome, Row, answers, completion_text, \
+    failed, passed, register_check, skipped
 from harness.serving.gateway import (
     NO_RETRY,
     CompletionRequest,
@@ -90,10 +90,12 @@ def serving_scoring(ctx: GateContext) -> Outcome:
         predictions = response.json().get("predictions") if response.ok else None
         evidence[f"{len(rows)} rows"] = {"status": response.status_code, "body": response.text[:300]}
         if not (isinstance(predictions, list) and len(predictions) == len(rows)
-                and all(isinstance(p, str) for p in predictions)):
+                and all(isinstance(p, str) or completion_text(p) is not None
+                        for p in predictions)):
             return failed(f"a {len(rows)}-row request did not come back as a JSON list of "
-                          f"{len(rows)} strings: {response.text[:100]}", **evidence)
-    return passed(f"200, and a JSON list of one string per row, from {server.url}", **evidence)
+                          f"{len(rows)} answers (strings or completions objects): "
+                          f"{response.text[:100]}", **evidence)
+    return passed(f"200, and a JSON list of one answer per row, from {server.url}", **evidence)
 
 
 @register_check("serving.errors", "a generate that raises reaches the caller as an error "
@@ -130,7 +132,7 @@ def serving_concurrent(ctx: GateContext) -> Outcome:
 
     def post(body):
         response = requests.post(f"{server.url}/invocations", json=body, timeout=120)
-        return response.status_code, response.text
+        return response.status_code, _answer_text(response)
 
     alone = [post(b) for b in bodies]
     with ThreadPoolExecutor(len(bodies)) as pool:
@@ -146,6 +148,16 @@ def serving_concurrent(ctx: GateContext) -> Outcome:
                           "settings or state leak between concurrent requests", **evidence)
     return passed(f"{len(bodies)} concurrent requests with different settings answered as "
                   "when sent one by one", **evidence)
+
+
+def _answer_text(response: requests.Response) -> str:
+    """What a caller reads from a 200: the answers' text (a completions object's id and
+    creation time differ on every call); the body as it came otherwise."""
+    try:
+        predictions = response.json().get("predictions") if response.ok else None
+    except ValueError:
+        predictions = None
+    return json.dumps(answers(predictions)) if isinstance(predictions, list) else response.text
 
 
 def _route(ctx: GateContext) -> RouteSpec | None:
@@ -186,13 +198,17 @@ def route_gateway(ctx: GateContext) -> Outcome:
         RouteSpec(route.name, route.model_name, route.provider, MlflowServingConfig(server.url))
     gateway = _server(ctx, "gateway", lambda: gateway_server([route], **_logs(ctx)))
     request = CompletionRequest(_PROMPT, temperature=0.0, max_tokens=8)
-    direct = answers(ctx.send([Row(_PROMPT, 0.0, 8)]))
+    # The gateway first: what a caller of the route gets is the finding, whatever the
+    # candidate does when called directly.
     try:
         legacy = LegacyGatewayClient(Transport(gateway.url, retry=NO_RETRY)).query(route.name, request)
         current = DeploymentsGatewayClient(gateway.url).query(route.name, request)
     except GatewayError as error:
-        return failed(f"the gateway answered {error.status}: {error.message}"[:300],
+        refused = (" (the model refused the payload the route's provider sends: see "
+                   "signature.payload)") if error.status == 400 else ""
+        return failed(f"the gateway answered {error.status}: {error.message[:200]}{refused}",
                       gateway_log=gateway.log_tail(10))
+    direct = answers(ctx.send([Row(_PROMPT, 0.0, 8)]))
     evidence = {"route": route.public(), "legacy_path": legacy.texts, "endpoints_path": current.texts,
                 "shape": current.shape.value, "direct": list(direct)}
     if len(current.texts) != 1 or len(legacy.texts) != 1:
