@@ -22,12 +22,16 @@ class Script:
     ``by_marker``: (text, new ids) pairs; a row whose decoded prompt contains the text gets
     those ids (the first pair otherwise). ``raise_message``: ``generate`` raises instead.
     ``suppress_eos``: not scripted; the real ``generate`` runs with EOS banned, so every row
-    generates exactly as many tokens as the candidate asked for.
+    generates exactly as many tokens as the candidate asked for. ``eos_after``: not scripted
+    either; (text, n) pairs: a row whose prompt contains the text emits EOS right after its
+    n-th new token, in the real ``generate``, so the candidate's own stopping and padding
+    show (the tiny model rarely emits EOS by itself).
     """
 
     by_marker: tuple[tuple[str, tuple[int, ...]], ...] = ()
     raise_message: str | None = None
     suppress_eos: bool = False
+    eos_after: tuple[tuple[str, int], ...] = ()
 
     @property
     def replaces_output(self) -> bool:
@@ -133,6 +137,8 @@ class GenerateSpy:
             return self._scripted_output(call, script, source)
         if script is not None and script.suppress_eos and self.eos_token_id is not None:
             kwargs = {**kwargs, "suppress_tokens": [self.eos_token_id]}
+        if script is not None and script.eos_after and self.eos_token_id is not None:
+            kwargs = self._with_forced_eos(kwargs, call, script)
         hook = model.register_forward_pre_hook(_width_recorder(call), with_kwargs=True)
         try:
             output = original(*args, **kwargs)
@@ -140,6 +146,19 @@ class GenerateSpy:
             hook.remove()
         call.output = _to_lists(output.sequences if hasattr(output, "sequences") else output)
         return output
+
+    def _with_forced_eos(self, kwargs: dict, call: GenerateCall, script: Script) -> dict:
+        from transformers import LogitsProcessorList
+
+        rows = {}
+        for r in range(len(call.input_ids)):
+            text = self.decode(call.prompt_ids(r)) if self.decode else ""
+            rows.update({r: n for marker, n in script.eos_after if marker in text})
+        if not rows:
+            return kwargs
+        forced = _ForceEos(call.width, rows, self.eos_token_id)
+        return {**kwargs, "logits_processor": LogitsProcessorList(
+            [*(kwargs.get("logits_processor") or []), forced])}
 
     def _scripted_output(self, call: GenerateCall, script: Script, source: Any):
         import torch
@@ -160,6 +179,21 @@ class GenerateSpy:
         chosen = next((new for marker, new in script.by_marker if marker in text),
                       script.by_marker[0][1])
         return list(chosen)
+
+
+class _ForceEos:
+    """A logits processor: row r may emit only EOS once it has ``rows[r]`` new tokens."""
+
+    def __init__(self, width: int, rows: dict[int, int], eos: int):
+        self.width, self.rows, self.eos = width, rows, eos
+
+    def __call__(self, input_ids, scores):
+        step = input_ids.shape[-1] - self.width
+        for row, after in self.rows.items():
+            if step == after and row < scores.shape[0]:
+                scores[row, :] = float("-inf")
+                scores[row, self.eos] = 0.0
+        return scores
 
 
 def _width_recorder(call: GenerateCall):

@@ -14,13 +14,14 @@ from harness.model.settings import GenerationSettings
 from harness.model.wrapper import MPTInstruct, requests_from_input
 
 # What fails for each mutant, judged on behaviour: several checks see most defects, since a
-# wrong prompt or trim also changes the answers the reference would give. Mutants whose
-# Generator bypasses the reference's stop handling also fail params.stop: a real defect.
+# wrong prompt or trim also changes the answers the reference would give. params.stop judges
+# the cut against the candidate's own answers without stop, so it fails only where the cut
+# itself goes wrong (a trim applied around the cut, a validation that drops stop).
 _STOP = "params.stop"
 _ANSWERS = "answers.reference"
 _GREEDY = "params.temperature_zero"
 CAUGHT_BY = {
-    "IndentedPrompt": ({"prompt.template", _ANSWERS, _GREEDY, _STOP}, "gateway"),
+    "IndentedPrompt": ({"prompt.template", _ANSWERS, _GREEDY}, "gateway"),
     "TruncatedPrompt": ({"prompt.template", _ANSWERS}, "gateway"),
     "FirstRowOnly": ({"rows.all", _ANSWERS, "params.max_tokens", _GREEDY}, "gateway"),
     "BareStringForOneRow": ({"output.type"}, "gateway"),
@@ -35,6 +36,8 @@ CAUGHT_BY = {
     "OffByOne": ({"trim.exact", _ANSWERS, _GREEDY, _STOP}, "gateway"),
     # Greedy, but the answers lose their edge whitespace: trim.exact and the answers see it.
     "StripsWhitespace": ({"trim.exact", _ANSWERS, _STOP}, "gateway"),
+    # Finished rows padded with a regular token: text after EOS (seen once a row ends early).
+    "RegularTokenPadding": ({"trim.exact"}, "gateway"),
     "KeepsSpecialTokens": ({"trim.exact", _STOP}, "gateway"),
     "ReEncodedPromptLength": ({"trim.exact", _ANSWERS, _GREEDY, _STOP}, "gateway"),
     "PiecewiseDecode": ({"trim.exact", _ANSWERS, _STOP}, "gateway"),
@@ -192,6 +195,20 @@ class _StripGenerator(_TrimGenerator):
 
 class StripsWhitespace(_Mutant):
     generator_class = _StripGenerator
+
+
+class _RegularPadGenerator(Generator):
+    def generate_ids(self, encoded, settings, **extra):
+        import torch
+
+        with torch.inference_mode():  # pad id 5 is '$', an ordinary token
+            return self.model.generate(input_ids=encoded["input_ids"],
+                                       attention_mask=encoded["attention_mask"], pad_token_id=5,
+                                       **{**settings.generate_kwargs(), **extra})
+
+
+class RegularTokenPadding(_Mutant):
+    generator_class = _RegularPadGenerator
 
 
 class _SpecialGenerator(_TrimGenerator):

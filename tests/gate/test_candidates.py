@@ -12,12 +12,13 @@ from harness.gate.report import Status
 _DIR = Path(__file__).parents[1] / "data" / "candidates"
 correct = load_module(_DIR / "correct_styles.py", "candidates_correct")
 defects = load_module(_DIR / "defects.py", "candidates_defects")
+rowwise = load_module(_DIR / "rowwise.py", "candidates_rowwise")
 
 # Judging 24 wrappers takes longer than the fast tier allows.
 pytestmark = pytest.mark.slow
 
 CORRECT = ["RowByRow", "Pipeline", "GenerationConfigObject", "MaxLengthArithmetic",
-           "ModelInDict", "NumpyOutput", "TopK1Greedy", "ManualLoop", "LengthBucketed"]
+           "ModelInDict", "NumpyOutput", "TopK1Greedy", "ManualLoop", "LengthBucketed", "RowWise"]
 
 # defect -> (the check that must fail, words its message must contain)
 DEFECTS = {
@@ -36,12 +37,22 @@ DEFECTS = {
     "StrippedAnswer": ("trim.exact", "whitespace"),
     "TemperatureIgnored": ("params.temperature", "sampling is off"),
     "ClampedTemperature": ("params.invalid", "accepted without an error"),
+    # rowwise.py: stop, template and container slips the first author's set did not have
+    "StopListOrder": ("params.stop", "not at the earliest in the text"),
+    "StopLastOccurrence": ("params.stop", "the answer should be"),
+    "StopRowZeroOnly": ("params.stop", "row 1"),
+    "StripsInstruction": ("prompt.template", "edge whitespace"),
+    "SeriesOutput": ("output.type", "pandas Series"),
 }
+
+
+def _candidate(name: str):
+    return getattr(correct, name, None) or getattr(defects, name, None) or getattr(rowwise, name)
 
 
 @pytest.mark.parametrize("name", CORRECT)
 def test_a_correct_wrapper_in_another_style_passes(judge, name):
-    results = judge(getattr(correct, name))
+    results = judge(_candidate(name))
     bad = {k: r.message[:200] for k, r in results.items() if r.status in (Status.FAIL, Status.ERROR)}
     assert bad == {}
     for result in results.values():  # a check that could not judge says so
@@ -51,7 +62,7 @@ def test_a_correct_wrapper_in_another_style_passes(judge, name):
 @pytest.mark.parametrize("name", sorted(DEFECTS))
 def test_a_defect_fails_with_a_message_that_names_it(judge, name):
     check_id, words = DEFECTS[name]
-    result = judge(getattr(defects, name))[check_id]
+    result = judge(_candidate(name))[check_id]
     assert result.status is Status.FAIL, result.message
     assert words in result.message
 

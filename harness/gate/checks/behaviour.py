@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pandas as pd
+
 from harness.gate.checks.registry import GateContext, Outcome, Row, answers, completion_text, \
     failed, passed, register_check, skipped
 from harness.gate.spy import Script
@@ -20,6 +22,8 @@ INSTRUCTIONS = {
     "unicode": "Qu'est-ce que MLflow ? 東京 🎉 naïve café",
     "multi-line": "Write two lines:\n  first, indented\nsecond\tafter a tab",
     "long": " ".join(["Explain the route, the signature and the endpoint."] * 30),
+    # Kept verbatim: leading indentation can be the point of a code question.
+    "edge whitespace": "    indented = True\nWhat does this line do?\n",
 }
 
 
@@ -44,6 +48,11 @@ def _find_row(ctx: GateContext, instruction: str):
 def output_type(ctx: GateContext) -> Outcome:
     raw = ctx.send([Row(INSTRUCTIONS["plain"], 1.0, 4)])
     kind = type(raw).__name__
+    if isinstance(raw, (pd.Series, pd.DataFrame)):
+        # MLflow's scoring server sends these as records ([{"0": "..."}]), not strings.
+        return failed(f"a 1-row input returned a pandas {kind}: the scoring server sends it as "
+                      "records of objects, not a list of strings; return a list",
+                      returned=repr(raw)[:200])
     if hasattr(raw, "tolist") and not isinstance(raw, str) and getattr(raw, "ndim", 1) == 1:
         raw = raw.tolist()
     if not isinstance(raw, (list, tuple)):
@@ -123,19 +132,26 @@ def _script(ids_by_row: tuple[list[int], list[int]]) -> Script:
 
 
 def _generated_text(ctx: GateContext, calls, instruction: str) -> str | None:
+    """The decode of the row's new ids up to its first EOS: what the answer must be."""
+    eos = ctx.tokenizer.eos_token_id
     for call in calls:
         for r in range(len(call.input_ids)):
             if instruction in ctx.decode(call.prompt_ids(r)):
-                return ctx.decode(call.new_ids(r))
+                new = call.new_ids(r)
+                return ctx.decode(new[:new.index(eos)] if eos in new else new)
     return None
 
 
 @register_check("trim.exact", "each answer is the decode of exactly the ids generated after the prompt")
 def trim_exact(ctx: GateContext) -> Outcome:
-    cases: dict[str, Any] = {"real": None, **_scripts(ctx)}
+    # "eos_real": the real generate, row 0 made to emit EOS after 3 tokens while row 1 goes
+    # on: the candidate's own EOS id and padding decide what follows it.
+    cases: dict[str, Any] = {"real": None, "eos_real": Script(eos_after=(
+        (_TRIM_ROWS[0].instruction, 3),)), **_scripts(ctx)}
     evidence: dict[str, Any] = {}
     for case, ids_by_row in cases.items():
-        ctx.reset(_script(ids_by_row) if ids_by_row else None)
+        ctx.reset(ids_by_row if isinstance(ids_by_row, Script) else
+                  _script(ids_by_row) if ids_by_row else None)
         try:
             got = answers(ctx.send(list(_TRIM_ROWS)))
             calls = ctx.calls()
@@ -148,7 +164,7 @@ def trim_exact(ctx: GateContext) -> Outcome:
         for i, (answer, want) in enumerate(zip(got, expected)):
             if want is not None and answer != want:
                 return failed(f"{case}: row {i} answer {answer!r} is not the decode of the ids "
-                              f"generated after the prompt, {want!r}", **evidence)
+                              f"generated after the prompt up to EOS, {want!r}", **evidence)
     return passed(f"answers exact for {len(cases)} generations ({', '.join(cases)})", **evidence)
 
 

@@ -89,8 +89,18 @@ class GateContext:
 
     @property
     def accepts_stop(self) -> bool:
+        """A ``stop`` param (gateway style) or a ``stop`` column (the transformers flavour's
+        llm/v1/completions signature)."""
         sig = self.signature
-        return bool(self.uses_params and "stop" in {p.name for p in sig.params.params})
+        if self.uses_params:
+            return "stop" in {p.name for p in sig.params.params}
+        return self._stop_column
+
+    @property
+    def _stop_column(self) -> bool:
+        inputs = getattr(self.signature, "inputs", None)
+        return bool(inputs is not None and inputs.has_input_names()
+                    and "stop" in inputs.input_names())
 
     @property
     def reference(self):
@@ -118,7 +128,8 @@ class GateContext:
             return gateway_payload(prompts, temperature=first.temperature,
                                    max_tokens=first.max_tokens, **extra)
         return {"dataframe_records": [
-            {"prompt": r.instruction, "temperature": r.temperature, "max_tokens": r.max_tokens}
+            {"prompt": r.instruction, "temperature": r.temperature, "max_tokens": r.max_tokens,
+             **({"stop": list(r.stop)} if r.stop and self._stop_column else {})}
             for r in rows]}
 
     def send(self, rows: Sequence[Row]) -> Any:
