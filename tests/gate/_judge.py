@@ -41,11 +41,12 @@ class _InProcess:
 @pytest.fixture
 def judge(tiny_snapshot):
     """Runs every model check on a PythonModel class, in this process, with the gate's
-    spy on transformers' generate; returns {check id: CheckResult}."""
+    spy on transformers' generate; returns {check id: CheckResult} (of ``only``'s checks,
+    when given)."""
     tokenizer = load_tokenizer(str(tiny_snapshot))
     spies = []
 
-    def run(cls, signature=GATEWAY):
+    def run(cls, signature=GATEWAY, only=None):
         spy = GenerateSpy(GenerationMixin, tokenizer.eos_token_id, decode=tokenizer.decode,
                           eos_token_id=tokenizer.eos_token_id)
         spies.append(spy)
@@ -53,7 +54,8 @@ def judge(tiny_snapshot):
         ctx = GateContext(candidate=probe, tokenizer=tokenizer, snapshot=tiny_snapshot,
                           signature=signature, serve=False)
         try:
-            return {c.id: run_check(c, ctx, timeout=60) for c in MODEL_CHECKS}
+            return {c.id: run_check(c, ctx, timeout=60) for c in MODEL_CHECKS
+                    if only is None or c.id in only}
         finally:
             spy.remove()
 
