@@ -31,6 +31,8 @@ CAUGHT_BY = {
     # checks that compare greedy answers have nothing to compare and say skipped, naming it.
     "SamplesAtZero": ({_GREEDY}, "gateway"),
     "AlwaysGreedy": ({"params.temperature"}, "gateway"),
+    # Any positive temperature sampled at 1.0: varies, so only a low temperature shows it.
+    "FixedTemperature": ({"params.temperature_low"}, "gateway"),
     "NoValidation": ({"params.invalid", "prompt.context", _STOP}, "gateway"),
     "EchoesPrompt": ({"trim.exact", _ANSWERS, _GREEDY, _STOP}, "gateway"),
     "OffByOne": ({"trim.exact", _ANSWERS, _GREEDY, _STOP}, "gateway"),
@@ -195,6 +197,17 @@ class _StripGenerator(_TrimGenerator):
 
 class StripsWhitespace(_Mutant):
     generator_class = _StripGenerator
+
+
+class _FixedTemperatureGenerator(Generator):
+    def generate_ids(self, encoded, settings, **extra):
+        if not settings.greedy:
+            extra = {**extra, "temperature": 1.0}
+        return super().generate_ids(encoded, settings, **extra)
+
+
+class FixedTemperature(_Mutant):
+    generator_class = _FixedTemperatureGenerator
 
 
 class _RegularPadGenerator(Generator):

@@ -216,77 +216,56 @@ def params_temperature(ctx: GateContext) -> Outcome:
                   f"{row.temperature}", **evidence)
 
 
-def _pieces(answer: str) -> list[str]:
-    """Two-character ASCII pieces of an answer, past its first third, in text order: the
-    candidates for stop strings (the first third stays, so a cut is never trivially empty)."""
-    found = []
-    for start in range(max(1, len(answer) // 3), len(answer) - 2):
-        piece = answer[start:start + 2]
-        if piece.isprintable() and not any(c.isspace() or c == "\ufffd" for c in piece) \
-                and piece not in found:
-            found.append(piece)
-    return found
+_LOW_T = 0.01
+_DECISIVE = 0.2  # logits by which greedy's choice leads; at _LOW_T others get < e**-20 each
+_POOL = ("Count slowly to ten.", "Name the planets.", "What is MLflow?",
+         "Tell a story about a lighthouse.")
 
 
-def _cut(text: str, stops: tuple[str, ...]) -> str:
-    """The text before the earliest occurrence of any stop string (the contract)."""
-    at = [i for i in (text.find(s) for s in stops) if i >= 0]
-    return text[:min(at)] if at else text
+def _decisive(ctx: GateContext) -> tuple[str, int] | None:
+    """An instruction and a token count over which the reference's greedy choice leads the
+    runner-up by :data:`_DECISIVE` logits at every step, so sampling at :data:`_LOW_T`
+    reproduces greedy decoding (a deviation is less likely than 1 in 10**5)."""
+    import torch
+
+    reference = ctx.reference
+    for instruction in _POOL:
+        with torch.inference_mode():
+            out = reference.model.generate(
+                **reference.encode([instruction]), do_sample=False, max_new_tokens=8,
+                output_scores=True, return_dict_in_generate=True,
+                pad_token_id=reference.tokenizer.pad_token_id)
+        leads = [float(top[0] - top[1]) for top in
+                 (torch.topk(step[0], 2).values for step in out.scores)]
+        steps = next((i for i, lead in enumerate(leads) if lead < _DECISIVE), len(leads))
+        if steps >= 3:
+            return instruction, steps
+    return None
 
 
-def _stops_for(own: list[str]) -> tuple[str, ...] | None:
-    """Stop strings that cut every answer: per answer, its piece found earliest and a later
-    one; listed later-first, so a cut at the first *listed* stop differs from a cut at the
-    earliest in the text. A piece repeated in the answer is preferred (first, not last)."""
-    stops: list[str] = []
-    for answer in own:
-        pieces = sorted(_pieces(answer), key=lambda p: (answer.count(p) < 2, answer.find(p)))
-        if not pieces:
-            return None
-        early = pieces[0]
-        later = [p for p in _pieces(answer) if answer.find(p) > answer.find(early) + 1]
-        stops += [*later[-1:], early]
-    return tuple(dict.fromkeys(stops))
-
-
-def _stop_diagnosis(own: str, got: str, want: str, stops: tuple[str, ...]) -> str:
-    if got == own:
-        return "the stop strings were ignored"
-    if any(got == want + s for s in stops):
-        return "the stop string was kept"
-    if got == _cut(own, stops[:1]) or got == _cut(own, stops[-1:]):
-        return "cut at one stop string of the list, not at the earliest in the text"
-    kept = next((f"; it ends with {s!r}, kept" for s in stops if got.endswith(s)), "")
-    if len(got) > len(want) and got.startswith(want):
-        earliest = min((s for s in stops if s in own), key=own.find)
-        return f"it ran past the earliest stop string {earliest!r}{kept}"
-    return "cut at the wrong place" + kept
-
-
-@register_check("params.stop", "stop cuts each answer before the earliest stop string and drops it")
-def params_stop(ctx: GateContext) -> Outcome:
-    if not ctx.accepts_stop:
-        return skipped("skipped: the signature takes no `stop` param or column")
-    # Judged against the candidate's own answers without stop: whatever else differs from the
-    # reference (answers.reference judges that), the stop must cut exactly these texts.
-    rows = [Row(SHORT[2], 0.0, 24), Row(SHORT[3], 0.0, 24)]
+@register_check("params.temperature_low", "a low temperature is applied: at 0.01 the answers "
+                "are greedy's where greedy decoding is decisive")
+def params_temperature_low(ctx: GateContext) -> Outcome:
+    if (found := _decisive(ctx)) is None:
+        return skipped("skipped: no instruction whose greedy choices are decisive enough to "
+                       "judge a low temperature by")
+    instruction, steps = found
     ctx.reset()
-    own = answers(ctx.send(rows))
-    stops = _stops_for(own) if len(own) == len(rows) else None
-    if stops is None:
-        return skipped("skipped: no answer long enough to place a stop string in", answers=own)
-    want = [_cut(o, stops) for o in own]
-    ctx.reset()
-    got = answers(ctx.send([Row(r.instruction, 0.0, 24, stops) for r in rows]))
-    evidence = {"without_stop": own, "stop": list(stops), "expected": want, "got": got}
-    for i, (o, g, w) in enumerate(zip(own, got, want)):
-        if g != w:
-            return failed(f"row {i}: with stop {list(stops)} the answer should be {w!r}, got "
-                          f"{g!r}: {_stop_diagnosis(o, g, w, stops)}"[:500], **evidence)
-    if len(got) != len(rows):
-        return failed(f"{len(rows)} rows with stop, {len(got)} answers", **evidence)
-    return passed(f"each answer cut before the earliest of {list(stops)}, the stop string "
-                  "dropped", **evidence)
+    greedy = answers(ctx.send([Row(instruction, 0.0, steps)]))
+    evidence: dict[str, Any] = {"instruction": instruction, "max_tokens": steps, "greedy": greedy}
+    if greedy != [_reference_answer(ctx, Row(instruction, 0.0, steps))]:
+        return skipped("skipped: the temperature-0 answer differs from the reference's "
+                       "(answers.reference judges that), so closeness to it cannot be read",
+                       **evidence)
+    got = [answers(ctx.send([Row(instruction, _LOW_T, steps)]))[0] for _ in range(3)]
+    evidence["low_temperature"] = got
+    if any(answer != greedy[0] for answer in got):
+        return failed(f"temperature {_LOW_T} gave {got!r}, not the greedy {greedy[0]!r}, where "
+                      f"greedy leads by {_DECISIVE}+ logits at each of {steps} steps: the "
+                      "requested temperature is not applied (a fixed one instead?)"[:500],
+                      **evidence)
+    return passed(f"3 answers at temperature {_LOW_T} equal greedy's over {steps} decisive "
+                  "steps", **evidence)
 
 
 @register_check("prompt.context", "an instruction that cannot fit the context is rejected naming "
