@@ -56,6 +56,8 @@ _EXPORTS = {
     "Status": "harness.gate.report",
     "BenchConfig": "harness.bench.core",
     "run_bench": "harness.bench.core",
+    "run_model_bench": "harness.bench.pyfunc",
+    "ModelBenchError": "harness.bench.pyfunc",
     "BenchReport": "harness.bench.report",
     "Budget": "harness.bench.compare",
     "Threshold": "harness.bench.compare",

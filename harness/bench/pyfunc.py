@@ -131,6 +131,11 @@ def _request(pyfunc, texts: list[str], new: int) -> tuple[Any, dict | None]:
     return pd.DataFrame(frame), None
 
 
+def _short(uri: str) -> str:
+    """A model URI as messages quote it: at most 120 characters."""
+    return uri if len(uri) <= 120 else uri[:117] + "..."
+
+
 def _device_of(model) -> str:
     return next(model.parameters()).device.type
 
@@ -159,12 +164,12 @@ def _point(cfg: BenchConfig, held: _HeldGenerate, pyfunc, tokenizer, batch: int,
 
     seen = held.watched(lambda: wrapped(2))
     if seen.model is None:
-        raise ModelBenchError(f"{cfg.model_uri}: predict never called transformers' generate, "
+        raise ModelBenchError(f"{_short(cfg.model_uri)}: predict never called transformers' generate, "
                               "so there is no raw path to compare it with")
     model = seen.model
     device = _device_of(model)
     if cfg.device != device:
-        raise ModelBenchError(f"{cfg.model_uri} runs generate on {device}, not {cfg.device}: "
+        raise ModelBenchError(f"{_short(cfg.model_uri)} runs generate on {device}, not {cfg.device}: "
                               f"pass --device {device}")
     pad = model.generation_config.pad_token_id
     ids, mask = _batched(seen.rows, 0 if pad is None else int(pad), model.device)
@@ -172,9 +177,9 @@ def _point(cfg: BenchConfig, held: _HeldGenerate, pyfunc, tokenizer, batch: int,
     bandwidth = peak_bandwidth(_gpu_name(), cfg.peak_bandwidth) if device == "cuda" else None
     cases = _measure(cfg, Timer(device), {"raw": raw, "wrapped": wrapped}, new, model, ids,
                      (batch, True, bandwidth, "pyfunc.predict", _cache_impl(model, ids, True)))
-    notes = _notes(cfg.model_uri, batch, seen)
+    notes = _notes(_short(cfg.model_uri), batch, seen)
     if any(n != 2 for n in seen.new_tokens):
-        notes.append(f"{cfg.model_uri}: predict's generate made {seen.new_tokens} new tokens "
+        notes.append(f"{_short(cfg.model_uri)}: predict's generate made {seen.new_tokens} new tokens "
                      "when held to 2: its timings are not comparable")
     return cases, notes
 
@@ -199,7 +204,7 @@ def run_model_bench(cfg: BenchConfig, store, progress: Callable[[str], None] = l
         try:
             pyfunc = mlflow.pyfunc.load_model(cfg.model_uri)
         except Exception as error:  # MLflow raises many kinds; the user needs the reason
-            raise ModelBenchError(f"cannot load {cfg.model_uri}: {type(error).__name__}: "
+            raise ModelBenchError(f"cannot load {_short(cfg.model_uri)}: {type(error).__name__}: "
                                   f"{str(error)[:300]}") from None
     tokenizer = load_tokenizer(cfg.snapshot)
     cases: list[Case] = []

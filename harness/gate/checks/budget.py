@@ -11,9 +11,9 @@ from harness.gate.checks.registry import GateContext, Outcome, failed, passed, r
 def bench_budget(ctx: GateContext) -> Outcome:
     report, budgets = ctx.options.get("bench_report"), ctx.options.get("budgets") or ()
     if report is None:
-        return skipped("no --bench-report given")
+        return skipped("skipped: no --bench-report given")
     if not budgets:
-        return skipped("no --budget given")
+        return skipped("skipped: no --budget given")
     failures, judged = check_budgets(report, [Budget.parse(b) for b in budgets])
     if failures:
         return failed("; ".join(failures), judged=judged, report=str(report))
