@@ -47,13 +47,13 @@ def signature_payload(ctx: GateContext) -> Outcome:
     except Exception as error:
         message = getattr(error, "message", str(error)).splitlines()[0][:300]
         return failed(f"the {ctx.provider} payload is rejected by the model's signature: "
-                      f"{message}{_payload_fix(ctx)}", payload=payload)
+                      f"{message}{payload_fix(ctx)}", payload=payload)
     return passed(f"the {ctx.provider} payload is accepted", payload=payload,
                   parsed={"data": data.to_dict("list") if hasattr(data, "to_dict") else repr(data),
                           "params": params})
 
 
-def _payload_fix(ctx: GateContext) -> str:
+def payload_fix(ctx: GateContext) -> str:
     """The one-line fix, where the signature says which way the model went."""
     names = [c.get("name") for c in ctx.signature.inputs.to_dict()] \
         if ctx.signature is not None and ctx.signature.inputs else []

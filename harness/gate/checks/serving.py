@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from harness._redact import redact
-from harness.gate.checks.contract import PROVIDER_PAYLOADS
+from harness.gate.checks.contract import PROVIDER_PAYLOADS, payload_fix
 from harness.gate.checks.registry import GateContext, Outcome, Row, answers, completion_text, \
     failed, passed, register_check, skipped
 from harness.serving.gateway import (
@@ -84,7 +84,7 @@ def serving_scoring(ctx: GateContext) -> Outcome:
     evidence = {"payload": payload, "status": response.status_code, "body": response.text[:500]}
     if response.status_code != 200:
         return failed(f"the scoring server answered {response.status_code} to the "
-                      f"{ctx.provider} payload", **evidence)
+                      f"{ctx.provider} payload{payload_fix(ctx)}", **evidence)
     for rows in ([Row(_PROMPT, 0.0, 8)], [Row(p, 0.0, 6) for p in ("One.", _PROMPT, "Three?")]):
         response = requests.post(f"{server.url}/invocations", json=ctx.payload(rows), timeout=60)
         predictions = response.json().get("predictions") if response.ok else None
