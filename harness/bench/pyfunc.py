@@ -163,13 +163,14 @@ def _point(cfg: BenchConfig, held: _HeldGenerate, pyfunc, tokenizer, batch: int,
             held.tokens = None
 
     seen = held.watched(lambda: wrapped(2))
+    uri = _short(cfg.model_uri)
     if seen.model is None:
-        raise ModelBenchError(f"{_short(cfg.model_uri)}: predict never called transformers' generate, "
-                              "so there is no raw path to compare it with")
+        raise ModelBenchError(f"{uri}: predict never called transformers' generate, so there "
+                              "is no raw path to compare it with")
     model = seen.model
     device = _device_of(model)
     if cfg.device != device:
-        raise ModelBenchError(f"{_short(cfg.model_uri)} runs generate on {device}, not {cfg.device}: "
+        raise ModelBenchError(f"{uri} runs generate on {device}, not {cfg.device}: "
                               f"pass --device {device}")
     pad = model.generation_config.pad_token_id
     ids, mask = _batched(seen.rows, 0 if pad is None else int(pad), model.device)
@@ -177,10 +178,10 @@ def _point(cfg: BenchConfig, held: _HeldGenerate, pyfunc, tokenizer, batch: int,
     bandwidth = peak_bandwidth(_gpu_name(), cfg.peak_bandwidth) if device == "cuda" else None
     cases = _measure(cfg, Timer(device), {"raw": raw, "wrapped": wrapped}, new, model, ids,
                      (batch, True, bandwidth, "pyfunc.predict", _cache_impl(model, ids, True)))
-    notes = _notes(_short(cfg.model_uri), batch, seen)
+    notes = _notes(uri, batch, seen)
     if any(n != 2 for n in seen.new_tokens):
-        notes.append(f"{_short(cfg.model_uri)}: predict's generate made {seen.new_tokens} new tokens "
-                     "when held to 2: its timings are not comparable")
+        notes.append(f"{uri}: predict's generate made {seen.new_tokens} new tokens when held "
+                     "to 2: its timings are not comparable")
     return cases, notes
 
 

@@ -148,13 +148,18 @@ class GateContext:
             try:
                 self.send([Row("Hi.", 0.0, 2)])
             except Exception as error:  # noqa: BLE001 - the candidate's error is the answer
-                try:
-                    self.send([Row("Hi.", 1.0, 2)])
+                if self._samples():
                     found = f"{type(error).__name__}: {error}"
-                except Exception:  # noqa: BLE001 - not temperature 0's fault
-                    pass
             self.options["temperature_zero_error"] = found
         return self.options["temperature_zero_error"]
+
+    def _samples(self) -> bool:
+        """Whether a sampled row gets an answer (else nothing is temperature 0's fault)."""
+        try:
+            self.send([Row("Hi.", 1.0, 2)])
+        except Exception:  # noqa: BLE001 - failing at any temperature is the answer here
+            return False
+        return True
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
