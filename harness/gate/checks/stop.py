@@ -9,6 +9,7 @@ from __future__ import annotations
 from harness.gate.checks.answers import SHORT
 from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, \
     register_check, skipped
+from harness.model.generation import cut_at_stop  # the contract's cut, as the reference does it
 
 
 def _pieces(answer: str) -> list[str]:
@@ -22,12 +23,6 @@ def _pieces(answer: str) -> list[str]:
                 and piece not in found:
             found.append(piece)
     return found
-
-
-def _cut(text: str, stops: tuple[str, ...]) -> str:
-    """The text before the earliest occurrence of any stop string (the contract)."""
-    at = [i for i in (text.find(s) for s in stops) if i >= 0]
-    return text[:min(at)] if at else text
 
 
 def _stops_for(own: list[str]) -> tuple[str, ...] | None:
@@ -50,7 +45,7 @@ def _stop_diagnosis(own: str, got: str, want: str, stops: tuple[str, ...]) -> st
         return "the stop strings were ignored"
     if any(got == want + s for s in stops):
         return "the stop string was kept"
-    if got == _cut(own, stops[:1]) or got == _cut(own, stops[-1:]):
+    if got == cut_at_stop(own, stops[:1]) or got == cut_at_stop(own, stops[-1:]):
         return "cut at one stop string of the list, not at the earliest in the text"
     kept = next((f"; it ends with {s!r}, kept" for s in stops if got.endswith(s)), "")
     if len(got) > len(want) and got.startswith(want):
@@ -71,7 +66,7 @@ def params_stop(ctx: GateContext) -> Outcome:
     stops = _stops_for(own) if len(own) == len(rows) else None
     if stops is None:
         return skipped("skipped: no answer long enough to place a stop string in", answers=own)
-    want = [_cut(o, stops) for o in own]
+    want = [cut_at_stop(o, stops) for o in own]
     ctx.reset()
     got = answers(ctx.send([Row(r.instruction, 0.0, 24, stops) for r in rows]))
     evidence = {"without_stop": own, "stop": list(stops), "expected": want, "got": got}
