@@ -101,6 +101,9 @@ def run_candidate(tiny_snapshot, gate_store):
     def run(spec: CandidateSpec | None = None, **options):
         options.setdefault("serve", False)  # server checks have tests of their own
         options.setdefault("store", gate_store)
+        # The exploration has tests of its own (tests/gate/test_explore*.py); whole gates
+        # here judge everything else, so a small one keeps the suite's time.
+        options.setdefault("explore", 4)
         return run_gate(GateConfig(candidate=spec or CandidateSpec(), snapshot=tiny_snapshot,
                                    **options))
 

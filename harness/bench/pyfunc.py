@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from harness.bench.core import (BenchConfig, Case, Timer, _cache_impl, _instruction_for, _measure,
                                 _raw_fn, peak_bandwidth)
+from harness.model.intercept import Interception, generate_inputs, intercept, sequences
 
 
 class ModelBenchError(RuntimeError):
@@ -48,37 +49,33 @@ class _HeldGenerate:
 
         self._owner, self._original = GenerationMixin, GenerationMixin.generate
         self._lock = threading.Lock()
+        self._interception: Interception | None = None
         self.tokens: int | None = None
         self.seen: _Seen | None = None  # recording only while watched
 
     def __enter__(self) -> _HeldGenerate:
-        held = self
-
-        def generate(model, *args, **kwargs):
-            return held._generate(model, args, kwargs)
-
-        self._owner.generate = generate
+        self._interception = intercept(self._owner, self._generate)
         return self
 
     def __exit__(self, *_exc) -> None:
-        self._owner.generate = self._original
+        if self._interception is not None:
+            self._interception.remove()
 
-    def _generate(self, model, args: tuple, kwargs: dict):
+    def _generate(self, model, original, args: tuple, kwargs: dict):
         if self.tokens is None:
-            return self._original(model, *args, **kwargs)
+            return original(*args, **kwargs)
         kwargs = {**kwargs, "do_sample": False, "max_new_tokens": self.tokens,
                   "min_new_tokens": self.tokens}
         for sampling in ("temperature", "top_p", "top_k"):
             kwargs.pop(sampling, None)
-        output = self._original(model, *args, **kwargs)
-        source = kwargs.get("input_ids", kwargs.get("inputs", args[0] if args else None))
-        sequences = getattr(output, "sequences", output)
+        output = original(*args, **kwargs)
+        inputs = generate_inputs(args, kwargs)
         with self._lock:
             if (seen := self.seen) is not None:
                 seen.model = model
-                seen.rows += _unpadded(source, kwargs.get("attention_mask"))
-                seen.calls.append(int(source.shape[0]))
-                seen.new_tokens.append(int(sequences.shape[-1] - source.shape[-1]))
+                seen.rows += [inputs.prompt_ids(r) for r in range(len(inputs.input_ids))]
+                seen.calls.append(len(inputs.input_ids))
+                seen.new_tokens.append(int(sequences(output).shape[-1]) - inputs.width)
                 seen.use_cache.add(str(kwargs.get("use_cache", model.generation_config.use_cache)))
         return output
 
@@ -92,13 +89,6 @@ class _HeldGenerate:
             with self._lock:
                 self.seen = None
         return seen
-
-
-def _unpadded(ids, mask) -> list[list[int]]:
-    rows = ids.tolist()
-    if mask is None:
-        return rows
-    return [[t for t, m in zip(row, keep) if m] for row, keep in zip(rows, mask.tolist())]
 
 
 def _batched(rows: list[list[int]], pad: int, device):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from harness.gate.explore.search import DEFAULT_EXAMPLES, DEFAULT_SEED
 from harness.cli import DEFAULT_HOME, _SIGNATURES, _UsageFailure, _echo_err, \
     _require_reachable, main
 
@@ -49,11 +50,21 @@ _STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "sk
 @click.option("--only", "only", multiple=True, metavar="CHECK_ID",
               help="Run just this check (repeatable; `load` always runs when a check needs the "
                    "model). The verdict then covers only those checks.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=DEFAULT_SEED,
+              show_default=True,
+              help="Seed of the exploration (explore.*): the same seed gives the same requests "
+                   "and the same report; the report prints it.")
+@click.option("--explore", "explore", type=click.IntRange(1, 100_000), default=DEFAULT_EXAMPLES,
+              show_default=True, metavar="N",
+              help="Requests hypothesis draws for explore.answers (explore.sequences runs N/4 "
+                   "sequences); raise it for a deeper search. Failing examples are kept under "
+                   "--home/hypothesis and replayed first next time.")
 def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | None,
          signature: str, report_dir: Path | None, check_timeout: float, load_timeout: float,
          home: Path,
          tracking_uri: str | None, route_file: Path | None, no_serve: bool,
-         bench_report: Path | None, budgets: tuple[str, ...], only: tuple[str, ...]) -> None:
+         bench_report: Path | None, budgets: tuple[str, ...], only: tuple[str, ...],
+         seed: int, explore: int) -> None:
     """Check a candidate wrapper, its signature and its behaviour before deploying it.
 
     Without options the reference wrapper on the tiny snapshot is the candidate. The
@@ -79,7 +90,8 @@ def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | N
                          load_timeout=load_timeout,
                          store=StoreConfig(home=home, tracking_uri=tracking_uri),
                          route_file=route_file, serve=not no_serve,
-                         bench_report=bench_report, budgets=budgets, only=only)
+                         bench_report=bench_report, budgets=budgets, only=only,
+                         seed=seed, explore=explore)
     except (CandidateError, ValueError) as error:
         raise click.UsageError(str(error)) from None
 
@@ -104,7 +116,7 @@ def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | N
     failing = [c.id for c in report.checks if c.status.value in ("fail", "error")]
     click.echo(f"verdict: {report.verdict.upper()}"
                + (f" (failing: {', '.join(failing)})" if failing else ""))
-    click.echo(f"report: {json_path} and {md_path}")
+    click.echo(f"report: {json_path} and {md_path} (explored with --seed {seed})")
     raise SystemExit(_gate_exit_code(report))
 
 

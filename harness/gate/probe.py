@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 from harness.gate.spy import GenerateCall, GenerateSpy, Script
@@ -18,8 +19,19 @@ from harness.model.signature import parse_payload
 class Probe:
     deadline: float | None = None  # the worker enforces deadlines; in process nothing does
 
-    def __init__(self, model: Any, signature: Any, spy: GenerateSpy):
+    def __init__(self, model: Any, signature: Any, spy: GenerateSpy,
+                 reload: Callable[[], Any] | None = None):
         self.model, self.signature, self.spy = model, signature, spy
+        self._reload = reload
+
+    def reload(self) -> bool:
+        """A freshly loaded model in place of the current one, with none of the state earlier
+        requests left in it, so a reproducer is replayed as a user would replay it; False
+        when this probe cannot load it again."""
+        if self._reload is None:
+            return False
+        self.model = self._reload()
+        return True
 
     def predict(self, payload: dict[str, Any]) -> Any:
         if self.signature is None:

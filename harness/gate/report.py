@@ -11,8 +11,9 @@ from typing import Any
 
 from harness._reporting import SCHEMA_DIR, atomic_write, header, package_version, require_schema, utc_now
 
-# 1.1: `interrupted` (and the verdict "interrupted"); 1.0 reports still load.
-SCHEMA_VERSION = "1.1"
+# 1.1: `interrupted` (and the verdict "interrupted"); 1.2: `explore` (the seed and size of
+# the exploration, so a run can be repeated); 1.0 and 1.1 reports still load.
+SCHEMA_VERSION = "1.2"
 SCHEMA_PATH = SCHEMA_DIR / "gate.schema.json"
 _MAX_TEXT = 2000
 
@@ -34,7 +35,10 @@ class CheckResult:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
-        object.__setattr__(self, "evidence", jsonable(self.evidence))
+        # A reproducer stays whole (its bodies are what reruns the failure); the rest is cut.
+        kept = {k: json.loads(json.dumps(v, default=str)) for k, v in self.evidence.items()
+                if k == "reproducer"}
+        object.__setattr__(self, "evidence", {**jsonable(self.evidence), **kept})
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "status": self.status.value}
@@ -50,6 +54,7 @@ class GateReport:
     harness_version: str = field(default_factory=lambda: package_version("harness"))
     schema_version: str = SCHEMA_VERSION
     interrupted: str | None = None  # the signal that stopped the run before every check ran
+    explore: dict[str, Any] | None = None  # seed, examples, sequences, database
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checks", tuple(self.checks))
@@ -73,6 +78,7 @@ class GateReport:
             "machine": self.machine,
             "verdict": self.verdict,
             "interrupted": self.interrupted,
+            "explore": self.explore,
             "checks": [c.to_dict() for c in self.checks],
         }
 
@@ -82,7 +88,7 @@ class GateReport:
     @classmethod
     def from_json(cls, text: str) -> GateReport:
         data = json.loads(text)
-        if data.get("schema_version") != "1.0":
+        if data.get("schema_version") not in ("1.0", "1.1"):
             require_schema(data, SCHEMA_VERSION)
         data.pop("verdict")
         data["checks"] = tuple(CheckResult(**c) for c in data["checks"])
@@ -98,6 +104,9 @@ class GateReport:
             f"- machine: {self.machine.get('device')}, torch {self.machine.get('torch')}, "
             f"transformers {self.machine.get('transformers')}, mlflow {self.machine.get('mlflow')}",
             f"- created: {self.created_at} by harness {self.harness_version}",
+            *([f"- exploration: seed {self.explore['seed']} (`--seed`), {self.explore['examples']} "
+               f"requests and {self.explore['sequences']} sequences per run (`--explore`)"]
+              if self.explore else []),
             *([f"- **interrupted by {self.interrupted}**: only the {len(self.checks)} checks "
                "that finished are listed", ""] if self.interrupted else [""]),
             "| check | status | time (s) | message |",
@@ -106,7 +115,7 @@ class GateReport:
         for c in self.checks:
             message = c.message.replace("|", "\\|").replace("\n", " ")
             lines.append(f"| `{c.id}` | {c.status.value} | {c.duration_s:.2f} | {message} |")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + _reproducers(self.checks)) + "\n"
 
     def write(self, directory: str | os.PathLike) -> tuple[Path, Path]:
         directory = Path(directory)
@@ -115,6 +124,22 @@ class GateReport:
         atomic_write(json_path, self.to_json())
         atomic_write(md_path, self.to_markdown())
         return json_path, md_path
+
+
+def _reproducers(checks: tuple[CheckResult, ...]) -> list[str]:
+    """A section per failing exploration: the smallest failing request(s), what each side
+    gave, and the snippet that reruns it."""
+    lines: list[str] = []
+    for c in checks:
+        found = c.evidence.get("reproducer")
+        if not isinstance(found, dict):
+            continue
+        lines += ["", f"## Reproducer for `{c.id}`", ""]
+        for i, step in enumerate(found.get("steps", []), 1):
+            lines += [f"{i}. `{json.dumps(step.get('body'), ensure_ascii=False)}`",
+                      f"   - candidate: {step.get('got')}", f"   - reference: {step.get('expected')}"]
+        lines += ["", "```python", str(found.get("python", "")).rstrip(), "```"]
+    return lines
 
 
 def jsonable(value: Any, depth: int = 0) -> Any:

@@ -16,6 +16,7 @@ from harness._reporting import machine_info, utc_now
 from harness.bench.compare import Budget
 from harness.gate.candidate import CandidateSpec
 from harness.gate.checks import CHECKS, Check, GateContext, Outcome
+from harness.gate.explore.search import DEFAULT_EXAMPLES, DEFAULT_SEED, ExploreConfig
 from harness.gate.report import CheckResult, GateReport, Status
 from harness.gate.worker import Worker, WorkerError, WorkerSpec, WorkerTimeout
 from harness.store import StoreConfig
@@ -38,6 +39,8 @@ class GateConfig:
     serve: bool = True  # start the real scoring server and gateway on loopback
     bench_report: Path | None = None
     budgets: tuple[str, ...] = ()
+    seed: int = DEFAULT_SEED  # hypothesis' seed for explore.*: the same seed, the same report
+    explore: int = DEFAULT_EXAMPLES  # requests drawn per run (sequences: a quarter of it)
 
     def __post_init__(self) -> None:
         if not isinstance(self.check_timeout, (int, float)) or not 0 < self.check_timeout <= 3600:
@@ -46,6 +49,7 @@ class GateConfig:
             raise ValueError(f"load_timeout={self.load_timeout!r} is invalid: allowed (0, 3600] seconds")
         if self.provider not in PROVIDERS:
             raise ValueError(f"provider={self.provider!r} is invalid: allowed {PROVIDERS}")
+        self.explore_config()  # a bad --seed or --explore is a usage error, before anything runs
         for budget in self.budgets:
             Budget.parse(budget)  # a bad budget is a usage error, before anything runs
         if self.budgets and self.bench_report is None:
@@ -53,6 +57,11 @@ class GateConfig:
         if unknown := sorted(set(self.only) - set(CHECKS)):
             shown = [u if len(u) <= 40 else u[:40] + "…" for u in unknown[:5]]
             raise ValueError(f"--only: unknown check ids {shown}: allowed {sorted(CHECKS)}")
+
+    def explore_config(self) -> ExploreConfig:
+        """Failing examples are kept under the home folder and replayed first next time."""
+        return ExploreConfig.scaled(self.explore, seed=self.seed,
+                                    database=Path(self.store.home) / "hypothesis")
 
 
 def _canaries(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -75,10 +84,14 @@ def _log_dir(home: Path) -> Path:
 
 def _start_candidate(cfg: GateConfig, snapshot: Path, ctx: GateContext,
                      progress: Callable[[str], None]) -> Worker:
-    log_path = ctx.options["log_dir"] / "candidate.log"
+    starts = ctx.options.setdefault("candidate_logs", [])
+    log_path = ctx.options["log_dir"] / f"candidate{'' if not starts else f'-{len(starts) + 1}'}.log"
+    starts.append(log_path)
     ctx.options["candidate_log"] = log_path
     worker = Worker(WorkerSpec(cfg.candidate, snapshot, cfg.store, log_path,
                                env=tuple(ctx.canaries.items())), cfg.load_timeout)
+    if (earlier := ctx.options.get("worker")) is not None:
+        ctx.options.setdefault("earlier_workers", []).append(earlier)
     ctx.options["worker"] = worker  # before it starts: an interrupt while loading must stop it
     progress(f"loading candidate {cfg.candidate.ref} in its own process (log: {log_path})")
     try:
@@ -179,7 +192,14 @@ def run_gate(cfg: GateConfig, progress: Callable[[str], None] = lambda _: None,
         checks=tuple(results),
         created_at=utc_now(),
         interrupted=interrupted,
+        explore=_explore_facts(cfg),
     )
+
+
+def _explore_facts(cfg: GateConfig) -> dict[str, object]:
+    explore = cfg.explore_config()
+    return {"seed": explore.seed, "examples": explore.examples, "sequences": explore.sequences,
+            "steps": explore.steps, "database": str(explore.database)}
 
 
 def _mask_route_secrets(route_file: Path | None) -> None:
@@ -206,6 +226,7 @@ def _context(cfg: GateConfig, snapshot: Path) -> GateContext:
     return GateContext(snapshot=snapshot, tokenizer=_snapshot_tokenizer(snapshot),
                        provider=cfg.provider, tracking_uri=cfg.store.uri,
                        route_file=cfg.route_file, serve=cfg.serve, canaries=_canaries(),
+                       explore=cfg.explore_config(), candidate_key=cfg.candidate.ref,
                        options={"bench_report": cfg.bench_report, "budgets": cfg.budgets,
                                 "candidate_kind": cfg.candidate.kind.value,
                                 "log_dir": _log_dir(cfg.store.home)})
@@ -219,10 +240,25 @@ def _run_checks(cfg: GateConfig, snapshot: Path, ctx: GateContext,
         _start_candidate(cfg, snapshot, ctx, progress)
     else:
         selected = [c for c in selected if c.id != "load"]  # nothing here needs the model
+    if cfg.serve and any(c.needs_serving for c in selected) and ctx.candidate is not None:
+        from harness.gate.checks.serving import prestart
+
+        prestart(ctx)  # the servers start while the in-process checks and the exploration run
+    restarts = 0
     for check in selected:
+        if (check.needs_model and getattr(ctx.candidate, "ended", None) is not None
+                and restarts < _MAX_RESTARTS):
+            # One hang or crash must not blank the rest of the report: a fresh worker.
+            restarts += 1
+            progress(f"restarting the candidate ({ctx.candidate.ended})")
+            ctx.candidate = None
+            _start_candidate(cfg, snapshot, ctx, progress)
         result = run_check(check, ctx, cfg.check_timeout)
         ctx.results.append(result)
         record(result)
+
+
+_MAX_RESTARTS = 3  # a candidate that hangs in every check costs at most this many loads
 
 
 def _stop(ctx: GateContext) -> None:

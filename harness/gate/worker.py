@@ -29,11 +29,15 @@ from harness.serving.logs import LogPump
 from harness.serving.processes import disown, own, spawning
 
 TAG_VAR = "HARNESS_GATE_WORKER"
-_OPS = ("predict", "calls", "reset", "seed", "model_facts")
+_OPS = ("predict", "calls", "reset", "seed", "model_facts", "reload")
 
 
-class WorkerError(RuntimeError):
-    """The worker ended or timed out; the message says which, in the user's words."""
+class WorkerError(BaseException):
+    """The worker ended or timed out; the message says which, in the user's words.
+
+    Not an ``Exception``: checks catch ``Exception`` for what the *candidate* raised, and a
+    hang or a crash must not read as the candidate's answer (a FAIL) or be shrunk by
+    hypothesis as if it were one; it reaches the runner, which reports ``error``."""
 
 
 class WorkerTimeout(WorkerError):
@@ -41,11 +45,54 @@ class WorkerTimeout(WorkerError):
 
 
 class CandidateRaised(Exception):
-    """An exception the candidate raised in its process, as the gate sees it."""
+    """An exception the candidate raised in its process, as the gate sees it: its type,
+    message, and for an ``MlflowException`` the error code and the HTTP status the scoring
+    server answers it with (any other exception reaches a caller as a generic error)."""
 
-    def __init__(self, type_name: str, message: str):
+    def __init__(self, type_name: str, message: str, error_code: str | None = None,
+                 http_status: int | None = None):
         super().__init__(f"{type_name}: {message}")
         self.type_name, self.message = type_name, message
+        self.error_code, self.http_status = error_code, http_status
+
+
+@dataclass(frozen=True)
+class CandidateError:
+    """What a caller learns from an exception the candidate raised, wherever it ran."""
+
+    type_name: str
+    message: str
+    error_code: str | None = None  # an MlflowException's code, e.g. INVALID_PARAMETER_VALUE
+    http_status: int | None = None  # the scoring server's status for it; None: not MLflow's
+
+    @classmethod
+    def of(cls, error: BaseException) -> CandidateError:
+        if isinstance(error, CandidateRaised):
+            return cls(error.type_name, error.message, error.error_code, error.http_status)
+        return cls(type(error).__name__, str(getattr(error, "message", None) or error)[:2000],
+                   *_mlflow_facts(error))
+
+    @property
+    def documented(self) -> bool:
+        """Rejected the documented way: an MlflowException the scoring server answers with a
+        4xx status and the candidate's own message (INVALID_PARAMETER_VALUE is 400)."""
+        return self.http_status is not None and 400 <= self.http_status < 500
+
+    def describe(self) -> str:
+        code = f" ({self.error_code})" if self.error_code else ""
+        return f"{self.type_name}{code}: {self.message[:200]}"
+
+
+def _mlflow_facts(error: BaseException) -> tuple[str | None, int | None]:
+    """The error code and HTTP status of an ``MlflowException`` (duck-typed: the worker's
+    side has MLflow loaded, the in-process probe may not need it)."""
+    status = getattr(error, "get_http_status_code", None)
+    if not callable(status):
+        return None, None
+    try:
+        return getattr(error, "error_code", None), int(status())
+    except Exception:  # noqa: BLE001 - a broken exception still is the candidate's answer
+        return getattr(error, "error_code", None), None
 
 
 @dataclass(frozen=True)
@@ -128,6 +175,9 @@ class Worker:
 
     def model_facts(self) -> dict[str, Any]:
         return self.call("model_facts")
+
+    def reload(self) -> bool:
+        return self.call("reload")
 
     def stray_processes(self) -> list[dict[str, Any]]:
         """Processes the candidate started (its worker aside), and the ports they listen on."""
@@ -255,8 +305,9 @@ def _child_main(fd: int) -> None:
                 raise ValueError(f"unknown request {op!r}")
             conn.send(("ok", getattr(probe, op)(*args)))
         except BaseException as error:  # noqa: BLE001 - SystemExit in predict is a verdict too
-            message = getattr(error, "message", None) or str(error)
-            conn.send(("raised", type(error).__name__, str(message)[:2000]))
+            facts = CandidateError.of(error)
+            conn.send(("raised", facts.type_name, facts.message, facts.error_code,
+                       facts.http_status))
 
 
 def _load(spec: WorkerSpec) -> tuple[Loaded, Any]:
@@ -282,7 +333,15 @@ def _load(spec: WorkerSpec) -> tuple[Loaded, Any]:
         cause = error.__cause__ or error
         return Loaded(model_uri, signature, _explain_load_error(cause),
                       tuple(traceback.format_exception(cause)[-3:])), None
-    return Loaded(model_uri, signature), Probe(model, signature, spy)
+    return Loaded(model_uri, signature), Probe(model, signature, spy,
+                                               reload=lambda: _reload(spec, model_uri))
+
+
+def _reload(spec: WorkerSpec, model_uri: str) -> Any:
+    import mlflow
+
+    with spec.store.activated():
+        return mlflow.pyfunc.load_model(model_uri)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="route (MLflow gateway YAML) for the gate's route checks")
     group.addoption("--harness-no-serve", action="store_true",
                     help="skip the gate checks that start real servers")
+    group.addoption("--harness-seed", type=int, default=None, metavar="N",
+                    help="seed of the gate's exploration (explore.*; default: the gate's)")
+    group.addoption("--harness-explore", type=int, default=None, metavar="N",
+                    help="requests the gate's exploration draws (default: the gate's)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -104,6 +108,8 @@ def _gate_report(config: pytest.Config):
             check_timeout=config.getoption("harness_check_timeout"),
             route_file=Path(route) if (route := config.getoption("harness_route")) else None,
             serve=not config.getoption("harness_no_serve"),
+            **{name: value for name in ("seed", "explore")
+               if (value := config.getoption(f"harness_{name}")) is not None},
         )
         config.stash[_REPORT_KEY] = run_gate(cfg)
     return config.stash[_REPORT_KEY]

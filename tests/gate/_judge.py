@@ -9,6 +9,7 @@ from transformers.generation.utils import GenerationMixin
 
 from harness.gate.checks import CHECKS
 from harness.gate.checks.registry import GateContext
+from harness.gate.explore.search import DEFAULT_EXAMPLES, ExploreConfig
 from harness.gate.probe import Probe
 from harness.gate.runner import run_check
 from harness.gate.spy import GenerateSpy
@@ -16,6 +17,11 @@ from harness.model.loading import load_tokenizer
 from harness.model.signature import GATEWAY
 
 MODEL_CHECKS = [c for c in CHECKS.values() if c.needs_model and not c.needs_serving]
+# A small exploration keeps the fast tier fast; tests of what the exploration finds pass
+# the gate's own default (GATE_EXPLORE).
+EXPLORE = ExploreConfig.scaled(20)
+GATE_EXPLORE = ExploreConfig.scaled(DEFAULT_EXAMPLES)
+EXPLORE_CHECKS = ("explore.answers", "explore.sequences", "params.boundaries", "params.error_kind")
 
 
 def load_module(path, name):
@@ -46,13 +52,14 @@ def judge(tiny_snapshot):
     tokenizer = load_tokenizer(str(tiny_snapshot))
     spies = []
 
-    def run(cls, signature=GATEWAY, only=None):
+    def run(cls, signature=GATEWAY, only=None, explore=None):
         spy = GenerateSpy(GenerationMixin, tokenizer.eos_token_id, decode=tokenizer.decode,
                           eos_token_id=tokenizer.eos_token_id)
         spies.append(spy)
-        probe = Probe(_InProcess(cls(), tiny_snapshot), signature, spy)
+        probe = Probe(_InProcess(cls(), tiny_snapshot), signature, spy,
+                      reload=lambda: _InProcess(cls(), tiny_snapshot))
         ctx = GateContext(candidate=probe, tokenizer=tokenizer, snapshot=tiny_snapshot,
-                          signature=signature, serve=False)
+                          signature=signature, serve=False, explore=explore or EXPLORE)
         try:
             return {c.id: run_check(c, ctx, timeout=60) for c in MODEL_CHECKS
                     if only is None or c.id in only}

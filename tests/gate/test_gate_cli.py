@@ -16,7 +16,7 @@ def gate_cli(tiny_snapshot, gate_store, tmp_path):
     def invoke(*args):
         return CliRunner().invoke(main, ["gate", "--snapshot", str(tiny_snapshot), "--home",
                                          str(gate_store.home), "--report-dir",
-                                         str(tmp_path / "report"), *args])
+                                         str(tmp_path / "report"), "--explore", "4", *args])
 
     return invoke
 

@@ -48,7 +48,7 @@ def _everything(result, *folders: Path) -> bytes:
 def _gate(tmp_path, tiny_snapshot, *args):
     return CliRunner().invoke(main, ["gate", "--snapshot", str(tiny_snapshot), "--home",
                                      str(tmp_path / "home"), "--report-dir",
-                                     str(tmp_path / "report"), *args])
+                                     str(tmp_path / "report"), "--explore", "4", *args])
 
 
 @pytest.mark.parametrize("url", [f"ftp://user:{SECRET}@files.example.com",

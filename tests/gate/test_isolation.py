@@ -52,3 +52,18 @@ def test_a_hostile_candidate_ends_with_exit_1_a_report_and_no_process(name, tmp_
         for proc in left:
             proc.kill()
     assert left == [], [p.pid for p in left]
+
+
+def test_a_hang_in_one_check_is_an_error_and_the_next_check_gets_a_fresh_candidate(
+        tmp_path, tiny_snapshot, monkeypatch):
+    monkeypatch.setenv("HARNESS_HANGS_ONCE", str(tmp_path / "hung"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+    result = CliRunner().invoke(main, [
+        "gate", "--python-model", f"{HOSTILE}:HangsOnce", "--snapshot", str(tiny_snapshot),
+        "--no-serve", "--check-timeout", "4", "--report-dir", str(tmp_path / "report"),
+        "--home", str(tmp_path / "home"), "--only", "output.type", "--only", "rows.all"])
+    report = json.loads((tmp_path / "report" / "gate.json").read_text())
+    status = {c["id"]: (c["status"], c["message"]) for c in report["checks"]}
+    assert status["output.type"][0] == "error" and "timed out after 4s" in status["output.type"][1]
+    assert status["rows.all"][0] == "pass", status["rows.all"]  # judged by the restarted worker
+    assert "restarting the candidate" in result.output

@@ -79,3 +79,25 @@ def test_evidence_is_json_safe_and_bounded():
     value = jsonable({"t": "x" * 5000, "l": list(range(100)), "f": float("inf"), "o": object()})
     json.dumps(value, allow_nan=False)
     assert len(value["t"]) < 2100 and len(value["l"]) == 51 and value["f"] == "inf"
+
+
+def test_an_exploration_report_keeps_its_reproducer_whole_and_shows_it_in_markdown():
+    long = "x" * 5000  # a near-limit instruction is longer than evidence text is cut to
+    body = {"inputs": [long, "{name}"], "params": {"temperature": 0.0, "max_tokens": 4}}
+    check = CheckResult("explore.answers", Status.FAIL, "row 1 differs", {"reproducer": {
+        "bodies": [body], "steps": [{"body": body, "got": "a", "expected": "b"}],
+        "python": "print('replay')"}, "other": long}, 1.0)
+    report = GateReport(candidate={"kind": "reference", "ref": "r", "signature": "gateway"},
+                        snapshot={"path": "/s"}, machine={"python": "3", "device": "cpu",
+                                                           "torch": "t", "transformers": "t",
+                                                           "mlflow": "m"},
+                        checks=(check,), explore={"seed": 7, "examples": 100, "sequences": 50,
+                                                  "steps": 5, "database": "/h/hypothesis"})
+    data = json.loads(report.to_json())
+    jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text()))
+    assert data["checks"][0]["evidence"]["reproducer"]["bodies"] == [body]
+    assert len(data["checks"][0]["evidence"]["other"]) < 5000  # the rest is still cut
+    assert GateReport.from_json(report.to_json()) == report
+    markdown = report.to_markdown()
+    assert "seed 7 (`--seed`)" in markdown and "## Reproducer for `explore.answers`" in markdown
+    assert "print('replay')" in markdown and '"{name}"' in markdown

@@ -22,7 +22,7 @@ def scratch(pytester, tiny_snapshot):
 
 def _args(tiny_snapshot, candidate):
     return ["--harness-candidate", candidate, "--harness-snapshot", str(tiny_snapshot),
-            "--harness-no-serve"]
+            "--harness-no-serve", "--harness-explore", "4"]
 
 
 def test_a_mutant_fails_exactly_its_check_and_each_check_is_a_test(scratch, tiny_snapshot):

@@ -10,18 +10,19 @@ _SNAPSHOT = os.environ.get("HARNESS_SNAPSHOT")
 if _MARKER and _SNAPSHOT:
     from transformers.generation.utils import GenerationMixin
 
-    _original = GenerationMixin.generate
+    from harness.model.intercept import generate_inputs, intercept
+
     _tokenizer = []
 
-    def _generate(self, *args, **kwargs):
-        ids = kwargs.get("input_ids", kwargs.get("inputs", args[0] if args else None))
-        if ids is not None and hasattr(ids, "tolist"):
+    def _fail_on_marker(model, original, args, kwargs):
+        inputs = generate_inputs(args, kwargs)
+        if hasattr(inputs.source, "tolist"):
             if not _tokenizer:
                 from transformers import AutoTokenizer
 
                 _tokenizer.append(AutoTokenizer.from_pretrained(_SNAPSHOT))
-            if any(_MARKER in _tokenizer[0].decode(row) for row in ids.tolist()):
+            if any(_MARKER in _tokenizer[0].decode(row) for row in inputs.input_ids):
                 raise RuntimeError("generate failed (scripted by the harness gate)")
-        return _original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    GenerationMixin.generate = _generate
+    intercept(GenerationMixin, _fail_on_marker)

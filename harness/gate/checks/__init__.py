@@ -5,7 +5,7 @@ route, benchmark budget) register themselves the same way without touching the r
 """
 
 # contract first: `load` and the signature checks lead the report.
-from harness.gate.checks import contract, behaviour, answers, stop, isolation, serving, budget  # noqa: F401,I001  (registration side effects)
+from harness.gate.checks import contract, behaviour, answers, stop, explore, isolation, serving, budget  # noqa: F401,I001  (registration side effects)
 from harness.gate.checks.registry import CHECKS, Check, GateContext, Outcome, register_check
 
 __all__ = ["CHECKS", "Check", "GateContext", "Outcome", "register_check"]

@@ -35,7 +35,7 @@ def _reference_answer(ctx: GateContext, row: Row) -> str:
     return cache[key]
 
 
-def _same_weights(ctx: GateContext) -> str | None:
+def same_weights(ctx: GateContext) -> str | None:
     """None when the candidate runs the snapshot's weights in float32; else why not."""
     facts = ctx.candidate.model_facts()
     if not facts:
@@ -50,7 +50,7 @@ def _same_weights(ctx: GateContext) -> str | None:
     return None
 
 
-def _near_limit(ctx: GateContext, room: int) -> str:
+def near_limit(ctx: GateContext, room: int) -> str:
     """An instruction whose prompt leaves exactly ``room`` tokens of context."""
     words, limit = [], ctx.context_length
     while len(ctx.tokenizer.encode(build_prompt(" ".join(words + ["route"])))) + room <= limit:
@@ -60,7 +60,7 @@ def _near_limit(ctx: GateContext, room: int) -> str:
 
 def _differential_cases(ctx: GateContext) -> list[tuple[str, list[Row]]]:
     room = 6
-    near = _near_limit(ctx, room)
+    near = near_limit(ctx, room)
     cases = [("mixed lengths, short first", [Row(i, 0.0, 12) for i in SHORT]),
              ("mixed lengths, long first", [Row(i, 0.0, 12) for i in reversed(SHORT)]),
              ("repeated instructions", [Row(SHORT[k], 0.0, 10) for k in (1, 3, 1, 1)]),
@@ -80,7 +80,7 @@ def answers_reference(ctx: GateContext) -> Outcome:
     probe = Row(SHORT[0], 0.0, 2)
     seen = ctx.options.setdefault("answers_by_instruction", {})
     first = answers(ctx.send([probe]))
-    if (why := _same_weights(ctx)) is not None:
+    if (why := same_weights(ctx)) is not None:
         return skipped(f"skipped: {why}")
     if first == [_reference_answer(ctx, probe)]:  # only right answers count as "given earlier"
         seen[probe.instruction] = {probe.settings: first[0]}
@@ -189,7 +189,7 @@ def params_temperature_zero(ctx: GateContext) -> Outcome:
     evidence = {"first": first, "second": second}
     if first != second:
         return failed("temperature 0 gave different answers on a second call", **evidence)
-    if _same_weights(ctx) is None:
+    if same_weights(ctx) is None:
         greedy = [_reference_answer(ctx, r) for r in rows]
         evidence["greedy"] = greedy
         if first != greedy:

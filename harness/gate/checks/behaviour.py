@@ -152,11 +152,21 @@ def trim_exact(ctx: GateContext) -> Outcome:
     for case, ids_by_row in cases.items():
         ctx.reset(ids_by_row if isinstance(ids_by_row, Script) else
                   _script(ids_by_row) if ids_by_row else None)
+        error: Exception | None = None
         try:
-            got = answers(ctx.send(list(_TRIM_ROWS)))
+            try:
+                got = answers(ctx.send(list(_TRIM_ROWS)))
+            except Exception as raised:  # noqa: BLE001 - judged below: unscriptable, or raised
+                error = raised
             calls = ctx.calls()
         finally:
             ctx.reset()
+        # A scripted generate that could not answer as generate would leaves nothing to judge.
+        if (reason := next((c.unsupported for c in calls if c.unsupported), None)) is not None:
+            return skipped(f"skipped: the {case} case was scripted, and a scripted generate "
+                           f"cannot honour what the candidate asked of it: {reason}", **evidence)
+        if error is not None:
+            raise error
         if not calls:
             return skipped(_NO_GENERATE)
         expected = [_generated_text(ctx, calls, r.instruction) for r in _TRIM_ROWS]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pandas as pd
 from harness.model.loading import context_length
 from harness.gate.report import Status
 from harness.model.signature import gateway_payload
+from harness.gate.explore.search import ExploreConfig
 from harness.gate.spy import GenerateCall, Script
 
 
@@ -70,15 +72,27 @@ class GateContext:
     servers: list[Any] = field(default_factory=list)  # ServerProcesses checks started
     canaries: dict[str, str] = field(default_factory=dict)  # variable -> canary value
     answers_seen: list[str] = field(default_factory=list)  # every answer, for secrets.no_leak
+    explore: ExploreConfig = field(default_factory=ExploreConfig)  # seed and size of explore.*
+    candidate_key: str = ""  # separates candidates in hypothesis' example database
+    # Every body sent to the candidate, in order: a failure that needs state an earlier
+    # request left behind is replayed with the fewest of them (explore.*'s reproducers).
+    sent: list[dict[str, Any]] = field(default_factory=list)
     _reference: Any = None
+    closing: threading.Event = field(default_factory=threading.Event)
 
     def close(self) -> None:
         """Stop the servers checks started: all are asked at once, then each is waited for,
-        so their grace periods overlap."""
-        for server in self.servers:
-            server.terminate()
-        while self.servers:
-            self.servers.pop().stop()
+        so their grace periods overlap. A start still under way in the background is
+        stopped too: nothing new starts once closing is set, and what it spawned is in
+        ``servers`` before it starts, so a second pass stops it."""
+        self.closing.set()
+        for _ in range(2):
+            for server in list(self.servers):
+                server.terminate()
+            while self.servers:
+                self.servers.pop().stop()
+            if (starting := self.options.get("server_starts")) is not None:
+                starting.join(timeout=10)
 
     @property
     def uses_params(self) -> bool:
@@ -134,7 +148,12 @@ class GateContext:
 
     def send(self, rows: Sequence[Row]) -> Any:
         """Predict as the scoring server would: JSON payload -> MLflow parsing -> predict."""
-        raw = self.candidate.predict(self.payload(rows))
+        return self.send_body(self.payload(rows))
+
+    def send_body(self, body: dict[str, Any]) -> Any:
+        """Predict this JSON body exactly as given (a reproducer replays the same body)."""
+        self.sent.append(body)
+        raw = self.candidate.predict(body)
         self.answers_seen.extend(a for a in answers(raw) if isinstance(a, str))
         return raw
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,27 +31,49 @@ from harness.serving.servers import ServerError, gateway_server, scoring_server
 _PROMPT = "What is MLflow?"
 
 
-def _server(ctx: GateContext, key: str, factory) -> Any:
+def _server(ctx: GateContext, key: str, factory, in_background: bool = False) -> Any:
     """Start a server once per gate run (a failed start is not retried by later checks);
-    ctx.close() stops it."""
-    if key not in ctx.options:
+    ctx.close() stops it. A start :func:`prestart` began is waited for, not repeated."""
+    started = time.monotonic()
+    if (starting := ctx.options.get("server_starts")) is not None and not in_background:
+        starting.join()
+    if key not in ctx.options and not ctx.closing.is_set():
         server = factory()
         ctx.servers.append(server)  # before start: an interrupt while it starts must stop it
-        started = time.monotonic()
         try:
             server.start()
         except ServerError as error:
             ctx.options[key] = error
             raise
-        finally:
-            # Starting a server is the gate's time, not the candidate's: a check timeout
-            # shorter than a server start must not read as "the candidate hung".
-            if getattr(ctx.candidate, "deadline", None) is not None:
-                ctx.candidate.deadline += time.monotonic() - started
         ctx.options[key] = server
-    if isinstance(ctx.options[key], ServerError):
+    # Starting a server is the gate's time, not the candidate's: a check timeout shorter
+    # than a server start must not read as "the candidate hung".
+    if not in_background and getattr(ctx.candidate, "deadline", None) is not None:
+        ctx.candidate.deadline += time.monotonic() - started
+    if isinstance(ctx.options.get(key), ServerError):
         raise ctx.options[key]
+    if key not in ctx.options:
+        raise ServerError(f"the {key.replace('_', ' ')} was not started: the gate is stopping")
     return ctx.options[key]
+
+
+def prestart(ctx: GateContext) -> None:
+    """Start the scoring server, then the gateway for the route, in a background thread: they
+    take most of a gate's wall time, and the in-process checks need neither. The serving
+    checks wait for it; a failed start is reported by the check that needs the server."""
+
+    def start() -> None:
+        try:
+            server = _scoring(ctx, in_background=True)
+            route = _route(ctx)
+            if route is None or route.provider is Provider.MLFLOW_MODEL_SERVING:
+                _gateway(ctx, route, server, in_background=True)
+        except Exception:  # noqa: BLE001 - kept in ctx.options; the checks report it
+            return
+
+    thread = threading.Thread(target=start, name="harness-server-start", daemon=True)
+    ctx.options["server_starts"] = thread
+    thread.start()
 
 
 def _logs(ctx: GateContext) -> dict[str, Any]:
@@ -61,14 +84,15 @@ _HOOKS = Path(__file__).parents[1] / "_server_hooks"
 _FAILS_ON = "HARNESS-SCRIPTED-FAILURE"
 
 
-def _scoring(ctx: GateContext):
+def _scoring(ctx: GateContext, in_background: bool = False):
     """The candidate behind the real scoring server. It gets the canaries (a leak shows in its
     log) and a hook that makes generate raise for prompts holding :data:`_FAILS_ON`."""
     path = os.pathsep.join(p for p in (str(_HOOKS), os.environ.get("PYTHONPATH")) if p)
     env = {**ctx.canaries, "PYTHONPATH": path, "HARNESS_GENERATE_FAILS_ON": _FAILS_ON,
            "HARNESS_SNAPSHOT": str(ctx.snapshot)}
     return _server(ctx, "scoring_server", lambda: scoring_server(ctx.model_uri, ctx.tracking_uri,
-                                                                 env=env, **_logs(ctx)))
+                                                                 env=env, **_logs(ctx)),
+                   in_background)
 
 
 @register_check("serving.scoring", "the scoring server answers the provider's payload",
@@ -194,9 +218,8 @@ def route_gateway(ctx: GateContext) -> Outcome:
         return skipped(f"{route.provider.value} routes call a remote workspace, which is not "
                        "reachable from here; route.spec checked the route itself")
     server = _scoring(ctx)
-    route = seed_route(server.url) if route is None else \
-        RouteSpec(route.name, route.model_name, route.provider, MlflowServingConfig(server.url))
-    gateway = _server(ctx, "gateway", lambda: gateway_server([route], **_logs(ctx)))
+    gateway = _gateway(ctx, route, server)
+    route = _served_route(route, server)
     request = CompletionRequest(_PROMPT, temperature=0.0, max_tokens=8)
     # The gateway first: what a caller of the route gets is the finding, whatever the
     # candidate does when called directly.
@@ -218,6 +241,18 @@ def route_gateway(ctx: GateContext) -> Outcome:
                       "temperature 0", **evidence)
     return passed(f"one {current.shape.value} answer equal to the direct answer, through "
                   f"/endpoints and /gateway on {gateway.url}", **evidence)
+
+
+def _served_route(route: RouteSpec | None, server: Any) -> RouteSpec:
+    """The user's route (or the seed's) pointed at the loopback scoring server."""
+    return seed_route(server.url) if route is None else \
+        RouteSpec(route.name, route.model_name, route.provider, MlflowServingConfig(server.url))
+
+
+def _gateway(ctx: GateContext, route: RouteSpec | None, server: Any,
+             in_background: bool = False) -> Any:
+    served = _served_route(route, server)
+    return _server(ctx, "gateway", lambda: gateway_server([served], **_logs(ctx)), in_background)
 
 
 def _secret_values(ctx: GateContext) -> dict[str, str]:
@@ -242,8 +277,13 @@ def _haystacks(ctx: GateContext) -> dict[str, str]:
 
     texts = {"report": redact(json.dumps([r.to_dict() for r in ctx.results], default=str)),
              "answers": "\n".join(ctx.answers_seen)}
-    if (log := ctx.options.get("candidate_log")) is not None and Path(log).is_file():
-        texts["candidate log"] = Path(log).read_text(errors="replace")
+    for log in ctx.options.get("candidate_logs", []):  # one per start of the candidate
+        if Path(log).is_file():
+            texts["candidate log"] = texts.get("candidate log", "") + Path(log).read_text(
+                errors="replace")
+    for earlier in ctx.options.get("earlier_workers", []):
+        if getattr(earlier, "log", None) is not None:
+            texts["candidate log"] = texts.get("candidate log", "") + "\n".join(earlier.log.seen)
     owners = {"candidate log": ctx.options.get("worker"),
               "scoring_server log": ctx.options.get("scoring_server"),
               "gateway log": ctx.options.get("gateway")}

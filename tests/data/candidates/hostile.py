@@ -139,3 +139,15 @@ class RaisesSystemExit(_Works, PythonModel):
 
     def predict(self, context, model_input, params=None):
         raise SystemExit(0)
+
+
+class HangsOnce(_Works, PythonModel):
+    """Loads, then its first predict in a process hangs while the file named by
+    ``HARNESS_HANGS_ONCE`` does not exist (it creates it): a restarted worker answers."""
+
+    def predict(self, context, model_input, params=None):
+        flag = os.environ.get("HARNESS_HANGS_ONCE")
+        if flag and not os.path.exists(flag):
+            open(flag, "w").close()
+            time.sleep(3600)
+        return super().predict(context, model_input, params)

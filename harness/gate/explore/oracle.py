@@ -1,0 +1,131 @@
+"""The oracle of the exploration: our reference on the same weights, row by row.
+
+At temperature 0 a correct wrapper's answer to a row is a function of (instruction,
+max_tokens, stop) alone: the reference's greedy answer for that row asked alone, cut before
+the earliest stop string in it. A request the reference rejects must be rejected the
+documented way; a valid one, including the ends of every range, must be answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.gate.explore.requests import Observed, Request
+from harness.model.generation import Request as RowRequest, cut_at_stop
+from harness.model.prompt import PromptError
+from harness.model.settings import GenerationSettings, InvalidParameter
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The reference's outcome: the field it rejects, or per row the answers accepted at
+    temperature 0 (``None`` for sampled rows, judged by their stop strings alone)."""
+
+    rejects: str | None = None
+    reason: str = ""
+    answers: tuple[frozenset[str] | None, ...] = ()
+    canonical: tuple[str | None, ...] = ()  # the reference's own answer, for messages
+    blank: bool = False  # a blank instruction: rejecting it or answering it are both fine
+
+
+class Oracle:
+    """``reference`` is a :class:`harness.model.generation.Generator` on the candidate's
+    weights; ``parse`` turns a request's instructions into what the candidate receives
+    after MLflow's parsing (numpy casts), so the oracle answers the same text."""
+
+    def __init__(self, reference: Any, parse: Callable[[Request], Sequence[str]] | None = None):
+        self.reference = reference
+        self.parse = parse or (lambda request: request.instructions)
+        self._ids: dict[str, tuple[int, list[int]]] = {}  # instruction -> (asked, new ids)
+        self.calls = 0  # reference generations run (the rest came from the cache)
+
+    # -- the reference's answers ---------------------------------------------------------
+    def greedy_ids(self, instruction: str, max_tokens: int) -> list[int]:
+        """The reference's greedy new ids for this row alone (up to EOS), cached per
+        instruction: greedy ids for fewer tokens are a prefix of those for more."""
+        asked, ids = self._ids.get(instruction, (0, []))
+        if asked < max_tokens and len(ids) == asked:  # not enough, and no EOS yet
+            ref = self.reference
+            encoded = ref.pad(ref.tokenize([instruction]))
+            width = encoded["input_ids"].shape[1]
+            out = ref.generate_ids(encoded, GenerationSettings(0.0, max_tokens))
+            new = out[0, width:].tolist()
+            eos = ref.tokenizer.eos_token_id
+            ids = new[:new.index(eos) + 1] if eos in new else new
+            asked = max_tokens
+            self._ids[instruction] = (asked, ids)
+            self.calls += 1
+        return ids[:max_tokens]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.reference.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def greedy_text(self, instruction: str, max_tokens: int) -> str:
+        return self.decode(self.greedy_ids(instruction, max_tokens))
+
+    def _accepted(self, instruction: str, max_tokens: int, stop: Sequence[str]
+                  ) -> tuple[frozenset[str], str]:
+        """The one right answer: the whole greedy answer cut before the earliest stop string
+        in it. A wrapper that stops generating early (a ``StoppingCriteria``) must not stop
+        before the earliest stop string is settled: with overlapping stops, the first stop
+        to complete is not always the earliest to start."""
+        answer = cut_at_stop(self.decode(self.greedy_ids(instruction, max_tokens)), stop)
+        return frozenset({answer}), answer
+
+    # -- expectations and verdicts ---------------------------------------------------------
+    def expected(self, request: Request) -> Expected:
+        instructions = list(self.parse(request))
+        try:
+            settings = GenerationSettings(request.temperature, request.max_tokens,
+                                          request.stop or ())
+            rows = [RowRequest(i, settings) for i in instructions]
+            self.reference.validate(rows)
+        except (InvalidParameter, PromptError) as error:
+            return Expected(rejects=getattr(error, "field", "prompt"), reason=str(error)[:200],
+                            blank=isinstance(error, PromptError)
+                            and all(isinstance(i, str) for i in instructions))
+        if not request.greedy:
+            return Expected(answers=tuple(None for _ in instructions),
+                            canonical=tuple(None for _ in instructions))
+        pairs = [self._accepted(i, request.max_tokens, request.stop or ()) for i in instructions]
+        return Expected(answers=tuple(p[0] for p in pairs), canonical=tuple(p[1] for p in pairs))
+
+    def judge(self, request: Request, observed: Observed) -> tuple[str | None, str]:
+        """(why the candidate's outcome is wrong, or None; what the reference gives)."""
+        want = self.expected(request)
+        if want.rejects is not None:
+            return self._judge_rejection(want, observed), f"rejected naming {want.rejects}: {want.reason}"
+        shown = (f"answers {[c for c in want.canonical]!r}"[:400] if request.greedy
+                 else "any answers without a stop string")
+        if observed.error is not None:
+            return (f"a valid request was refused: {observed.error.describe()}"), shown
+        got = list(observed.answers or ())
+        if len(got) != len(want.answers):
+            return f"{len(want.answers)} rows in, {len(got)} answers out", shown
+        for i, (answer, accepted) in enumerate(zip(got, want.answers)):
+            if accepted is not None and answer not in accepted:
+                return (f"row {i} got {answer[:80]!r}, the reference's answer for that row alone is "
+                        f"{(want.canonical[i] or '')[:80]!r}"), shown
+            if hit := [s for s in request.stop or () if s in answer]:
+                return (f"row {i} at temperature {request.temperature:g} still holds the stop "
+                        f"string {hit[0]!r}: {answer[:80]!r}"), shown
+        return None, shown
+
+    @staticmethod
+    def _judge_rejection(want: Expected, observed: Observed) -> str | None:
+        if observed.error is None:
+            if want.blank:
+                return None  # answering a blank instruction is the wrapper's choice
+            return (f"accepted a request the reference rejects ({want.reason}); it answered "
+                    f"{observed.show()[:120]}")
+        if not observed.error.documented:
+            return (f"rejected with {observed.error.describe()}, which the scoring server answers "
+                    "with a generic error and a stack trace, not this message: raise "
+                    "MlflowException(..., error_code=INVALID_PARAMETER_VALUE) (a 400 naming "
+                    f"{want.rejects})")
+        return None
+
+
+__all__ = ["Expected", "Oracle"]
