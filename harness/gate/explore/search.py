@@ -50,8 +50,8 @@ class ExploreConfig:
 
     @classmethod
     def scaled(cls, examples: int, **kw: Any) -> ExploreConfig:
-        """``--explore N``: N single requests and N/2 sequences (at least one)."""
-        return cls(examples=examples, sequences=max(1, examples // 2), **kw)
+        """``--explore N``: N single requests and N/4 sequences (at least one)."""
+        return cls(examples=examples, sequences=max(1, examples // 4), **kw)
 
 
 @dataclass(frozen=True)
