@@ -20,13 +20,12 @@ from harness.model.settings import GenerationSettings, InvalidParameter
 
 @dataclass(frozen=True)
 class Expected:
-    """The reference's outcome: the field it rejects, or per row the answers accepted at
-    temperature 0 (``None`` for sampled rows, judged by their stop strings alone)."""
+    """The reference's outcome: the field it rejects, or per row its answer at temperature
+    0 (``None`` for sampled rows, judged by their stop strings alone)."""
 
     rejects: str | None = None
     reason: str = ""
-    answers: tuple[frozenset[str] | None, ...] = ()
-    canonical: tuple[str | None, ...] = ()  # the reference's own answer, for messages
+    answers: tuple[str | None, ...] = ()
     blank: bool = False  # a blank instruction: rejecting it or answering it are both fine
 
 
@@ -65,14 +64,12 @@ class Oracle:
     def greedy_text(self, instruction: str, max_tokens: int) -> str:
         return self.decode(self.greedy_ids(instruction, max_tokens))
 
-    def _accepted(self, instruction: str, max_tokens: int, stop: Sequence[str]
-                  ) -> tuple[frozenset[str], str]:
+    def answer(self, instruction: str, max_tokens: int, stop: Sequence[str]) -> str:
         """The one right answer: the whole greedy answer cut before the earliest stop string
         in it. A wrapper that stops generating early (a ``StoppingCriteria``) must not stop
         before the earliest stop string is settled: with overlapping stops, the first stop
         to complete is not always the earliest to start."""
-        answer = cut_at_stop(self.decode(self.greedy_ids(instruction, max_tokens)), stop)
-        return frozenset({answer}), answer
+        return cut_at_stop(self.decode(self.greedy_ids(instruction, max_tokens)), stop)
 
     # -- expectations and verdicts ---------------------------------------------------------
     def expected(self, request: Request) -> Expected:
@@ -87,27 +84,26 @@ class Oracle:
                             blank=isinstance(error, PromptError)
                             and all(isinstance(i, str) for i in instructions))
         if not request.greedy:
-            return Expected(answers=tuple(None for _ in instructions),
-                            canonical=tuple(None for _ in instructions))
-        pairs = [self._accepted(i, request.max_tokens, request.stop or ()) for i in instructions]
-        return Expected(answers=tuple(p[0] for p in pairs), canonical=tuple(p[1] for p in pairs))
+            return Expected(answers=tuple(None for _ in instructions))
+        return Expected(answers=tuple(self.answer(i, request.max_tokens, request.stop or ())
+                                      for i in instructions))
 
     def judge(self, request: Request, observed: Observed) -> tuple[str | None, str]:
         """(why the candidate's outcome is wrong, or None; what the reference gives)."""
         want = self.expected(request)
         if want.rejects is not None:
             return self._judge_rejection(want, observed), f"rejected naming {want.rejects}: {want.reason}"
-        shown = (f"answers {[c for c in want.canonical]!r}"[:400] if request.greedy
+        shown = (f"answers {list(want.answers)!r}"[:400] if request.greedy
                  else "any answers without a stop string")
         if observed.error is not None:
             return (f"a valid request was refused: {observed.error.describe()}"), shown
         got = list(observed.answers or ())
         if len(got) != len(want.answers):
             return f"{len(want.answers)} rows in, {len(got)} answers out", shown
-        for i, (answer, accepted) in enumerate(zip(got, want.answers)):
-            if accepted is not None and answer not in accepted:
+        for i, (answer, right) in enumerate(zip(got, want.answers)):
+            if right is not None and answer != right:
                 return (f"row {i} got {answer[:80]!r}, the reference's answer for that row alone is "
-                        f"{(want.canonical[i] or '')[:80]!r}"), shown
+                        f"{right[:80]!r}"), shown
             if hit := [s for s in request.stop or () if s in answer]:
                 return (f"row {i} at temperature {request.temperature:g} still holds the stop "
                         f"string {hit[0]!r}: {answer[:80]!r}"), shown

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +74,9 @@ class Mismatch(AssertionError):
 
 @dataclass
 class SearchResult:
-    judged: int = 0  # examples run against the candidate, shrinking included
+    """What a search found (the session counts what it sent)."""
+
     finding: Finding | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def _settings(cfg: ExploreConfig, examples: int) -> settings:
@@ -126,12 +126,7 @@ def search(body: Callable[[Any], None], cfg: ExploreConfig, key: str) -> SearchR
     :class:`Mismatch`) on ``cfg.examples`` examples; ``key`` separates candidates and
     checks in the example database."""
     result = SearchResult()
-
-    def test(data: Any) -> None:
-        result.judged += 1
-        body(data)
-
-    wrapped = given(st.data())(test)
+    wrapped = given(st.data())(body)
     wrapped.hypothesis.inner_test._hypothesis_internal_add_digest = key.encode()  # type: ignore[attr-defined]
     run = seed(cfg.seed)(_settings(cfg, cfg.examples)(wrapped))
     return _outcome(run, result)
@@ -142,7 +137,7 @@ def search_sequences(machine: type[RuleBasedStateMachine], cfg: ExploreConfig, k
     """Run the state machine ``cfg.sequences`` times (up to ``cfg.steps`` rules each)."""
     machine._hypothesis_internal_add_digest = key.encode()  # type: ignore[attr-defined]
     seeded = seed(cfg.seed)(machine)
-    result = SearchResult()  # the machine counts what it judged
+    result = SearchResult()
     return _outcome(lambda: run_state_machine_as_test(
         seeded, settings=_settings(cfg, cfg.sequences)), result)
 
