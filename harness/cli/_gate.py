@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from harness.gate.explore.search import DEFAULT_EXAMPLES, DEFAULT_SEED
+from harness.model.loading import DEVICES, DTYPES
 from harness.cli import DEFAULT_HOME, _SIGNATURES, _UsageFailure, _echo_err, \
     _require_reachable, main
 
@@ -59,12 +60,22 @@ _STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "sk
               help="Requests hypothesis draws for explore.answers (explore.sequences runs N/4 "
                    "sequences); raise it for a deeper search. Failing examples are kept under "
                    "--home/hypothesis and replayed first next time.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="Where the candidate is asked to run (its model_config's `device`) and where "
+                   "the reference runs; auto: a CUDA GPU if there is one, else the CPU. A "
+                   "candidate that runs elsewhere is named in the report, and the reference "
+                   "follows it.")
+@click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
+              help="The precision asked for (model_config `dtype`); auto: bfloat16 on a GPU, "
+                   "float32 on a CPU. Answers must equal the reference's exactly in float32 "
+                   "on a CPU; elsewhere they may part at a near-tie (top-5 within 0.5 nats, "
+                   "see README).")
 def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | None,
          signature: str, report_dir: Path | None, check_timeout: float, load_timeout: float,
          home: Path,
          tracking_uri: str | None, route_file: Path | None, no_serve: bool,
          bench_report: Path | None, budgets: tuple[str, ...], only: tuple[str, ...],
-         seed: int, explore: int) -> None:
+         seed: int, explore: int, device: str, dtype: str) -> None:
     """Check a candidate wrapper, its signature and its behaviour before deploying it.
 
     Without options the reference wrapper on the tiny snapshot is the candidate. The
@@ -91,7 +102,7 @@ def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | N
                          store=StoreConfig(home=home, tracking_uri=tracking_uri),
                          route_file=route_file, serve=not no_serve,
                          bench_report=bench_report, budgets=budgets, only=only,
-                         seed=seed, explore=explore)
+                         seed=seed, explore=explore, device=device, dtype=dtype)
     except (CandidateError, ValueError) as error:
         raise click.UsageError(str(error)) from None
 
@@ -113,6 +124,8 @@ def gate(python_model: str | None, model_uri: str | None, snapshot_dir: Path | N
     with stop_on_signals():
         report = run_gate(cfg, progress=_echo_err, on_result=show)
         json_path, md_path = report.write(folder)
+    if report.runtime and report.runtime.get("mismatch"):
+        _echo_err(f"warning: {report.runtime['mismatch']}")
     failing = [c.id for c in report.checks if c.status.value in ("fail", "error")]
     click.echo(f"verdict: {report.verdict.upper()}"
                + (f" (failing: {', '.join(failing)})" if failing else ""))

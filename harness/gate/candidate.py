@@ -113,8 +113,10 @@ class CandidateSpec:
                 "model_uri": model_uri}
 
 
-def log_candidate(spec: CandidateSpec, snapshot: Path) -> str:
-    """Log a reference or file candidate into the active store; return its runs:/ URI."""
+def log_candidate(spec: CandidateSpec, snapshot: Path, model_config: dict | None = None) -> str:
+    """Log a reference or file candidate into the active store; return its runs:/ URI.
+    ``model_config`` is logged with it: MLflow hands a PythonModel only the keys it was
+    logged with, at load time as at log time."""
     from harness.store import harness_code_path, log_model
 
     if spec.kind is CandidateKind.URI:
@@ -125,5 +127,5 @@ def log_candidate(spec: CandidateSpec, snapshot: Path) -> str:
     with warnings.catch_warnings(record=True), \
             mlflow.start_run(nested=mlflow.active_run() is not None):
         info = log_model(snapshot, spec.signature, python_model=spec.python_model_class()(),
-                         code_paths=code, input_example=None)
+                         code_paths=code, input_example=None, model_config=model_config)
     return info.model_uri

@@ -70,13 +70,20 @@ class Probe:
 
 
 def weights_fingerprint(model: Any) -> str:
-    """A hash of the first and last parameter tensors and the parameter count: equal for the
-    same weights on the same dtype, different for another snapshot."""
+    """A hash of every parameter tensor's shape and a strided sample of its values (as
+    float32): equal for the same weights in the same dtype, different for another snapshot
+    or a fine-tune that touched any layer. Sampling keeps it cheap on a 7B model."""
     params = list(model.parameters())
     digest = hashlib.sha256(str(sum(p.numel() for p in params)).encode())
-    for tensor in (params[0], params[-1]):
-        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    for tensor in params:
+        flat = tensor.detach().reshape(-1)
+        step = max(1, flat.numel() // _SAMPLES)
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(flat[::step][:_SAMPLES].float().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+_SAMPLES = 1024  # values hashed per tensor
 
 
 def _portable(value: Any) -> Any:

@@ -12,8 +12,10 @@ from typing import Any
 from harness._reporting import SCHEMA_DIR, atomic_write, header, package_version, require_schema, utc_now
 
 # 1.1: `interrupted` (and the verdict "interrupted"); 1.2: `explore` (the seed and size of
-# the exploration, so a run can be repeated); 1.0 and 1.1 reports still load.
-SCHEMA_VERSION = "1.2"
+# the exploration, so a run can be repeated); 1.3: `runtime` (device, dtype, the oracle's
+# rule, cached reference answers); earlier reports still load.
+SCHEMA_VERSION = "1.3"
+_READABLE = ("1.0", "1.1", "1.2", SCHEMA_VERSION)
 SCHEMA_PATH = SCHEMA_DIR / "gate.schema.json"
 _MAX_TEXT = 2000
 
@@ -55,6 +57,7 @@ class GateReport:
     schema_version: str = SCHEMA_VERSION
     interrupted: str | None = None  # the signal that stopped the run before every check ran
     explore: dict[str, Any] | None = None  # seed, examples, sequences, database
+    runtime: dict[str, Any] | None = None  # asked/candidate/reference device and dtype, rule
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checks", tuple(self.checks))
@@ -79,6 +82,7 @@ class GateReport:
             "verdict": self.verdict,
             "interrupted": self.interrupted,
             "explore": self.explore,
+            "runtime": self.runtime,
             "checks": [c.to_dict() for c in self.checks],
         }
 
@@ -88,7 +92,7 @@ class GateReport:
     @classmethod
     def from_json(cls, text: str) -> GateReport:
         data = json.loads(text)
-        if data.get("schema_version") not in ("1.0", "1.1"):
+        if data.get("schema_version") not in _READABLE:
             require_schema(data, SCHEMA_VERSION)
         data.pop("verdict")
         data["checks"] = tuple(CheckResult(**c) for c in data["checks"])
@@ -107,6 +111,7 @@ class GateReport:
             *([f"- exploration: seed {self.explore['seed']} (`--seed`), {self.explore['examples']} "
                f"requests and {self.explore['sequences']} sequences per run (`--explore`)"]
               if self.explore else []),
+            *_runtime_lines(self.runtime),
             *([f"- **interrupted by {self.interrupted}**: only the {len(self.checks)} checks "
                "that finished are listed", ""] if self.interrupted else [""]),
             "| check | status | time (s) | message |",
@@ -124,6 +129,27 @@ class GateReport:
         atomic_write(json_path, self.to_json())
         atomic_write(md_path, self.to_markdown())
         return json_path, md_path
+
+
+def _runtime_lines(runtime: dict[str, Any] | None) -> list[str]:
+    if not runtime:
+        return []
+
+    def show(side: dict[str, Any] | None) -> str:
+        return f"{side['device']}/{side['dtype']}" if side else "unknown"
+
+    rule = runtime.get("rule") or {}
+    how = ("exact" if rule.get("kind") == "exact" else
+           f"top-{rule.get('k')} within {rule.get('margin')} nats" if rule else "not used")
+    lines = [f"- runtime: asked {show(runtime['asked'])}, candidate ran on "
+             f"{show(runtime['candidate'])}, reference on {show(runtime['reference'])}; "
+             f"oracle rule: {how}; reference rows generated "
+             f"{runtime.get('generated_rows', 0)}, read from the cache "
+             f"{runtime.get('cached_rows', 0)}; answers accepted at a near-tie "
+             f"{runtime.get('near_ties_accepted', 0)}"]
+    if runtime.get("mismatch"):
+        lines.append(f"- **{runtime['mismatch']}**")
+    return lines
 
 
 def _reproducers(checks: tuple[CheckResult, ...]) -> list[str]:

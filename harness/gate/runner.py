@@ -17,6 +17,7 @@ from harness.bench.compare import Budget
 from harness.gate.candidate import CandidateSpec
 from harness.gate.checks import CHECKS, Check, GateContext, Outcome
 from harness.gate.explore.search import DEFAULT_EXAMPLES, DEFAULT_SEED, ExploreConfig
+from harness.gate.reference import Runtime
 from harness.gate.report import CheckResult, GateReport, Status
 from harness.gate.worker import Worker, WorkerError, WorkerSpec, WorkerTimeout
 from harness.store import StoreConfig
@@ -41,6 +42,10 @@ class GateConfig:
     budgets: tuple[str, ...] = ()
     seed: int = DEFAULT_SEED  # hypothesis' seed for explore.*: the same seed, the same report
     explore: int = DEFAULT_EXAMPLES  # requests drawn per run (sequences: a quarter of it)
+    # Where the candidate is asked to run (its model_config's device and dtype) and where
+    # the reference runs: auto is a GPU in bfloat16 when there is one, else float32 on CPU.
+    device: str = "auto"
+    dtype: str = "auto"
 
     def __post_init__(self) -> None:
         if not isinstance(self.check_timeout, (int, float)) or not 0 < self.check_timeout <= 3600:
@@ -50,6 +55,7 @@ class GateConfig:
         if self.provider not in PROVIDERS:
             raise ValueError(f"provider={self.provider!r} is invalid: allowed {PROVIDERS}")
         self.explore_config()  # a bad --seed or --explore is a usage error, before anything runs
+        self.runtime()  # so is a bad --device or --dtype
         for budget in self.budgets:
             Budget.parse(budget)  # a bad budget is a usage error, before anything runs
         if self.budgets and self.bench_report is None:
@@ -57,6 +63,14 @@ class GateConfig:
         if unknown := sorted(set(self.only) - set(CHECKS)):
             shown = [u if len(u) <= 40 else u[:40] + "…" for u in unknown[:5]]
             raise ValueError(f"--only: unknown check ids {shown}: allowed {sorted(CHECKS)}")
+
+    def runtime(self) -> Runtime:
+        return Runtime(self.device, self.dtype)
+
+    def model_config(self) -> tuple[tuple[str, str], ...]:
+        """What the candidate's load is told (MLflow ``model_config``): only what was asked."""
+        return tuple((k, v) for k, v in (("device", self.device), ("dtype", self.dtype))
+                     if v != "auto")
 
     def explore_config(self) -> ExploreConfig:
         """Failing examples are kept under the home folder and replayed first next time."""
@@ -89,7 +103,8 @@ def _start_candidate(cfg: GateConfig, snapshot: Path, ctx: GateContext,
     starts.append(log_path)
     ctx.options["candidate_log"] = log_path
     worker = Worker(WorkerSpec(cfg.candidate, snapshot, cfg.store, log_path,
-                               env=tuple(ctx.canaries.items())), cfg.load_timeout)
+                               env=tuple(ctx.canaries.items()),
+                               model_config=cfg.model_config()), cfg.load_timeout)
     if (earlier := ctx.options.get("worker")) is not None:
         ctx.options.setdefault("earlier_workers", []).append(earlier)
     ctx.options["worker"] = worker  # before it starts: an interrupt while loading must stop it
@@ -193,6 +208,7 @@ def run_gate(cfg: GateConfig, progress: Callable[[str], None] = lambda _: None,
         created_at=utc_now(),
         interrupted=interrupted,
         explore=_explore_facts(cfg),
+        runtime=_runtime_facts(cfg, ctx),
     )
 
 
@@ -200,6 +216,32 @@ def _explore_facts(cfg: GateConfig) -> dict[str, object]:
     explore = cfg.explore_config()
     return {"seed": explore.seed, "examples": explore.examples, "sequences": explore.sequences,
             "steps": explore.steps, "database": str(explore.database)}
+
+
+def _runtime_facts(cfg: GateConfig, ctx: GateContext | None) -> dict[str, object]:
+    """Where each side ran, and whether the candidate ran where it was asked to."""
+    asked = cfg.runtime()
+    candidate = reference = None
+    facts: dict[str, object] = {}
+    if ctx is not None:
+        try:
+            candidate = ctx.candidate_runtime() if ctx.candidate is not None else None
+        except WorkerError:  # the worker is gone: what it ran on is unknown
+            candidate = None
+        if (used := ctx.reference_used()) is not None:
+            reference, facts = used[0], used[1].facts()
+    mismatch = None
+    if candidate is not None:
+        wrong = [f"{name} {getattr(candidate, name)} (asked {getattr(asked, name)})"
+                 for name in ("device", "dtype")
+                 if getattr(asked, name) != "auto" and getattr(candidate, name) != getattr(asked, name)]
+        if wrong:
+            mismatch = (f"the candidate did not run where asked: {', '.join(wrong)}; the "
+                        "reference ran where the candidate did")
+    side = lambda r: None if r is None else {"device": r.device, "dtype": r.dtype}  # noqa: E731
+    return {"asked": side(asked), "candidate": side(candidate), "reference": side(reference),
+            "mismatch": mismatch, "rule": facts.get("rule"),
+            **{k: v for k, v in facts.items() if k != "rule"}}
 
 
 def _mask_route_secrets(route_file: Path | None) -> None:
@@ -227,6 +269,8 @@ def _context(cfg: GateConfig, snapshot: Path) -> GateContext:
                        provider=cfg.provider, tracking_uri=cfg.store.uri,
                        route_file=cfg.route_file, serve=cfg.serve, canaries=_canaries(),
                        explore=cfg.explore_config(), candidate_key=cfg.candidate.ref,
+                       runtime=cfg.runtime(),
+                       reference_cache=Path(cfg.store.home) / "reference-cache",
                        options={"bench_report": cfg.bench_report, "budgets": cfg.budgets,
                                 "candidate_kind": cfg.candidate.kind.value,
                                 "log_dir": _log_dir(cfg.store.home)})

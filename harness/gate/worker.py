@@ -102,6 +102,8 @@ class WorkerSpec:
     store: Any  # harness.store.StoreConfig
     log_path: Path
     env: tuple[tuple[str, str], ...] = ()  # canary values for credential-looking variables
+    # Given to mlflow.pyfunc.load_model: the device and dtype the gate was asked for.
+    model_config: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -326,9 +328,9 @@ def _load(spec: WorkerSpec) -> tuple[Loaded, Any]:
     model_uri = signature = None
     try:
         with spec.store.activated():
-            model_uri = log_candidate(spec.candidate, spec.snapshot)
+            model_uri = log_candidate(spec.candidate, spec.snapshot, dict(spec.model_config) or None)
             signature = mlflow.models.get_model_info(model_uri).signature
-            model = mlflow.pyfunc.load_model(model_uri)
+            model = mlflow.pyfunc.load_model(model_uri, model_config=dict(spec.model_config) or None)
     except BaseException as error:  # noqa: BLE001 - any failure to load is the `load` verdict
         cause = error.__cause__ or error
         return Loaded(model_uri, signature, _explain_load_error(cause),
@@ -341,7 +343,7 @@ def _reload(spec: WorkerSpec, model_uri: str) -> Any:
     import mlflow
 
     with spec.store.activated():
-        return mlflow.pyfunc.load_model(model_uri)
+        return mlflow.pyfunc.load_model(model_uri, model_config=dict(spec.model_config) or None)
 
 
 if __name__ == "__main__":

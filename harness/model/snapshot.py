@@ -56,6 +56,10 @@ class TinySpec:
     n_heads: int = 4
     n_layers: int = 2
     max_seq_len: int = 512
+    # Multiplies the final layer norm's weight, so every logit: random weights give
+    # near-uniform next-token distributions (median top-1 probability 0.06 on the tiny
+    # snapshot) where a trained model's are peaked; 4.0 gives a median of 0.67.
+    logit_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -63,6 +67,8 @@ class TinySpec:
         for name in ("vocab_size", "d_model", "n_heads", "n_layers", "max_seq_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.logit_scale <= 100:
+            raise ValueError(f"logit_scale must be in (0, 100], got {self.logit_scale}")
         if self.vocab_size < 300:
             raise ValueError(f"vocab_size must be >= 300 (256 bytes + merges), got {self.vocab_size}")
 
@@ -124,6 +130,9 @@ def _build_model(spec: TinySpec, vocab_size: int):
     )
     torch.manual_seed(spec.seed)
     model = MptForCausalLM(config).eval()
+    if spec.logit_scale != 1.0:
+        with torch.no_grad():
+            model.transformer.norm_f.weight.mul_(spec.logit_scale)
     # As published for mpt-7b-instruct: use_cache false, which the wrapper must override.
     model.generation_config = GenerationConfig(eos_token_id=0, bos_token_id=0, use_cache=False)
     return model
@@ -137,7 +146,16 @@ def _is_complete(path: Path, spec: TinySpec) -> bool:
         data = json.loads(stamp.read_text())
     except (OSError, ValueError):
         return False
-    return data == {"build_version": _BUILD_VERSION, "spec": asdict(spec)}
+    return data == {"build_version": _BUILD_VERSION, "spec": _stamped(spec)}
+
+
+def _stamped(spec: TinySpec) -> dict[str, object]:
+    """The spec as stamped; an unscaled snapshot's stamp predates logit_scale, so snapshots
+    already built stay valid."""
+    data = asdict(spec)
+    if data["logit_scale"] == 1.0:
+        del data["logit_scale"]
+    return data
 
 
 def build_tiny(path: str | os.PathLike = DEFAULT_TINY_DIR, spec: TinySpec = TinySpec(),
@@ -167,7 +185,7 @@ def _build_into(path: Path, spec: TinySpec) -> None:
         model = _build_model(spec, len(tokenizer))
         tokenizer.save_pretrained(tmp)
         model.save_pretrained(tmp, safe_serialization=True)
-        stamp = {"build_version": _BUILD_VERSION, "spec": asdict(spec)}
+        stamp = {"build_version": _BUILD_VERSION, "spec": _stamped(spec)}
         (tmp / _STAMP).write_text(json.dumps(stamp, indent=2, sort_keys=True))
         if path.exists():
             shutil.rmtree(path)
@@ -177,12 +195,17 @@ def _build_into(path: Path, spec: TinySpec) -> None:
         raise
 
 
+PEAKED = TinySpec(logit_scale=4.0)  # next-token distributions peaked like a trained model's
+
+
 def cached_tiny(root: str | os.PathLike | None = None,
-                progress: Callable[[str], None] = lambda _: None) -> Path:
-    """The default tiny snapshot (``<root>/.harness/snapshots/tiny``), built if missing."""
-    path = Path(root) / DEFAULT_TINY_DIR if root is not None else DEFAULT_TINY_DIR
+                progress: Callable[[str], None] = lambda _: None, peaked: bool = False) -> Path:
+    """The default tiny snapshot (``<root>/.harness/snapshots/tiny``), built if missing;
+    ``peaked``: its :data:`PEAKED` variant (``tiny-peaked``), for judging near-ties."""
+    folder = DEFAULT_TINY_DIR.with_name("tiny-peaked") if peaked else DEFAULT_TINY_DIR
+    path = Path(root) / folder if root is not None else folder
     progress(f"tiny offline snapshot at {path} (built if missing)")
-    return build_tiny(path)
+    return build_tiny(path, PEAKED if peaked else TinySpec())
 
 
 def weights_digest(path: str | os.PathLike) -> str:

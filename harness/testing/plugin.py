@@ -14,6 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from harness.model.loading import DEVICES, DTYPES
+
 _REPORT_KEY = pytest.StashKey[object]()
 
 
@@ -35,6 +37,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="seed of the gate's exploration (explore.*; default: the gate's)")
     group.addoption("--harness-explore", type=int, default=None, metavar="N",
                     help="requests the gate's exploration draws (default: the gate's)")
+    group.addoption("--harness-device", choices=DEVICES, default=None,
+                    help="device the candidate is asked to run on, and the reference runs on")
+    group.addoption("--harness-dtype", choices=DTYPES, default=None,
+                    help="dtype asked for; off float32 on a CPU the oracle tolerates near-ties")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -108,7 +114,7 @@ def _gate_report(config: pytest.Config):
             check_timeout=config.getoption("harness_check_timeout"),
             route_file=Path(route) if (route := config.getoption("harness_route")) else None,
             serve=not config.getoption("harness_no_serve"),
-            **{name: value for name in ("seed", "explore")
+            **{name: value for name in ("seed", "explore", "device", "dtype")
                if (value := config.getoption(f"harness_{name}")) is not None},
         )
         config.stash[_REPORT_KEY] = run_gate(cfg)

@@ -13,7 +13,9 @@ from harness.gate.explore.search import DEFAULT_EXAMPLES, ExploreConfig
 from harness.gate.probe import Probe
 from harness.gate.runner import run_check
 from harness.gate.spy import GenerateSpy
+from harness.gate.reference import Runtime
 from harness.model.loading import load_tokenizer
+from harness.model.snapshot import cached_tiny
 from harness.model.signature import GATEWAY
 
 MODEL_CHECKS = [c for c in CHECKS.values() if c.needs_model and not c.needs_serving]
@@ -31,35 +33,63 @@ def load_module(path, name):
     return module
 
 
+def _cast_modules(obj, dtype, depth=0):
+    """Cast every torch module a wrapper holds (in attributes, dicts, lists, a pipeline) to
+    ``dtype``: the wrapper's only change is the precision its loaded weights run in."""
+    import torch
+
+    if isinstance(obj, torch.nn.Module):
+        obj.to(getattr(torch, dtype))
+        return
+    if depth > 2:
+        return
+    values = (obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (list, tuple))
+              else vars(obj).values() if hasattr(obj, "__dict__") else ())
+    for value in list(values):
+        _cast_modules(value, dtype, depth + 1)
+
+
 class _InProcess:
     """What ``mlflow.pyfunc.load_model`` hands the gate, minus logging: ``predict(data, params)``
     on a loaded PythonModel (the gate's parsing of the payload still runs, in ``ctx.send``)."""
 
-    def __init__(self, python_model, snapshot):
+    def __init__(self, python_model, snapshot, model_config=None, cast=None):
         python_model.load_context(SimpleNamespace(artifacts={"repository": str(snapshot)},
-                                                  model_config={}))
+                                                  model_config=dict(model_config or {})))
+        if cast is not None:
+            _cast_modules(python_model, cast)
         self.python_model = python_model
 
     def predict(self, data, params=None):
         return self.python_model.predict(None, data, params)
 
 
+@pytest.fixture(scope="session")
+def peaked_snapshot(pytestconfig):
+    """The tiny snapshot with its logits scaled to be peaked like a trained model's."""
+    return cached_tiny(pytestconfig.rootpath, peaked=True)
+
+
 @pytest.fixture
 def judge(tiny_snapshot):
     """Runs every model check on a PythonModel class, in this process, with the gate's
     spy on transformers' generate; returns {check id: CheckResult} (of ``only``'s checks,
-    when given)."""
-    tokenizer = load_tokenizer(str(tiny_snapshot))
-    spies = []
+    when given). ``dtype`` asks for that precision on the CPU (as ``--dtype`` does, through
+    model_config); ``cast`` casts whatever the wrapper loaded to it; ``cache``: a folder
+    for the reference's traces."""
 
-    def run(cls, signature=GATEWAY, only=None, explore=None):
+    def run(cls, signature=GATEWAY, only=None, explore=None, snapshot=None, dtype=None,
+            cast=None, cache=None):
+        snapshot = snapshot or tiny_snapshot
+        tokenizer = load_tokenizer(str(snapshot))
         spy = GenerateSpy(GenerationMixin, tokenizer.eos_token_id, decode=tokenizer.decode,
                           eos_token_id=tokenizer.eos_token_id)
-        spies.append(spy)
-        probe = Probe(_InProcess(cls(), tiny_snapshot), signature, spy,
-                      reload=lambda: _InProcess(cls(), tiny_snapshot))
-        ctx = GateContext(candidate=probe, tokenizer=tokenizer, snapshot=tiny_snapshot,
-                          signature=signature, serve=False, explore=explore or EXPLORE)
+        config = {"device": "cpu", "dtype": dtype} if dtype else {}
+        probe = Probe(_InProcess(cls(), snapshot, config, cast), signature, spy,
+                      reload=lambda: _InProcess(cls(), snapshot, config, cast))
+        ctx = GateContext(candidate=probe, tokenizer=tokenizer, snapshot=snapshot,
+                          signature=signature, serve=False, explore=explore or EXPLORE,
+                          runtime=Runtime("cpu", dtype or "float32"), reference_cache=cache)
         try:
             return {c.id: run_check(c, ctx, timeout=60) for c in MODEL_CHECKS
                     if only is None or c.id in only}

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from _judge import judge  # noqa: F401  (a fixture)
 from harness.gate.checks.registry import GateContext
 from harness.gate.explore.oracle import Oracle
+from harness.gate.reference import ReferenceAnswers
+from harness.gate.tolerance import Rule
 from harness.gate.explore.reproducer import curl_lines, evidence, python_snippet
 from harness.gate.explore.requests import Observed, Request, Step
 from harness.gate.explore.search import ExploreConfig, Finding, Mismatch, search
@@ -30,8 +32,9 @@ _DOCUMENTED = CandidateError("MlflowException", "temperature=3 is invalid", "INV
 
 @pytest.fixture(scope="module")
 def oracle(tiny_snapshot):
-    return Oracle(Generator.from_pretrained(str(tiny_snapshot), LoadConfig(device="cpu",
-                                                                          dtype="float32")))
+    generator = Generator.from_pretrained(str(tiny_snapshot), LoadConfig(device="cpu",
+                                                                         dtype="float32"))
+    return Oracle(ReferenceAnswers(generator, Rule(exact=True)))
 
 
 def test_the_reference_answer_passes_and_any_other_text_fails_naming_both(oracle):
@@ -43,8 +46,8 @@ def test_the_reference_answer_passes_and_any_other_text_fails_naming_both(oracle
 
 
 def test_greedy_ids_for_fewer_tokens_are_a_prefix_of_more(oracle):
-    long = oracle.greedy_ids("What is MLflow?", 9)
-    assert oracle.greedy_ids("What is MLflow?", 4) == long[:4]
+    long = oracle.reference.trace("What is MLflow?", 9).ids
+    assert oracle.reference.trace("What is MLflow?", 4).ids == long[:4]
 
 
 def test_both_stop_semantics_are_accepted_and_a_kept_stop_is_not(oracle):

@@ -79,3 +79,37 @@ def test_gate_help_explains_options():
     for option in ("--python-model", "--model-uri", "--snapshot", "--signature", "--report-dir",
                    "--check-timeout"):
         assert option in result.output
+
+
+@pytest.mark.slow
+def test_bfloat16_on_the_cpu_runs_both_sides_there_and_reuses_the_reference_answers(
+        gate_store, tmp_path, pytestconfig):
+    """The reference candidate asked for bfloat16 (it reads model_config), twice: the report
+    says where each side ran, the tolerant rule, and that the second run read the reference's
+    answers from the cache under --home."""
+    from harness.model.snapshot import cached_tiny
+
+    peaked = cached_tiny(pytestconfig.rootpath, peaked=True)
+    runs = []
+    for n in range(2):
+        folder = tmp_path / f"report-{n}"
+        result = CliRunner().invoke(main, [
+            "gate", "--snapshot", str(peaked), "--home", str(gate_store.home), "--report-dir",
+            str(folder), "--no-serve", "--device", "cpu", "--dtype", "bfloat16",
+            "--only", "answers.reference"])
+        assert result.exit_code == 0, result.output
+        report = json.loads((folder / "gate.json").read_text())
+        jsonschema.validate(report, json.loads(SCHEMA_PATH.read_text()))
+        runs.append(report["runtime"])
+    first, second = runs
+    bf16 = {"device": "cpu", "dtype": "bfloat16"}
+    assert first["asked"] == first["candidate"] == first["reference"] == bf16
+    assert first["mismatch"] is None and first["rule"] == {"kind": "top-k", "k": 5, "margin": 0.5}
+    assert first["generated_rows"] > 0 and second["generated_rows"] == 0
+    assert second["cached_rows"] > 0
+    assert "oracle rule: top-5 within 0.5 nats" in (tmp_path / "report-1" / "gate.md").read_text()
+
+
+def test_a_device_or_dtype_outside_the_choices_is_a_usage_error(gate_cli):
+    result = gate_cli("--dtype", "int8")
+    assert result.exit_code == 2 and "--dtype" in result.output and "bfloat16" in result.output

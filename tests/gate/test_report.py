@@ -101,3 +101,30 @@ def test_an_exploration_report_keeps_its_reproducer_whole_and_shows_it_in_markdo
     markdown = report.to_markdown()
     assert "seed 7 (`--seed`)" in markdown and "## Reproducer for `explore.answers`" in markdown
     assert "print('replay')" in markdown and '"{name}"' in markdown
+
+
+_RUNTIME = {"asked": {"device": "cuda", "dtype": "bfloat16"},
+            "candidate": {"device": "cuda", "dtype": "float32"},
+            "reference": {"device": "cuda", "dtype": "float32"},
+            "mismatch": "the candidate did not run where asked: dtype float32 (asked bfloat16)",
+            "rule": {"kind": "top-k", "k": 5, "margin": 0.5}, "generated_rows": 3,
+            "cached_rows": 40, "near_ties_accepted": 1, "cache": "/h/reference-cache/x.sqlite"}
+
+
+def test_a_runtime_block_round_trips_validates_and_is_shown_in_markdown():
+    base = _report(Status.PASS)
+    report = GateReport(base.candidate, base.snapshot, base.machine, base.checks,
+                        runtime=_RUNTIME)
+    assert GateReport.from_json(report.to_json()) == report
+    jsonschema.validate(json.loads(report.to_json()), json.loads(SCHEMA_PATH.read_text()))
+    markdown = report.to_markdown()
+    assert ("asked cuda/bfloat16, candidate ran on cuda/float32, reference on cuda/float32; "
+            "oracle rule: top-5 within 0.5 nats") in markdown
+    assert "read from the cache 40" in markdown and "**the candidate did not run" in markdown
+
+
+def test_a_1_2_report_still_loads():
+    data = json.loads(_report(Status.PASS).to_json())
+    data["schema_version"] = "1.2"
+    del data["runtime"]
+    assert GateReport.from_json(json.dumps(data)).runtime is None

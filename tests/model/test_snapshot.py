@@ -83,3 +83,31 @@ def test_download_fails_fast_when_offline(tmp_path, free_port, monkeypatch):
     with pytest.raises(SnapshotError, match="cannot reach the model hub"):
         download("mosaicml/mpt-7b-instruct", tmp_path / "d", endpoint=f"http://127.0.0.1:{free_port}")
     assert not (tmp_path / "d").exists()
+
+
+def test_the_peaked_snapshot_has_peaked_next_token_distributions(tiny_snapshot, tmp_path):
+    import torch
+
+    def median_top1(path):
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path).eval()
+        probs = []
+        for prompt in ("Hi.", "Name a colour.", "What is MLflow?", "Explain caching."):
+            row = tok(build_prompt(prompt), return_tensors="pt")
+            with torch.no_grad():
+                logits = model(**row).logits[0]
+            probs += torch.softmax(logits, -1).max(-1).values.tolist()
+        return sorted(probs)[len(probs) // 2]
+
+    peaked = build_tiny(tmp_path / "peaked", snap.PEAKED)
+    assert median_top1(tiny_snapshot) < 0.2 < 0.5 < median_top1(peaked)
+    # The same weights but the final norm: another fingerprint, the same tokenizer.
+    assert weights_digest(peaked) != weights_digest(tiny_snapshot)
+    assert (peaked / "tokenizer.json").read_bytes() == (tiny_snapshot / "tokenizer.json").read_bytes()
+
+
+def test_an_unscaled_snapshot_keeps_the_stamp_it_had_before_logit_scale(tiny_snapshot):
+    stamp = json.loads((tiny_snapshot / "harness_snapshot.json").read_text())
+    assert "logit_scale" not in stamp["spec"]
+    with pytest.raises(ValueError, match="logit_scale"):
+        TinySpec(logit_scale=0)

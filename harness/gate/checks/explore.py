@@ -62,7 +62,7 @@ def _session(ctx: GateContext) -> Session:
     a fresh time budget per check."""
     if "explore_oracle" not in ctx.options:
         payload = _payload(ctx)
-        oracle = Oracle(ctx.reference, _parse(ctx, payload))
+        oracle = Oracle(ctx.reference_answers, _parse(ctx, payload))
         near = {room: near_limit(ctx, room) for room in range(1, 7)}
         limits = Limits(near=near, too_long=near[1] + " route" * 8)
         pool = tuple(dict.fromkeys(piece for p in _POOL_PROMPTS

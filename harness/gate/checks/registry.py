@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -14,6 +15,8 @@ from harness.model.loading import context_length
 from harness.gate.report import Status
 from harness.model.signature import gateway_payload
 from harness.gate.explore.search import ExploreConfig
+from harness.gate.reference import ReferenceAnswers, Runtime, TraceStore, cache_key
+from harness.gate.tolerance import Rule
 from harness.gate.spy import GenerateCall, Script
 
 
@@ -77,7 +80,12 @@ class GateContext:
     # Every body sent to the candidate, in order: a failure that needs state an earlier
     # request left behind is replayed with the fewest of them (explore.*'s reproducers).
     sent: list[dict[str, Any]] = field(default_factory=list)
-    _reference: Any = None
+    runtime: Runtime = field(default_factory=Runtime)  # the device and dtype asked for
+    reference_cache: Path | None = None  # where reference traces are kept across runs
+    _references: dict[Runtime, Any] = field(default_factory=dict)
+    _answers: dict[Runtime, ReferenceAnswers] = field(default_factory=dict)
+    _observed: Runtime | None = None
+    _context_length: int | None = None
     closing: threading.Event = field(default_factory=threading.Event)
 
     def close(self) -> None:
@@ -116,20 +124,60 @@ class GateContext:
         return bool(inputs is not None and inputs.has_input_names()
                     and "stop" in inputs.input_names())
 
+    def candidate_runtime(self) -> Runtime | None:
+        """The device and dtype the candidate's model ran on (None before it generated, or
+        when it is not one the reference can run in)."""
+        if self._observed is None and self.candidate is not None:
+            self._observed = Runtime.observed(self.candidate.model_facts())
+        return self._observed
+
+    def judged_runtime(self) -> Runtime:
+        """Where the reference runs: on the candidate's device and dtype once they are
+        known, else as asked."""
+        return self.candidate_runtime() or self.runtime.resolved()
+
     @property
     def reference(self):
-        """Our Generator on the snapshot, float32 on CPU: the oracle for answers."""
-        if self._reference is None:
+        """Our Generator on the snapshot, on the judged device and dtype."""
+        runtime = self.judged_runtime()
+        if runtime not in self._references:
             from harness.model.generation import Generator
             from harness.model.loading import LoadConfig
 
-            self._reference = Generator.from_pretrained(
-                str(self.snapshot), LoadConfig(device="cpu", dtype="float32"))
-        return self._reference
+            self._references[runtime] = Generator.from_pretrained(
+                str(self.snapshot), LoadConfig(device=runtime.device, dtype=runtime.dtype))
+        return self._references[runtime]
+
+    @property
+    def reference_answers(self) -> ReferenceAnswers:
+        """The oracle's answers on the judged runtime, with the rule that runtime calls for
+        (exact on float32 on a CPU, top-k tolerant elsewhere), kept on disk when the gate
+        has a cache folder."""
+        runtime = self.judged_runtime()
+        if runtime not in self._answers:
+            from harness.gate.probe import weights_fingerprint
+
+            reference, rule = self.reference, Rule.for_runtime(runtime.device, runtime.dtype)
+            store = None
+            if self.reference_cache is not None:
+                key = cache_key(weights_fingerprint(reference.model), self.snapshot, runtime, rule)
+                store = TraceStore(Path(self.reference_cache) / f"{key}.sqlite")
+            self._answers[runtime] = ReferenceAnswers(reference, rule, store)
+        return self._answers[runtime]
+
+    def reference_used(self) -> tuple[Runtime, ReferenceAnswers] | None:
+        """The runtime the reference last judged on, with its answers; None if it never ran."""
+        return next(reversed(self._answers.items()), None)
 
     @property
     def context_length(self) -> int:
-        return context_length(self.reference.model, self.tokenizer)
+        """From the snapshot's config: no model is loaded for it."""
+        if self._context_length is None:
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(str(self.snapshot))
+            self._context_length = context_length(SimpleNamespace(config=config), self.tokenizer)
+        return self._context_length
 
     def payload(self, rows: Sequence[Row]) -> dict[str, Any]:
         """The JSON body the route's provider (or a columns client) sends for these rows."""

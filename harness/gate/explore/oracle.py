@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.gate.explore.requests import Observed, Request
-from harness.model.generation import Request as RowRequest, cut_at_stop
+from harness.model.generation import Request as RowRequest
 from harness.model.prompt import PromptError
 from harness.model.settings import GenerationSettings, InvalidParameter
 
@@ -30,46 +30,31 @@ class Expected:
 
 
 class Oracle:
-    """``reference`` is a :class:`harness.model.generation.Generator` on the candidate's
-    weights; ``parse`` turns a request's instructions into what the candidate receives
-    after MLflow's parsing (numpy casts), so the oracle answers the same text."""
+    """``reference`` is the gate's :class:`harness.gate.reference.ReferenceAnswers` on the
+    candidate's weights, device and dtype; ``parse`` turns a request's instructions into
+    what the candidate receives after MLflow's parsing (numpy casts), so the oracle answers
+    the same text."""
 
     def __init__(self, reference: Any, parse: Callable[[Request], Sequence[str]] | None = None):
         self.reference = reference
         self.parse = parse or (lambda request: request.instructions)
-        self._ids: dict[str, tuple[int, list[int]]] = {}  # instruction -> (asked, new ids)
-        self.calls = 0  # reference generations run (the rest came from the cache)
+        self._first_generated = reference.generated
+
+    @property
+    def calls(self) -> int:
+        """Reference rows decoded since this oracle was made (the rest came from a cache)."""
+        return self.reference.generated - self._first_generated
 
     # -- the reference's answers ---------------------------------------------------------
-    def greedy_ids(self, instruction: str, max_tokens: int) -> list[int]:
-        """The reference's greedy new ids for this row alone (up to EOS), cached per
-        instruction: greedy ids for fewer tokens are a prefix of those for more."""
-        asked, ids = self._ids.get(instruction, (0, []))
-        if asked < max_tokens and len(ids) == asked:  # not enough, and no EOS yet
-            ref = self.reference
-            encoded = ref.pad(ref.tokenize([instruction]))
-            width = encoded["input_ids"].shape[1]
-            out = ref.generate_ids(encoded, GenerationSettings(0.0, max_tokens))
-            new = out[0, width:].tolist()
-            eos = ref.tokenizer.eos_token_id
-            ids = new[:new.index(eos) + 1] if eos in new else new
-            asked = max_tokens
-            self._ids[instruction] = (asked, ids)
-            self.calls += 1
-        return ids[:max_tokens]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.reference.tokenizer.decode(list(ids), skip_special_tokens=True)
-
     def greedy_text(self, instruction: str, max_tokens: int) -> str:
-        return self.decode(self.greedy_ids(instruction, max_tokens))
+        return self.reference.answer(instruction, max_tokens)
 
     def answer(self, instruction: str, max_tokens: int, stop: Sequence[str]) -> str:
         """The one right answer: the whole greedy answer cut before the earliest stop string
         in it. A wrapper that stops generating early (a ``StoppingCriteria``) must not stop
         before the earliest stop string is settled: with overlapping stops, the first stop
         to complete is not always the earliest to start."""
-        return cut_at_stop(self.decode(self.greedy_ids(instruction, max_tokens)), stop)
+        return self.reference.answer(instruction, max_tokens, stop)
 
     # -- expectations and verdicts ---------------------------------------------------------
     def expected(self, request: Request) -> Expected:
@@ -78,19 +63,21 @@ class Oracle:
             settings = GenerationSettings(request.temperature, request.max_tokens,
                                           request.stop or ())
             rows = [RowRequest(i, settings) for i in instructions]
-            self.reference.validate(rows)
+            self.reference.generator.validate(rows)
         except (InvalidParameter, PromptError) as error:
             return Expected(rejects=getattr(error, "field", "prompt"), reason=str(error)[:200],
                             blank=isinstance(error, PromptError)
                             and all(isinstance(i, str) for i in instructions))
         if not request.greedy:
             return Expected(answers=tuple(None for _ in instructions))
+        self.reference.traces([(i, request.max_tokens) for i in instructions])  # one batch
         return Expected(answers=tuple(self.answer(i, request.max_tokens, request.stop or ())
                                       for i in instructions))
 
     def judge(self, request: Request, observed: Observed) -> tuple[str | None, str]:
         """(why the candidate's outcome is wrong, or None; what the reference gives)."""
         want = self.expected(request)
+        instructions = list(self.parse(request))
         if want.rejects is not None:
             return self._judge_rejection(want, observed), f"rejected naming {want.rejects}: {want.reason}"
         shown = (f"answers {list(want.answers)!r}"[:400] if request.greedy
@@ -100,10 +87,13 @@ class Oracle:
         got = list(observed.answers or ())
         if len(got) != len(want.answers):
             return f"{len(want.answers)} rows in, {len(got)} answers out", shown
+        stop = request.stop or ()
         for i, (answer, right) in enumerate(zip(got, want.answers)):
-            if right is not None and answer != right:
-                return (f"row {i} got {answer[:80]!r}, the reference's answer for that row alone is "
-                        f"{right[:80]!r}"), shown
+            if right is not None and not (agreement := self.reference.agree(
+                    answer, instructions[i], request.max_tokens, stop)).ok:
+                alone = " alone" if agreement.exact or self.reference.rule.exact else ""
+                return (f"row {i} got {answer[:80]!r}, the reference's answer for that row{alone} "
+                        f"is {right[:80]!r}"), shown
             if hit := [s for s in request.stop or () if s in answer]:
                 return (f"row {i} at temperature {request.temperature:g} still holds the stop "
                         f"string {hit[0]!r}: {answer[:80]!r}"), shown
