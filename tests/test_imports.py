@@ -23,7 +23,7 @@ def test_prompt_imports_neither_torch_nor_mlflow():
 
 @pytest.mark.parametrize("module", ["harness", "harness.model.settings", "harness.model.generation",
                                     "harness.model.loading", "harness.bench.core", "harness.bench.report",
-                                    "harness.bench.compare"])
+                                    "harness._stats", "harness.bench.compare"])
 def test_timed_core_imports_no_mlflow(module):
     assert "mlflow" not in _loaded_after(module)
 
@@ -38,13 +38,14 @@ def test_public_api_resolves():
 _ALLOWED = {
     "model": {"_mlflow_compat"},
     "store": {"model", "_mlflow_compat", "_redact"},
-    "serving": {"store", "model", "_mlflow_compat", "_redact"},
-    "bench": {"serving", "store", "model", "_reporting", "_redact"},
+    "serving": {"store", "model", "_mlflow_compat", "_redact", "_stats"},
+    "bench": {"serving", "store", "model", "_reporting", "_redact", "_stats"},
     "gate": {"bench", "serving", "store", "model", "_reporting", "_mlflow_compat", "_redact"},
     "testing": {"gate", "bench", "serving", "store", "model", "_reporting", "_mlflow_compat"},
     "_reporting": {"_redact"},
     "_mlflow_compat": set(),
     "_redact": set(),
+    "_stats": set(),
     "cli": {"gate", "bench", "serving", "store", "model", "testing", "_reporting", "_redact"},
 }
 
@@ -77,3 +78,34 @@ def test_imports_flow_one_way(path):
     part = _part(path)
     imported = _harness_imports(path) - {part}
     assert imported <= _ALLOWED[part], f"{part} may not import {sorted(imported - _ALLOWED[part])}"
+
+
+def _declared_dependencies() -> set[str]:
+    import re
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    return {re.split(r"[\[<>=!~ ;]", d, maxsplit=1)[0].lower().replace("_", "-")
+            for d in project["dependencies"]}
+
+
+def test_every_third_party_import_of_the_package_is_a_runtime_dependency():
+    """`pip install harness` must be enough for everything the package imports (an extra
+    only the test suite installs is not): MockGateway needs `responses` at runtime."""
+    from importlib.metadata import packages_distributions
+
+    owners = packages_distributions()
+    # pytest loads the plugin itself; the rest are looked up with find_spec, never imported.
+    provided = {"pytest", "_pytest"}
+    imported = set()
+    for path in Path(harness.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"harness"} - provided
+    declared = _declared_dependencies()
+    missing = {m: owners.get(m) for m in third_party
+               if not {d.lower().replace("_", "-") for d in owners.get(m, [m])} & declared}
+    assert missing == {}

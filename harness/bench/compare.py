@@ -6,15 +6,13 @@ Reads harness ``bench.json``, ``bench-serve.json`` and pytest-benchmark JSON ali
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.bench.limits import meets, show, split_absolute, split_relative
 from harness.bench.report import HIGHER_IS_BETTER, BenchReport, IncompatibleReports
 
-_THRESHOLD_RE = re.compile(r"^([a-z0-9_]+):(\d+(?:\.\d+)?)%$")
-_BUDGET_RE = re.compile(r"^([a-z0-9_]+?)(_ms)?(<=|>=)(\d+(?:\.\d+)?)$")
 BUDGET_METRICS = ("ttft_p50", "tpot_p50", "e2e_p50", "e2e_p90", "tokens_per_s", "requests_per_s",
                   "overhead_ratio", "mbu", "goodput_rps")
 
@@ -28,10 +26,10 @@ class Threshold:
 
     @classmethod
     def parse(cls, text: str) -> Threshold:
-        match = _THRESHOLD_RE.match(text.strip())
-        if not match:
+        parsed = split_relative(text)
+        if parsed is None:
             raise ValueError(f"--fail {text!r} is invalid: expected METRIC:PERCENT%, e.g. tpot_p50:5%")
-        return cls(match.group(1), float(match.group(2)))
+        return cls(*parsed)
 
     def fails(self, current: float, baseline: float) -> str | None:
         if baseline == 0:
@@ -54,21 +52,21 @@ class Budget:
 
     @classmethod
     def parse(cls, text: str) -> Budget:
-        match = _BUDGET_RE.match(text.replace(" ", ""))
-        if not match or match.group(1) not in BUDGET_METRICS:
+        parsed = split_absolute(text)
+        name, op, limit = parsed if parsed is not None else ("", "", 0.0)
+        metric = name.removesuffix("_ms")
+        if metric not in BUDGET_METRICS:
             raise ValueError(f"--budget {text!r} is invalid: expected METRIC<=N or METRIC>=N with "
                              f"METRIC in {[m + ('_ms' if m.endswith(('p50', 'p90')) else '') for m in BUDGET_METRICS]}")
-        scale = 1000.0 if match.group(2) else 1.0
-        return cls(match.group(1), match.group(3), float(match.group(4)), scale)
+        return cls(metric, op, limit, 1000.0 if name.endswith("_ms") else 1.0)
 
     def __str__(self) -> str:
         unit = "_ms" if self.scale == 1000.0 else ""
-        return f"{self.metric}{unit}{self.op}{self.limit:g}"
+        return show(f"{self.metric}{unit}", self.op, self.limit)
 
     def fails(self, value: float) -> str | None:
         value *= self.scale
-        ok = value <= self.limit if self.op == "<=" else value >= self.limit
-        return None if ok else f"{self} missed: {value:.4g}"
+        return None if meets(value, self.op, self.limit) else f"{self} missed: {value:.4g}"
 
 
 def load_metrics(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:

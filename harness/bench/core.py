@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.bench.rounds import RoundsPolicy, Samples, run_rounds
-from harness.bench.stats import Stats
+from harness._stats import Stats
 
 SHAPES = ("mpt-7b", "tiny")
 # Peak memory bandwidth in bytes/s, matched against torch.cuda.get_device_name().

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench.core import Case
-from harness.bench.stats import Ratio, Stats
+from harness._stats import Ratio, Stats
 from harness._reporting import (SCHEMA_DIR, atomic_write, header, machine_info, package_version,
                                 require_schema, utc_now)
 

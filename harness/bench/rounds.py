@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from harness.bench.stats import median_ci
+from harness._stats import median_ci
 
 MIN_AUTO_ROUNDS = 6  # the fewest samples with a real 95% interval for the median
 

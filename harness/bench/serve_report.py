@@ -8,16 +8,15 @@ MLflow is imported only by :func:`log_to_mlflow`, matplotlib only by :func:`writ
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from harness._reporting import (SCHEMA_DIR, atomic_write, header, package_version,
                                 require_schema, utc_now)
+from harness._stats import latency_stats
+from harness.bench.limits import meets, show, split_absolute
 from harness.bench.report import log_run, save_figure
 
 SCHEMA_VERSION = "1.0"
@@ -26,7 +25,6 @@ KIND = "bench-serve"
 LATENCY_SLOS = ("e2e_p50_ms", "e2e_p90_ms", "e2e_p99_ms", "e2e_max_ms")
 RATE_SLOS = ("requests_per_s", "tokens_per_s", "goodput_rps")
 SLO_METRICS = LATENCY_SLOS + RATE_SLOS + ("error_rate",)
-_SLO_RE = re.compile(r"^([a-z0-9_]+)(<=|>=)(\d+(?:\.\d+)?)$")
 _NO_STATUS = "none"  # the JSON key of failures that got no HTTP answer (timeout, refused)
 
 
@@ -42,22 +40,21 @@ class Slo:
 
     @classmethod
     def parse(cls, text: str) -> Slo:
-        match = _SLO_RE.match(str(text).replace(" ", ""))
-        metric, op = (match.group(1), match.group(2)) if match else (None, None)
+        metric, op, limit = split_absolute(text) or ("", "", 0.0)
         wanted = ">=" if metric in RATE_SLOS else "<="
         if metric not in SLO_METRICS or op != wanted:
             raise ValueError(f"slo={str(text)[:60]!r} is invalid: allowed METRIC<=N for "
                              f"{list(LATENCY_SLOS) + ['error_rate']} or METRIC>=N for "
                              f"{list(RATE_SLOS)}, N a number >= 0")
-        return cls(metric, op, float(match.group(3)))
+        return cls(metric, op, limit)
 
     def __str__(self) -> str:
-        return f"{self.metric}{self.op}{self.limit:g}"
+        return show(self.metric, self.op, self.limit)
 
     def met(self, value: float | None) -> bool:
         if value is None:  # no answered request: no latency can meet a limit
             return False
-        return value <= self.limit if self.op == "<=" else value >= self.limit
+        return meets(value, self.op, self.limit)
 
 
 @dataclass(frozen=True)
@@ -76,16 +73,6 @@ class RequestSample:
     @property
     def ok(self) -> bool:
         return self.status == 200
-
-
-def latency_stats(latencies_s: list[float] | np.ndarray) -> dict[str, float] | None:
-    """p50/p90/p99 (numpy's linear percentiles), mean and max in seconds; None when empty."""
-    values = np.asarray(latencies_s, dtype=float)
-    if values.size == 0:
-        return None
-    p50, p90, p99 = np.percentile(values, [50, 90, 99])
-    return {"p50": float(p50), "p90": float(p90), "p99": float(p99),
-            "mean": float(values.mean()), "max": float(values.max())}
 
 
 @dataclass(frozen=True)

@@ -98,16 +98,17 @@ def _log_dir(home: Path) -> Path:
 
 def _start_candidate(cfg: GateConfig, snapshot: Path, ctx: GateContext,
                      progress: Callable[[str], None]) -> Worker:
-    starts = ctx.options.setdefault("candidate_logs", [])
-    log_path = ctx.options["log_dir"] / f"candidate{'' if not starts else f'-{len(starts) + 1}'}.log"
+    if ctx.log_dir is None:
+        ctx.log_dir = _log_dir(cfg.store.home)
+    starts = ctx.candidate_logs
+    log_path = ctx.log_dir / f"candidate{'' if not starts else f'-{len(starts) + 1}'}.log"
     starts.append(log_path)
-    ctx.options["candidate_log"] = log_path
     worker = Worker(WorkerSpec(cfg.candidate, snapshot, cfg.store, log_path,
                                env=tuple(ctx.canaries.items()),
                                model_config=cfg.model_config()), cfg.load_timeout)
-    if (earlier := ctx.options.get("worker")) is not None:
-        ctx.options.setdefault("earlier_workers", []).append(earlier)
-    ctx.options["worker"] = worker  # before it starts: an interrupt while loading must stop it
+    if (earlier := ctx.worker) is not None:
+        ctx.earlier_workers.append(earlier)
+    ctx.worker = worker  # before it starts: an interrupt while loading must stop it
     progress(f"loading candidate {cfg.candidate.ref} in its own process (log: {log_path})")
     try:
         loaded = worker.start()
@@ -117,7 +118,7 @@ def _start_candidate(cfg: GateConfig, snapshot: Path, ctx: GateContext,
     ctx.model_uri, ctx.signature = loaded.model_uri, loaded.signature
     if loaded.load_error is not None:
         ctx.load_error = loaded.load_error
-        ctx.options["load_traceback"] = list(loaded.load_traceback)
+        ctx.load_traceback = list(loaded.load_traceback)
     else:
         ctx.candidate = worker
     return worker
@@ -271,9 +272,8 @@ def _context(cfg: GateConfig, snapshot: Path) -> GateContext:
                        explore=cfg.explore_config(), candidate_key=cfg.candidate.ref,
                        runtime=cfg.runtime(),
                        reference_cache=Path(cfg.store.home) / "reference-cache",
-                       options={"bench_report": cfg.bench_report, "budgets": cfg.budgets,
-                                "candidate_kind": cfg.candidate.kind.value,
-                                "log_dir": _log_dir(cfg.store.home)})
+                       bench_report=cfg.bench_report, budgets=cfg.budgets,
+                       candidate_kind=cfg.candidate.kind.value, log_dir=_log_dir(cfg.store.home))
 
 
 def _run_checks(cfg: GateConfig, snapshot: Path, ctx: GateContext,
@@ -307,7 +307,7 @@ _MAX_RESTARTS = 3  # a candidate that hangs in every check costs at most this ma
 
 def _stop(ctx: GateContext) -> None:
     """The candidate first (it is killed, not asked), then the servers, all asked at once."""
-    if (worker := ctx.options.get("worker")) is not None:
+    if (worker := ctx.worker) is not None:
         worker.stop()
     ctx.close()
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness._stats import latency_stats
 from harness.serving.gateway import CompletionRequest, DeploymentsGatewayClient, GatewayError
 
 MAX_CONCURRENCY = 64
@@ -69,19 +70,16 @@ class LoadResult:
 
     def percentiles(self) -> dict[str, float]:
         """p50/p90/p99/max latency of the answered requests in ms ({} when none was)."""
-        latencies = np.array([s.latency_s for s in self.samples if s.ok]) * 1000.0
-        if latencies.size == 0:
-            return {}
-        p50, p90, p99 = np.percentile(latencies, [50, 90, 99])
-        return {"p50": float(p50), "p90": float(p90), "p99": float(p99),
-                "max": float(latencies.max())}
+        stats = latency_stats([s.latency_s * 1000.0 for s in self.samples if s.ok])
+        return {} if stats is None else {k: stats[k] for k in ("p50", "p90", "p99", "max")}
 
     def summary(self) -> str:
         stats = self.percentiles()
         latency = (", ".join(f"{k} {v:.1f} ms" for k, v in stats.items()) if stats
                    else "no answered request")
         return (f"{self.requests} requests in {self.elapsed_s:.1f} s "
-                f"({self.throughput:.1f} req/s), concurrency {self.concurrency}, {len(self.prompts)} prompts: {latency}; "
+                f"({self.throughput:.1f} req/s), concurrency {self.concurrency}, "
+                f"{len(self.prompts)} prompts: {latency}; "
                 f"{len(self.failures)} failures, {len(self.mismatches)} mismatches")
 
 

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from harness.bench.compare import Budget, check_budgets, compare, load_metrics
 from harness.bench.serve import (ServeBenchConfig, ServeConfigError, build_prompts, count_tokens,
                                  poisson_arrivals, run_serve_bench)
-from harness.bench.serve_report import (SCHEMA_PATH, Level, RequestSample, ServeReport, Slo,
-                                        latency_stats)
+from harness._stats import latency_stats
+from harness.bench.serve_report import SCHEMA_PATH, Level, RequestSample, ServeReport, Slo
 from harness.cli import main
 
 MACHINE = {"device": "cpu", "mlflow": "3.17.2", "git_commit": None}

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from _judge import judge  # noqa: F401  (a fixture)
 from harness.gate.checks.registry import GateContext

@@ -40,7 +40,7 @@ def same_weights(ctx: GateContext) -> str | None:
     if not facts:
         # A file candidate was handed the snapshot as its artifact: judge its answers even if
         # it decodes without generate. A logged model may hold any weights.
-        if ctx.options.get("candidate_kind", "file") != "uri":
+        if ctx.candidate_kind != "uri":
             return None
         return "the candidate never called transformers' generate, so its weights are unknown"
     if ctx.candidate_runtime() is None:
@@ -80,7 +80,7 @@ def _differential_cases(ctx: GateContext) -> list[tuple[str, list[Row]]]:
 def answers_reference(ctx: GateContext) -> Outcome:
     ctx.reset()
     probe = Row(SHORT[0], 0.0, 2)
-    seen = ctx.options.setdefault("answers_by_instruction", {})
+    seen = ctx.answers_by_instruction
     first = answers(ctx.send([probe]))
     if (why := same_weights(ctx)) is not None:
         return skipped(f"skipped: {why}")
@@ -118,7 +118,7 @@ def _explain_difference(ctx: GateContext, label: str, rows: list[Row], got: list
                 "alone": alone, "generate_prompt_ids": seen[-1:]}
     where = f"row {i} of a {len(rows)}-row batch ({label})"
     earlier = {answer for settings, answer in
-               ctx.options.get("answers_by_instruction", {}).get(rows[i].instruction, {}).items()
+               ctx.answers_by_instruction.get(rows[i].instruction, {}).items()
                if settings != rows[i].settings}
     if got[i] in want and want.index(got[i]) != i:
         return failed(f"{where} got row {want.index(got[i])}'s answer: answers are returned "
@@ -174,8 +174,8 @@ def params_max_tokens(ctx: GateContext) -> Outcome:
                 if count is None:
                     return failed(f"row {i} of {len(rows)} never reached generate", **evidence)
                 if count != row.max_tokens:
-                    first = (f": it got row 0's max_tokens, so one request's rows share the "
-                             f"first row's settings" if i and count == rows[0].max_tokens else "")
+                    first = (": it got row 0's max_tokens, so one request's rows share the "
+                             "first row's settings" if i and count == rows[0].max_tokens else "")
                     return failed(f"max_tokens={row.max_tokens} at temperature {temperature}: "
                                   f"row {i} generated {count} tokens with EOS withheld (expected "
                                   f"exactly {row.max_tokens}){first}", **evidence)

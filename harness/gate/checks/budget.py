@@ -9,7 +9,7 @@ from harness.gate.checks.registry import GateContext, Outcome, failed, passed, r
 @register_check("bench.budget", "the benchmark report meets every --budget", needs_model=False,
                 needs_candidate=False)
 def bench_budget(ctx: GateContext) -> Outcome:
-    report, budgets = ctx.options.get("bench_report"), ctx.options.get("budgets") or ()
+    report, budgets = ctx.bench_report, ctx.budgets
     if report is None:
         return skipped("skipped: no --bench-report given")
     if not budgets:

@@ -17,7 +17,7 @@ PROVIDER_PAYLOADS = {
 def load(ctx: GateContext) -> Outcome:
     if ctx.candidate is None:
         return failed(ctx.load_error or "the candidate did not load",
-                      traceback=ctx.options.get("load_traceback", []))
+                      traceback=ctx.load_traceback)
     return passed("loaded with mlflow.pyfunc.load_model in its own process")
 
 

@@ -60,7 +60,7 @@ def _parse(ctx: GateContext, payload):
 def _session(ctx: GateContext) -> Session:
     """One oracle per gate run (its cache of reference answers is shared by the checks);
     a fresh time budget per check."""
-    if "explore_oracle" not in ctx.options:
+    if ctx.explore_state is None:
         payload = _payload(ctx)
         oracle = Oracle(ctx.reference_answers, _parse(ctx, payload))
         near = {room: near_limit(ctx, room) for room in range(1, 7)}
@@ -68,8 +68,8 @@ def _session(ctx: GateContext) -> Session:
         pool = tuple(dict.fromkeys(piece for p in _POOL_PROMPTS
                                    for piece in oracle.greedy_text(p, 10).split()
                                    if piece and "\ufffd" not in piece))[:12]
-        ctx.options["explore_oracle"] = (oracle, limits, pool)
-    oracle, limits, pool = ctx.options["explore_oracle"]
+        ctx.explore_state = (oracle, limits, pool)
+    oracle, limits, pool = ctx.explore_state
     return Session(send=lambda body: _send(ctx, body), oracle=oracle, payload=_payload(ctx),
                    reload=lambda: bool(ctx.candidate.reload()), limits=limits, pool=pool,
                    budget=Budget(ctx.explore.budget_s), history=ctx.sent,

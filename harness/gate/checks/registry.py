@@ -70,7 +70,23 @@ class GateContext:
     tracking_uri: str | None = None
     route_file: Path | None = None
     serve: bool = True
-    options: dict[str, Any] = field(default_factory=dict)
+    candidate_kind: str = "file"  # reference, file or uri (CandidateKind's values)
+    log_dir: Path | None = None  # this run's logs: the candidate's and the servers'
+    bench_report: Path | None = None  # for bench.budget
+    budgets: tuple[str, ...] = ()
+    # The candidate's workers: the current one (set before it starts, so an interrupt while
+    # loading stops it), earlier ones a hang or crash replaced, and each start's log.
+    worker: Any = None
+    earlier_workers: list[Any] = field(default_factory=list)
+    candidate_logs: list[Path] = field(default_factory=list)
+    load_traceback: list[str] = field(default_factory=list)
+    # Servers by role ("scoring_server", "gateway"): the started process, or why it failed.
+    started: dict[str, Any] = field(default_factory=dict)
+    server_starts: threading.Thread | None = None  # prestart's background thread
+    # Answers given so far per instruction and settings: a wrong answer that was given
+    # earlier to other settings is named as a cache by prompt.
+    answers_by_instruction: dict[str, dict[tuple, str]] = field(default_factory=dict)
+    explore_state: tuple[Any, Any, tuple[str, ...]] | None = None  # oracle, limits, pool
     results: list[Any] = field(default_factory=list)  # CheckResults so far, for secrets.no_leak
     servers: list[Any] = field(default_factory=list)  # ServerProcesses checks started
     canaries: dict[str, str] = field(default_factory=dict)  # variable -> canary value
@@ -85,6 +101,7 @@ class GateContext:
     _references: dict[Runtime, Any] = field(default_factory=dict)
     _answers: dict[Runtime, ReferenceAnswers] = field(default_factory=dict)
     _observed: Runtime | None = None
+    _temperature_zero_error: tuple[str | None] | None = None  # (the error or None), once asked
     _context_length: int | None = None
     closing: threading.Event = field(default_factory=threading.Event)
 
@@ -99,7 +116,7 @@ class GateContext:
                 server.terminate()
             while self.servers:
                 self.servers.pop().stop()
-            if (starting := self.options.get("server_starts")) is not None:
+            if (starting := self.server_starts) is not None:
                 starting.join(timeout=10)
 
     @property
@@ -210,15 +227,15 @@ class GateContext:
         not (cached); None when temperature 0 works or nothing works. Checks that judge at
         temperature 0 and meet this error have nothing to judge: params.temperature_zero
         fails for it."""
-        if "temperature_zero_error" not in self.options:
+        if self._temperature_zero_error is None:
             found = None
             try:
                 self.send([Row("Hi.", 0.0, 2)])
             except Exception as error:  # noqa: BLE001 - the candidate's error is the answer
                 if self._samples():
                     found = f"{type(error).__name__}: {error}"
-            self.options["temperature_zero_error"] = found
-        return self.options["temperature_zero_error"]
+            self._temperature_zero_error = (found,)
+        return self._temperature_zero_error[0]
 
     def _samples(self) -> bool:
         """Whether a sampled row gets an answer (else nothing is temperature 0's fault)."""

@@ -35,26 +35,26 @@ def _server(ctx: GateContext, key: str, factory, in_background: bool = False) ->
     """Start a server once per gate run (a failed start is not retried by later checks);
     ctx.close() stops it. A start :func:`prestart` began is waited for, not repeated."""
     started = time.monotonic()
-    if (starting := ctx.options.get("server_starts")) is not None and not in_background:
+    if (starting := ctx.server_starts) is not None and not in_background:
         starting.join()
-    if key not in ctx.options and not ctx.closing.is_set():
+    if key not in ctx.started and not ctx.closing.is_set():
         server = factory()
         ctx.servers.append(server)  # before start: an interrupt while it starts must stop it
         try:
             server.start()
         except ServerError as error:
-            ctx.options[key] = error
+            ctx.started[key] = error
             raise
-        ctx.options[key] = server
+        ctx.started[key] = server
     # Starting a server is the gate's time, not the candidate's: a check timeout shorter
     # than a server start must not read as "the candidate hung".
     if not in_background and getattr(ctx.candidate, "deadline", None) is not None:
         ctx.candidate.deadline += time.monotonic() - started
-    if isinstance(ctx.options.get(key), ServerError):
-        raise ctx.options[key]
-    if key not in ctx.options:
+    if isinstance(ctx.started.get(key), ServerError):
+        raise ctx.started[key]
+    if key not in ctx.started:
         raise ServerError(f"the {key.replace('_', ' ')} was not started: the gate is stopping")
-    return ctx.options[key]
+    return ctx.started[key]
 
 
 def prestart(ctx: GateContext) -> None:
@@ -68,16 +68,16 @@ def prestart(ctx: GateContext) -> None:
             route = _route(ctx)
             if route is None or route.provider is Provider.MLFLOW_MODEL_SERVING:
                 _gateway(ctx, route, server, in_background=True)
-        except Exception:  # noqa: BLE001 - kept in ctx.options; the checks report it
+        except Exception:  # noqa: BLE001 - kept in ctx.started; the checks report it
             return
 
     thread = threading.Thread(target=start, name="harness-server-start", daemon=True)
-    ctx.options["server_starts"] = thread
+    ctx.server_starts = thread
     thread.start()
 
 
 def _logs(ctx: GateContext) -> dict[str, Any]:
-    return {"log_dir": ctx.options.get("log_dir"), "watch": list(ctx.canaries.values())}
+    return {"log_dir": ctx.log_dir, "watch": list(ctx.canaries.values())}
 
 
 _HOOKS = Path(__file__).parents[1] / "_server_hooks"
@@ -277,16 +277,16 @@ def _haystacks(ctx: GateContext) -> dict[str, str]:
 
     texts = {"report": redact(json.dumps([r.to_dict() for r in ctx.results], default=str)),
              "answers": "\n".join(ctx.answers_seen)}
-    for log in ctx.options.get("candidate_logs", []):  # one per start of the candidate
+    for log in ctx.candidate_logs:  # one per start of the candidate
         if Path(log).is_file():
             texts["candidate log"] = texts.get("candidate log", "") + Path(log).read_text(
                 errors="replace")
-    for earlier in ctx.options.get("earlier_workers", []):
+    for earlier in ctx.earlier_workers:
         if getattr(earlier, "log", None) is not None:
             texts["candidate log"] = texts.get("candidate log", "") + "\n".join(earlier.log.seen)
-    owners = {"candidate log": ctx.options.get("worker"),
-              "scoring_server log": ctx.options.get("scoring_server"),
-              "gateway log": ctx.options.get("gateway")}
+    owners = {"candidate log": ctx.worker,
+              "scoring_server log": ctx.started.get("scoring_server"),
+              "gateway log": ctx.started.get("gateway")}
     for where, owner in owners.items():
         if getattr(owner, "log", None) is not None:
             # The file holds the masked text; what the process printed is recorded here.

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.bench.rounds import MIN_AUTO_ROUNDS, RoundsPolicy, run_rounds
-from harness.bench.stats import Ratio, Stats, median_ci
+from harness._stats import Ratio, Stats, median_ci
 
 
 @pytest.mark.parametrize("samples", [[1.0, 2.0, 3.0, 4.0], [5.0, 1.0, 3.0],

@@ -1,5 +1,6 @@
-"""Statistics of timing samples, from numpy and ``statistics`` (never hand-rolled), with the
-raw samples kept and the median's 95% confidence interval, so a reader can tell a
+"""The one statistics module: percentiles and intervals of timing samples, from numpy and
+``statistics`` (never hand-rolled), for the model bench, the serving bench and the load
+test alike, with the raw samples kept and the median's 95% confidence interval, so a reader can tell a
 difference from noise.
 
 The median's interval is the distribution-free order-statistic one: the ranks
@@ -29,6 +30,17 @@ def median_ci(samples: list[float] | np.ndarray) -> tuple[float, float]:
     low = max(0, math.floor(n / 2 - _Z * math.sqrt(n) / 2) - 1)
     high = min(n - 1, math.ceil(n / 2 + _Z * math.sqrt(n) / 2))
     return float(ordered[low]), float(ordered[high])
+
+
+def latency_stats(latencies: list[float] | np.ndarray) -> dict[str, float] | None:
+    """p50/p90/p99 (numpy's linear percentiles), mean and max, in the samples' unit; None
+    when there are none."""
+    values = np.asarray(latencies, dtype=float)
+    if values.size == 0:
+        return None
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return {"p50": float(p50), "p90": float(p90), "p99": float(p99),
+            "mean": float(values.mean()), "max": float(values.max())}
 
 
 @dataclass(frozen=True)
