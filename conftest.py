@@ -145,14 +145,12 @@ class BareString(MPTInstruct):
 def loopback(tiny_snapshot, tmp_path_factory):
     """Real servers on 127.0.0.1: scoring servers for the reference (gateway signature), the
     seed's column signature and a bare-string model, and one AI Gateway routing to all three."""
-    from concurrent.futures import ThreadPoolExecutor
     from types import SimpleNamespace
-
 
     from harness.gate.candidate import CandidateSpec, log_candidate
     from harness.serving.route import MlflowServingConfig, RouteSpec, seed_route
+    from harness.serving.servers import start_loopback
     from harness.store import StoreConfig
-    from harness.serving.servers import gateway_server, scoring_server
 
     home = tmp_path_factory.mktemp("loopback")
     (home / "bare_string_model.py").write_text(BARE_STRING_MODEL)
@@ -161,25 +159,21 @@ def loopback(tiny_snapshot, tmp_path_factory):
              "bare": CandidateSpec.from_file(f"{home / 'bare_string_model.py'}:BareString")}
     with store.activated():
         uris = {name: log_candidate(spec, tiny_snapshot) for name, spec in specs.items()}
-    servers = {name: scoring_server(uri, store.uri, log_dir=home) for name, uri in uris.items()}
-    for server in servers.values():
-        server.log_path = server.log_path.with_name(f"scoring-{server.port}.log")
+
+    def route_for(name, url):
+        if name == "reference":
+            return seed_route(url)
+        return RouteSpec(f"completions-{name}", f"model-{name}", "mlflow-model-serving",
+                         MlflowServingConfig(url))
+
+    loopback = start_loopback(uris, store.uri, home, route_for=route_for)
     try:
-        with ThreadPoolExecutor(len(servers)) as pool:
-            list(pool.map(lambda s: s.start(), servers.values()))
-        routes = {"reference": seed_route(servers["reference"].url)}
-        for name in ("columns", "bare"):
-            routes[name] = RouteSpec(f"completions-{name}", f"model-{name}", "mlflow-model-serving",
-                                     MlflowServingConfig(servers[name].url))
-        with gateway_server(list(routes.values()), log_dir=home) as gateway:
-            yield SimpleNamespace(url=gateway.url, gateway=gateway, servers=servers,
-                                  routes={k: r.name for k, r in routes.items()}, uris=uris,
-                                  store=store)
+        yield SimpleNamespace(url=loopback.gateway.url, gateway=loopback.gateway,
+                              servers=loopback.servers,
+                              routes={k: r.name for k, r in loopback.routes.items()}, uris=uris,
+                              store=store)
     finally:
-        for server in servers.values():  # all asked at once: their grace periods overlap
-            server.terminate()
-        for server in servers.values():
-            server.stop()
+        loopback.stop()
 
 
 # Every process the suite starts inherits this tag (servers pass os.environ on), so the

@@ -48,6 +48,8 @@ _EXPORTS = {
     "run_load": "harness.serving.load",
     "gateway_server": "harness.serving.servers",
     "scoring_server": "harness.serving.servers",
+    "start_loopback": "harness.serving.servers",
+    "Loopback": "harness.serving.servers",
     "CandidateSpec": "harness.gate.candidate",
     "GateConfig": "harness.gate.runner",
     "run_gate": "harness.gate.runner",

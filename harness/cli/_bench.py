@@ -320,17 +320,14 @@ def _bench_servers(route_name: str, store, snapshot_dir: Path | None) -> str:
 
     from harness._reporting import utc_now
     from harness.serving.route import seed_route
-    from harness.serving.servers import gateway_server, scoring_server
+    from harness.serving.servers import start_loopback
     from harness.store import RegisterConfig, register as do_register
 
     log_dir = store.home / "logs" / f"bench-serve-{utc_now().replace(':', '')}"
     model_uri = do_register(RegisterConfig(snapshot=_tiny_snapshot(snapshot_dir), store=store),
                             progress=_echo_err).model_uri
     _echo_err(f"logs: {log_dir}")
-    _echo_err(f"starting the scoring server for {model_uri} ...")
-    server = scoring_server(model_uri, store.uri, log_dir=log_dir).start()
-    route = replace(seed_route(server.url), name=route_name)
-    _echo_err("starting the AI Gateway ...")
-    gateway = gateway_server([route], log_dir=log_dir).start()
-    _echo_err(f"gateway: {gateway.url}/endpoints/{route.name}/invocations")
-    return gateway.url
+    loopback = start_loopback({"model": model_uri}, store.uri, log_dir, progress=_echo_err,
+                              route_for=lambda _, url: replace(seed_route(url), name=route_name))
+    _echo_err(f"gateway: {loopback.endpoint('model')}")
+    return loopback.gateway.url

@@ -52,16 +52,12 @@ def serve(model_uri: str | None, snapshot_dir: Path | None, home: Path,
 
 def _serve(model_uri: str, tracking_uri: str, log_dir: Path, workers: int) -> int:
     """Start both servers and wait until one exits; returns the exit status for serve."""
-    from harness.serving.route import seed_route
-    from harness.serving.servers import first_exit, gateway_server, scoring_server
+    from harness.serving.servers import first_exit, start_loopback
 
     _echo_err(f"logs: {log_dir}")
-    _echo_err(f"starting the scoring server for {model_uri} ({workers} worker(s)) ...")
-    server = scoring_server(model_uri, tracking_uri, log_dir=log_dir, workers=workers).start()
-    route = seed_route(server.url)
-    _echo_err("starting the AI Gateway ...")
-    gateway = gateway_server([route], log_dir=log_dir).start()
-    endpoint = f"{gateway.url}/endpoints/{route.name}/invocations"
+    loopback = start_loopback({"model": model_uri}, tracking_uri, log_dir, workers=workers,
+                              progress=_echo_err)
+    server, gateway, endpoint = loopback.servers["model"], loopback.gateway, loopback.endpoint("model")
     click.echo(f"scoring server: {server.url}/invocations")
     click.echo(f"gateway:        {endpoint}")
     click.echo(f"curl -s -X POST {endpoint} -H 'Content-Type: application/json' "

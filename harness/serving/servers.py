@@ -16,7 +16,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -208,6 +210,63 @@ def _gateway_yaml(routes: Sequence[RouteSpec]) -> str:
 
     endpoints = [yaml.safe_load(r.to_gateway_yaml())["endpoints"][0] for r in routes]
     return yaml.safe_dump({"endpoints": endpoints}, sort_keys=False)
+
+
+@dataclass
+class Loopback:
+    """Scoring servers by name, the gateway routing to them, and each one's route."""
+
+    servers: dict[str, ServerProcess]
+    gateway: ServerProcess
+    routes: dict[str, RouteSpec]
+
+    def endpoint(self, name: str) -> str:
+        return f"{self.gateway.url}/endpoints/{self.routes[name].name}/invocations"
+
+    def stop(self) -> None:
+        """All asked at once (their grace periods overlap), then each waited for."""
+        everything = [self.gateway, *self.servers.values()]
+        for server in everything:
+            server.terminate()
+        for server in everything:
+            server.stop()
+
+
+def start_loopback(model_uris: Mapping[str, str], tracking_uri: str | None,
+                   log_dir: str | os.PathLike,
+                   route_for: Callable[[str, str], RouteSpec] | None = None, workers: int = 1,
+                   progress: Callable[[str], None] = lambda _: None) -> Loopback:
+    """What ``harness serve``, ``harness bench serve`` and the tests start: a scoring server
+    per model (started together), then one AI Gateway with a completions route to each
+    (``route_for(name, url)``; default: the seed's route). Every process is owned from its
+    spawn, so a signal or a failed start leaves none behind; :meth:`Loopback.stop` stops
+    them all."""
+    from harness.serving.route import seed_route
+
+    route_for = route_for or (lambda _name, url: seed_route(url))
+    servers = {name: scoring_server(uri, tracking_uri, log_dir=log_dir, workers=workers)
+               for name, uri in model_uris.items()}
+    if len(servers) > 1:  # one log file each
+        for server in servers.values():
+            server.log_path = server.log_path.with_name(f"scoring-{server.port}.log")
+    progress(f"starting the scoring server for {', '.join(model_uris.values())} "
+             f"({workers} worker(s)) ...")
+    started: list[ServerProcess] = list(servers.values())
+    try:
+        with ThreadPoolExecutor(len(servers)) as pool:
+            list(pool.map(lambda server: server.start(), servers.values()))
+        routes = {name: route_for(name, server.url) for name, server in servers.items()}
+        progress("starting the AI Gateway ...")
+        gateway = gateway_server(list(routes.values()), log_dir=log_dir)
+        started.append(gateway)
+        gateway.start()
+    except BaseException:  # a failed start (or a signal) stops what did start, then says why
+        for server in started:
+            server.terminate()
+        for server in started:
+            server.stop()
+        raise
+    return Loopback(servers, gateway, routes)
 
 
 def first_exit(servers: Sequence[ServerProcess], poll_s: float = 0.2) -> ServerProcess:

@@ -16,7 +16,7 @@ from harness.serving.gateway import NO_RETRY, AnswerShape, CompletionRequest, De
     GatewayError, LegacyGatewayClient, Transport
 from conftest import finish_owner
 from harness.gate.worker import processes_with_env
-from harness.serving.servers import ServerError, scoring_server
+from harness.serving.servers import ServerError, ServerProcess, scoring_server, start_loopback
 
 _MARK = "HARNESS_SERVE_PROBE"
 
@@ -122,6 +122,24 @@ def test_a_server_that_cannot_start_fails_fast_with_its_log(loopback):
     with pytest.raises(ServerError, match="exited with code") as info:
         scoring_server("models:/no-such-model/1", loopback.store.uri).start()
     assert "no-such-model" in str(info.value) or "RESOURCE_DOES_NOT_EXIST" in str(info.value)
+
+
+def test_a_loopback_that_cannot_start_leaves_no_server_behind(loopback, tmp_path):
+    """One model starts, the other cannot: the one that started is stopped before the error."""
+    spawned = []
+    original = ServerProcess.start
+
+    def start(self):
+        spawned.append(self)
+        return original(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ServerProcess, "start", start)
+        with pytest.raises(ServerError, match="exited with code"):
+            start_loopback({"good": loopback.uris["reference"], "bad": "models:/no-such-model/1"},
+                           loopback.store.uri, tmp_path)
+    assert len(spawned) == 2 and all(s.process is not None for s in spawned)
+    assert all(_group_gone(s.process.pid) and not _listening(s.port) for s in spawned)
 
 
 def _serve(loopback, tmp_path, mark):
