@@ -54,12 +54,12 @@ class Runtime:
         when it is not one the gate can reproduce."""
         device = str(facts.get("device", "")).split(":")[0]
         dtype = str(facts.get("dtype", "")).removeprefix("torch.")
-        if device in DEVICES[1:] and dtype in DTYPES[1:]:
+        if "auto" not in (device, dtype) and device in DEVICES and dtype in DTYPES:
             return cls(device, dtype)
         return None
 
-    def describe(self) -> str:
-        return f"{self.device}/{self.dtype}"
+    def to_dict(self) -> dict[str, str]:
+        return {"device": self.device, "dtype": self.dtype}
 
 
 class TraceStore:
@@ -116,8 +116,10 @@ class ReferenceAnswers:
     """The reference's greedy traces, from memory, from disk, or generated: batched when the
     rule tolerates batch effects, each row alone when it asks for exact answers."""
 
-    def __init__(self, generator: Any, rule: Rule, store: TraceStore | None = None):
+    def __init__(self, generator: Any, rule: Rule, store: TraceStore | None = None,
+                 fingerprint: str = ""):
         self.generator, self.rule, self.store = generator, rule, store
+        self.fingerprint = fingerprint  # of the reference's weights, as the candidate's is taken
         self._traces: dict[str, tuple[int, Trace]] = {}
         self.generated = 0  # rows the reference decoded in this run
         self.from_disk = 0  # rows read from the store instead

@@ -239,10 +239,9 @@ def _runtime_facts(cfg: GateConfig, ctx: GateContext | None) -> dict[str, object
         if wrong:
             mismatch = (f"the candidate did not run where asked: {', '.join(wrong)}; the "
                         "reference ran where the candidate did")
-    side = lambda r: None if r is None else {"device": r.device, "dtype": r.dtype}  # noqa: E731
-    return {"asked": side(asked), "candidate": side(candidate), "reference": side(reference),
-            "mismatch": mismatch, "rule": facts.get("rule"),
-            **{k: v for k, v in facts.items() if k != "rule"}}
+    return {"asked": asked.to_dict(), "candidate": candidate and candidate.to_dict(),
+            "reference": reference and reference.to_dict(), "mismatch": mismatch, "rule": None,
+            **facts}
 
 
 def _mask_route_secrets(route_file: Path | None) -> None:

@@ -102,7 +102,11 @@ def set_attn_impl(config: Any, wanted: str, device: str) -> str:
 
 def context_length(model: Any, tokenizer: Any = None) -> int:
     """The model's context window: MPT's max_seq_len, else the usual config names."""
-    config = model.config
+    return config_context_length(model.config, tokenizer)
+
+
+def config_context_length(config: Any, tokenizer: Any = None) -> int:
+    """The context window a model config declares (no model needs loading to read it)."""
     fallback = getattr(tokenizer, "model_max_length", None) or 2048
     return int(getattr(config, "max_seq_len", None)
                or getattr(config, "max_position_embeddings", None) or fallback)

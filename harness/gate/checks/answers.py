@@ -12,7 +12,6 @@ from typing import Any
 
 from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, \
     register_check, skipped
-from harness.gate.probe import weights_fingerprint
 from harness.gate.spy import Script
 from harness.model.prompt import build_prompt
 
@@ -46,7 +45,7 @@ def same_weights(ctx: GateContext) -> str | None:
     if ctx.candidate_runtime() is None:
         return (f"the candidate's model runs on {facts['device']} in {facts['dtype']}, which the "
                 "reference cannot run in (allowed: cpu or cuda; float32, bfloat16 or float16)")
-    if facts["fingerprint"] != weights_fingerprint(ctx.reference.model):
+    if facts["fingerprint"] != ctx.reference_answers.fingerprint:
         return (f"the candidate's model ({facts['class']}, {facts['dtype']}) does not hold the "
                 f"snapshot's weights; pass --snapshot with its own weights")
     return None

@@ -6,12 +6,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
 
-from harness.model.loading import context_length
+from harness.model.loading import config_context_length
 from harness.gate.report import Status
 from harness.model.signature import gateway_payload
 from harness.gate.explore.search import ExploreConfig
@@ -175,11 +174,11 @@ class GateContext:
             from harness.gate.probe import weights_fingerprint
 
             reference, rule = self.reference, Rule.for_runtime(runtime.device, runtime.dtype)
-            store = None
+            fingerprint, store = weights_fingerprint(reference.model), None
             if self.reference_cache is not None:
-                key = cache_key(weights_fingerprint(reference.model), self.snapshot, runtime, rule)
+                key = cache_key(fingerprint, self.snapshot, runtime, rule)
                 store = TraceStore(Path(self.reference_cache) / f"{key}.sqlite")
-            self._answers[runtime] = ReferenceAnswers(reference, rule, store)
+            self._answers[runtime] = ReferenceAnswers(reference, rule, store, fingerprint)
         return self._answers[runtime]
 
     def reference_used(self) -> tuple[Runtime, ReferenceAnswers] | None:
@@ -193,7 +192,7 @@ class GateContext:
             from transformers import AutoConfig
 
             config = AutoConfig.from_pretrained(str(self.snapshot))
-            self._context_length = context_length(SimpleNamespace(config=config), self.tokenizer)
+            self._context_length = config_context_length(config, self.tokenizer)
         return self._context_length
 
     def payload(self, rows: Sequence[Row]) -> dict[str, Any]:
