@@ -12,7 +12,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
-    "ci", max_examples=40, derandomize=True, deadline=None,
+    "ci",
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", max_examples=200, deadline=None)
@@ -37,8 +40,7 @@ def make_context():
     from types import SimpleNamespace
 
     def make(snapshot: Path, model_config: dict | None = None):
-        return SimpleNamespace(artifacts={"repository": str(snapshot)},
-                               model_config=model_config or {})
+        return SimpleNamespace(artifacts={"repository": str(snapshot)}, model_config=model_config or {})
 
     return make
 
@@ -104,8 +106,7 @@ def run_candidate(tiny_snapshot, gate_store):
         # The exploration has tests of its own (tests/gate/test_explore*.py); whole gates
         # here judge everything else, so a small one keeps the suite's time.
         options.setdefault("explore", 4)
-        return run_gate(GateConfig(candidate=spec or CandidateSpec(), snapshot=tiny_snapshot,
-                                   **options))
+        return run_gate(GateConfig(candidate=spec or CandidateSpec(), snapshot=tiny_snapshot, **options))
 
     return run
 
@@ -155,23 +156,29 @@ def loopback(tiny_snapshot, tmp_path_factory):
     home = tmp_path_factory.mktemp("loopback")
     (home / "bare_string_model.py").write_text(BARE_STRING_MODEL)
     store = StoreConfig(home=home / "store")
-    specs = {"reference": CandidateSpec(), "columns": CandidateSpec(signature="columns"),
-             "bare": CandidateSpec.from_file(f"{home / 'bare_string_model.py'}:BareString")}
+    specs = {
+        "reference": CandidateSpec(),
+        "columns": CandidateSpec(signature="columns"),
+        "bare": CandidateSpec.from_file(f"{home / 'bare_string_model.py'}:BareString"),
+    }
     with store.activated():
         uris = {name: log_candidate(spec, tiny_snapshot) for name, spec in specs.items()}
 
     def route_for(name, url):
         if name == "reference":
             return seed_route(url)
-        return RouteSpec(f"completions-{name}", f"model-{name}", "mlflow-model-serving",
-                         MlflowServingConfig(url))
+        return RouteSpec(f"completions-{name}", f"model-{name}", "mlflow-model-serving", MlflowServingConfig(url))
 
     loopback = start_loopback(uris, store.uri, home, route_for=route_for)
     try:
-        yield SimpleNamespace(url=loopback.gateway.url, gateway=loopback.gateway,
-                              servers=loopback.servers,
-                              routes={k: r.name for k, r in loopback.routes.items()}, uris=uris,
-                              store=store)
+        yield SimpleNamespace(
+            url=loopback.gateway.url,
+            gateway=loopback.gateway,
+            servers=loopback.servers,
+            routes={k: r.name for k, r in loopback.routes.items()},
+            uris=uris,
+            store=store,
+        )
     finally:
         loopback.stop()
 
@@ -207,12 +214,13 @@ _SLOW_FIXTURES = {"loopback", "run_candidate", "pytester"}
 def pytest_collection_modifyitems(config, items):
     """A test that starts servers, runs a whole gate or spawns pytest must say so with
     ``slow``, or the fast tier would not be fast."""
-    unmarked = [item.nodeid for item in items
-                if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
-                and item.get_closest_marker("slow") is None]
+    unmarked = [
+        item.nodeid
+        for item in items
+        if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None
+    ]
     if unmarked:
-        raise pytest.UsageError(f"mark these tests slow (they use {sorted(_SLOW_FIXTURES)}): "
-                                f"{unmarked[:5]}")
+        raise pytest.UsageError(f"mark these tests slow (they use {sorted(_SLOW_FIXTURES)}): {unmarked[:5]}")
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -227,15 +235,16 @@ def pytest_sessionfinish(session, exitstatus):
         if alive:
             names = [f"{p.pid}" for p in alive]
             if reporter:
-                reporter.write_line(f"ORPHANS: processes the suite started are still running: "
-                                    f"{names}", red=True)
+                reporter.write_line(f"ORPHANS: processes the suite started are still running: {names}", red=True)
             session.exitstatus = 1
     if not hasattr(session.config, "workerinput"):  # the xdist controller finishes last
         new = _stores_outside_tmp(session.config) - session.config.stash[_STORES_KEY]
         if new:
             if reporter:
-                reporter.write_line(f"STORE LEAK: the suite wrote MLflow state outside its temp "
-                                    f"folders: {sorted(map(str, new))}", red=True)
+                reporter.write_line(
+                    f"STORE LEAK: the suite wrote MLflow state outside its temp folders: {sorted(map(str, new))}",
+                    red=True,
+                )
             session.exitstatus = 1
 
 
@@ -261,8 +270,7 @@ _MEASURED: list[str] = []
 
 def pytest_runtest_logreport(report):
     if report.when == "call":
-        _MEASURED.extend(f"{report.nodeid}: {value}"
-                         for name, value in report.user_properties if name == "measured")
+        _MEASURED.extend(f"{report.nodeid}: {value}" for name, value in report.user_properties if name == "measured")
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -20,25 +20,45 @@ from harness.model.snapshot import cached_tiny
 from harness.store import RegisterConfig, StoreConfig, register
 
 # What the GPU machine's Python 3.12 lacks to load both models and run `harness bench run`.
-WHEELS = ("mlflow-skinny==3.17.2", "pandas", "psutil", "click", "tqdm", "pyyaml", "requests",
-          "filelock")
+WHEELS = ("mlflow-skinny==3.17.2", "pandas", "psutil", "click", "tqdm", "pyyaml", "requests", "filelock")
 
 
 def _models(dest: Path) -> None:
     store = StoreConfig(home=tempfile.mkdtemp(prefix="harness-gpu-prep-"))
     for flavour, name in (("pyfunc", "reference"), ("transformers", "flavour")):
-        uri = register(RegisterConfig(snapshot=cached_tiny(), store=store, flavour=flavour,
-                                      name=f"tiny-{name}"), progress=print).model_uri
+        uri = register(
+            RegisterConfig(snapshot=cached_tiny(), store=store, flavour=flavour, name=f"tiny-{name}"), progress=print
+        ).model_uri
         shutil.rmtree(dest / "models" / name, ignore_errors=True)
         with store.activated():
             mlflow.artifacts.download_artifacts(uri, dst_path=str(dest / "models" / name))
 
 
 def _wheels(dest: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
-                    "--python-version", "3.12", "--platform", "manylinux2014_x86_64",
-                    "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux_2_28_x86_64",
-                    "--platform", "any", *WHEELS, "-d", str(dest / "wheels")], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--platform",
+            "manylinux2014_x86_64",
+            "--platform",
+            "manylinux_2_17_x86_64",
+            "--platform",
+            "manylinux_2_28_x86_64",
+            "--platform",
+            "any",
+            *WHEELS,
+            "-d",
+            str(dest / "wheels"),
+        ],
+        check=True,
+    )
     for numpy in (dest / "wheels").glob("numpy-*.whl"):  # the machine has its own (torch's)
         numpy.unlink()
 

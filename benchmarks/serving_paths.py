@@ -30,9 +30,12 @@ PROMPT, MAX_TOKENS = "What is MLflow?", 16
 
 def _stats(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    return {"p50_ms": 1000 * statistics.median(ordered),
-            "p90_ms": 1000 * ordered[int(0.9 * (len(ordered) - 1))],
-            "mean_ms": 1000 * statistics.fmean(ordered), "rounds": len(ordered)}
+    return {
+        "p50_ms": 1000 * statistics.median(ordered),
+        "p90_ms": 1000 * ordered[int(0.9 * (len(ordered) - 1))],
+        "mean_ms": 1000 * statistics.fmean(ordered),
+        "rounds": len(ordered),
+    }
 
 
 def _time(fn, rounds: int, warmup: int = 3) -> list[float]:
@@ -56,13 +59,15 @@ def main() -> None:
         uri = log_candidate(CandidateSpec(), build_tiny(DEFAULT_TINY_DIR))
         model = mlflow.pyfunc.load_model(uri)
     frame, params = pd.DataFrame({"prompt": [PROMPT]}), {"temperature": 0.0, "max_tokens": MAX_TOKENS}
-    results = {"in_process_predict": _stats(_time(lambda: model.predict(frame, params=params),
-                                                  args.rounds))}
+    results = {"in_process_predict": _stats(_time(lambda: model.predict(frame, params=params), args.rounds))}
     with scoring_server(uri, store.uri) as server:
         body = gateway_payload([PROMPT], **params)
-        results["scoring_server"] = _stats(_time(
-            lambda: requests.post(f"{server.url}/invocations", json=body, timeout=60).raise_for_status(),
-            args.rounds))
+        results["scoring_server"] = _stats(
+            _time(
+                lambda: requests.post(f"{server.url}/invocations", json=body, timeout=60).raise_for_status(),
+                args.rounds,
+            )
+        )
         route = seed_route(server.url)
         with gateway_server([route]) as gateway:
             client = LegacyGatewayClient(Transport(gateway.url, retry=NO_RETRY))

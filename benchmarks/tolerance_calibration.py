@@ -29,45 +29,61 @@ from harness.model.generation import Generator  # noqa: E402
 from harness.model.loading import LoadConfig  # noqa: E402
 from harness.model.snapshot import cached_tiny  # noqa: E402
 
-_WORDS = ("the a route model signature MLflow cache token answer prompt GPU batch what is how "
-          "why explain name list café 東京 code def return 1 2 3 , . ? !").split()
+_WORDS = (
+    "the a route model signature MLflow cache token answer prompt GPU batch what is how "
+    "why explain name list café 東京 code def return 1 2 3 , . ? !"
+).split()
 
 
 def _decode(gen: Generator, prompts: list[str], new_tokens: int):
     encoded = gen.pad(gen.tokenize(prompts))
     width = encoded["input_ids"].shape[1]
     with torch.inference_mode():
-        out = gen.model.generate(**encoded, do_sample=False, max_new_tokens=new_tokens,
-                                 output_logits=True, return_dict_in_generate=True,
-                                 pad_token_id=gen.tokenizer.pad_token_id, eos_token_id=None)
+        out = gen.model.generate(
+            **encoded,
+            do_sample=False,
+            max_new_tokens=new_tokens,
+            output_logits=True,
+            return_dict_in_generate=True,
+            pad_token_id=gen.tokenizer.pad_token_id,
+            eos_token_id=None,
+        )
     logprobs = torch.stack([torch.log_softmax(s.float(), -1) for s in out.logits], 1)
     return out.sequences[:, width:].tolist(), logprobs
 
 
 def calibrate(gen: Generator, rows: int, new_tokens: int, seed: int) -> dict[str, object]:
     rng = random.Random(seed)
-    prompts = [" ".join(rng.choice(_WORDS) for _ in range(rng.randint(1, 120)))
-               for _ in range(rows)]
+    prompts = [" ".join(rng.choice(_WORDS) for _ in range(rng.randint(1, 120))) for _ in range(rows)]
     divergences, first_step_change = [], 0.0
     for start in range(0, rows, 8):
-        batch = prompts[start:start + 8]
+        batch = prompts[start : start + 8]
         batched, batched_lp = _decode(gen, batch, new_tokens)
         for i, prompt in enumerate(batch):
             alone, alone_lp = _decode(gen, [prompt], new_tokens)
-            first_step_change = max(first_step_change,
-                                    float((alone_lp[0, 0] - batched_lp[i, 0]).abs().max()))
+            first_step_change = max(first_step_change, float((alone_lp[0, 0] - batched_lp[i, 0]).abs().max()))
             step = next((k for k, (a, b) in enumerate(zip(alone[0], batched[i])) if a != b), None)
             if step is None:
                 continue
             lp = alone_lp[0, step]
             rank = int((lp > lp[batched[i][step]]).sum())
-            divergences.append({"row": start + i, "step": step, "rank": rank,
-                                "gap": round(float(lp[alone[0][step]] - lp[batched[i][step]]), 4)})
-    return {"rows": rows, "new_tokens": new_tokens, "diverged": len(divergences),
-            "max_rank": max((d["rank"] for d in divergences), default=None),
-            "max_gap": max((d["gap"] for d in divergences), default=None),
-            "max_first_step_logprob_change": round(first_step_change, 4),
-            "divergences": divergences}
+            divergences.append(
+                {
+                    "row": start + i,
+                    "step": step,
+                    "rank": rank,
+                    "gap": round(float(lp[alone[0][step]] - lp[batched[i][step]]), 4),
+                }
+            )
+    return {
+        "rows": rows,
+        "new_tokens": new_tokens,
+        "diverged": len(divergences),
+        "max_rank": max((d["rank"] for d in divergences), default=None),
+        "max_gap": max((d["gap"] for d in divergences), default=None),
+        "max_first_step_logprob_change": round(first_step_change, 4),
+        "divergences": divergences,
+    }
 
 
 def main() -> None:
@@ -82,8 +98,7 @@ def main() -> None:
     snapshot = args.snapshot or str(cached_tiny(peaked=True))
     gen = Generator.from_pretrained(snapshot, LoadConfig(device=args.device, dtype=args.dtype))
     result = calibrate(gen, args.rows, args.new_tokens, args.seed)
-    print(json.dumps({"snapshot": snapshot, "device": args.device, "dtype": args.dtype,
-                      **result}, indent=2))
+    print(json.dumps({"snapshot": snapshot, "device": args.device, "dtype": args.dtype, **result}, indent=2))
 
 
 if __name__ == "__main__":

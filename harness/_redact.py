@@ -27,7 +27,8 @@ _TOKEN_SHAPES = re.compile(
     r"|hf_[A-Za-z0-9]{30,}"  # Hugging Face
     r"|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_\w{40,}"  # GitHub
     r"|xox[abposr]-[A-Za-z0-9\-]{10,}"  # Slack
-    r"|AKIA[0-9A-Z]{16})\b")  # AWS access key id
+    r"|AKIA[0-9A-Z]{16})\b"
+)  # AWS access key id
 CREDENTIAL_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
 # Shorter values ("1", "true") would mask ordinary words everywhere.
 _MIN_SECRET = 6

@@ -32,8 +32,9 @@ def ensure_writable(directory: Path) -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as error:
-        raise ReportDirError(f"report folder {str(directory)[:200]} is not writable: "
-                             f"{error.strerror or error}") from None
+        raise ReportDirError(
+            f"report folder {str(directory)[:200]} is not writable: {error.strerror or error}"
+        ) from None
     return directory
 
 
@@ -57,15 +58,19 @@ def _mlflow_version() -> str:
 
 def header(report: Any) -> dict[str, str]:
     """The fields every report starts with, in the order its JSON shows them."""
-    return {"schema_version": report.schema_version, "harness_version": report.harness_version,
-            "created_at": report.created_at}
+    return {
+        "schema_version": report.schema_version,
+        "harness_version": report.harness_version,
+        "created_at": report.created_at,
+    }
 
 
 def require_schema(data: dict[str, Any], expected: str) -> None:
     """Refuse a report written under another schema version instead of misreading it."""
     if data.get("schema_version") != expected:
-        raise ValueError(f"schema_version={str(data.get('schema_version'))[:40]!r} is not "
-                         f"supported: expected {expected!r}")
+        raise ValueError(
+            f"schema_version={str(data.get('schema_version'))[:40]!r} is not supported: expected {expected!r}"
+        )
 
 
 def machine_info() -> dict[str, Any]:

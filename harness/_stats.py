@@ -39,8 +39,13 @@ def latency_stats(latencies: list[float] | np.ndarray) -> dict[str, float] | Non
     if values.size == 0:
         return None
     p50, p90, p99 = np.percentile(values, [50, 90, 99])
-    return {"p50": float(p50), "p90": float(p90), "p99": float(p99),
-            "mean": float(values.mean()), "max": float(values.max())}
+    return {
+        "p50": float(p50),
+        "p90": float(p90),
+        "p99": float(p99),
+        "mean": float(values.mean()),
+        "max": float(values.max()),
+    }
 
 
 @dataclass(frozen=True)
@@ -68,9 +73,19 @@ class Stats:
         p25, p50, p75, p90, p99 = np.percentile(values, [25, 50, 75, 90, 99])
         low, high = median_ci(values)
         stdev = statistics.stdev(values.tolist()) if values.size > 1 else 0.0
-        return cls(float(p50), float(p90), float(p99), float(values.mean()), stdev,
-                   float(values.min()), float(values.max()), float(p75 - p25), low, high,
-                   tuple(values.tolist()))
+        return cls(
+            float(p50),
+            float(p90),
+            float(p99),
+            float(values.mean()),
+            stdev,
+            float(values.min()),
+            float(values.max()),
+            float(p75 - p25),
+            low,
+            high,
+            tuple(values.tolist()),
+        )
 
     @property
     def rel_ci(self) -> float:
@@ -91,8 +106,9 @@ class Ratio:
     ci_high: float
 
     @classmethod
-    def of_medians(cls, numerator: list[float], denominator: list[float], resamples: int = 2000,
-                   seed: int = 0) -> Ratio:
+    def of_medians(
+        cls, numerator: list[float], denominator: list[float], resamples: int = 2000, seed: int = 0
+    ) -> Ratio:
         top, bottom = np.asarray(numerator, float), np.asarray(denominator, float)
         value = float(np.median(top) / np.median(bottom))
         if min(top.size, bottom.size) < 2:
@@ -103,8 +119,9 @@ class Ratio:
             idx = rng.integers(0, top.size, (resamples, top.size))
             ratios = np.median(top[idx], axis=1) / np.median(bottom[idx], axis=1)
         else:
-            ratios = (np.median(rng.choice(top, (resamples, top.size)), axis=1)
-                      / np.median(rng.choice(bottom, (resamples, bottom.size)), axis=1))
+            ratios = np.median(rng.choice(top, (resamples, top.size)), axis=1) / np.median(
+                rng.choice(bottom, (resamples, bottom.size)), axis=1
+            )
         low, high = np.percentile(ratios, [100 * (1 - CONFIDENCE) / 2, 100 * (1 + CONFIDENCE) / 2])
         return cls(value, float(low), float(high))
 

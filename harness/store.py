@@ -48,8 +48,7 @@ class StoreConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).absolute())
         # Resolved once, here at the edge: MLFLOW_TRACKING_URI is read, never written by us.
-        uri = (self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-               or f"sqlite:///{self.home / 'mlflow.db'}")
+        uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.home / 'mlflow.db'}"
         object.__setattr__(self, "tracking_uri", uri)
 
     @property
@@ -65,8 +64,10 @@ class StoreConfig:
             requests.get(self.uri.rstrip("/") + "/health", timeout=timeout_s)
         except requests.RequestException as error:
             # The exception's text may carry the URL with its credentials: name the kind only.
-            raise StoreUnreachable(f"tracking URI {redact(self.uri)[:200]} cannot be reached "
-                                   f"within {timeout_s:g}s ({type(error).__name__})") from None
+            raise StoreUnreachable(
+                f"tracking URI {redact(self.uri)[:200]} cannot be reached "
+                f"within {timeout_s:g}s ({type(error).__name__})"
+            ) from None
 
     @property
     def artifact_location(self) -> str:
@@ -132,28 +133,35 @@ class RegisterConfig:
         object.__setattr__(self, "snapshot", Path(self.snapshot).absolute())
         object.__setattr__(self, "signature", SignatureKind(self.signature))
         if not (self.snapshot / "config.json").is_file():
-            raise ValueError(f"snapshot={str(self.snapshot)!r} is not a model snapshot "
-                             "(no config.json); build one with `harness snapshot tiny DIR`")
+            raise ValueError(
+                f"snapshot={str(self.snapshot)!r} is not a model snapshot "
+                "(no config.json); build one with `harness snapshot tiny DIR`"
+            )
         check_name("name", self.name)
-
 
     def _check_flavour_options(self) -> None:
         object.__setattr__(self, "generate_config", tuple(tuple(kv) for kv in self.generate_config))
-        if self.flavour != "transformers" and (self.generate_config
-                                               or self.prompt_template != MPT_TEMPLATE):
-            raise ValueError("prompt_template and generate_config are options of the "
-                             "transformers flavour: allowed with flavour='transformers' only")
+        if self.flavour != "transformers" and (self.generate_config or self.prompt_template != MPT_TEMPLATE):
+            raise ValueError(
+                "prompt_template and generate_config are options of the "
+                "transformers flavour: allowed with flavour='transformers' only"
+            )
         template = self.prompt_template
         if template is not None and (template.count("{prompt}") != 1 or len(template) > 4000):
-            raise ValueError(f"prompt_template={template[:30]!r} is invalid: allowed text of at "
-                             "most 4000 characters with {prompt} exactly once")
+            raise ValueError(
+                f"prompt_template={template[:30]!r} is invalid: allowed text of at "
+                "most 4000 characters with {prompt} exactly once"
+            )
         for key, value in self.generate_config:
             if not isinstance(key, str) or not _GENERATE_KEY.fullmatch(key):
-                raise ValueError(f"generate_config key {str(key)[:20]!r} is invalid: allowed a "
-                                 "generate argument name (lowercase letters, digits, _)")
+                raise ValueError(
+                    f"generate_config key {str(key)[:20]!r} is invalid: allowed a "
+                    "generate argument name (lowercase letters, digits, _)"
+                )
             if not isinstance(value, (bool, int, float, str)):
-                raise ValueError(f"generate_config[{key!r}]={str(value)[:20]!r} is invalid: "
-                                 "allowed a number, a boolean or a string")
+                raise ValueError(
+                    f"generate_config[{key!r}]={str(value)[:20]!r} is invalid: allowed a number, a boolean or a string"
+                )
 
 
 @dataclass(frozen=True)
@@ -180,9 +188,15 @@ def harness_code_path() -> str:
     return str(Path(__file__).parent)
 
 
-def log_model(snapshot: Path, signature: SignatureKind, python_model: Any = None,
-              code_paths: list[str] | None = None, registered_model_name: str | None = None,
-              model_config: dict | None = None, input_example: Any = _SIGNATURE_EXAMPLE):
+def log_model(
+    snapshot: Path,
+    signature: SignatureKind,
+    python_model: Any = None,
+    code_paths: list[str] | None = None,
+    registered_model_name: str | None = None,
+    model_config: dict | None = None,
+    input_example: Any = _SIGNATURE_EXAMPLE,
+):
     """``mlflow.pyfunc.log_model`` as it would be deployed; returns MLflow's ModelInfo.
 
     ``input_example`` defaults to the signature's; the gate passes None so that a
@@ -219,27 +233,34 @@ def register(cfg: RegisterConfig, progress: Callable[[str], None] = lambda _: No
     with cfg.store.activated() as experiment_id:
         with mlflow.start_run(experiment_id=experiment_id) as run:
             if cfg.flavour == "transformers":
-                info = log_transformers(cfg.snapshot, registered_model_name=cfg.name,
-                                        prompt_template=cfg.prompt_template,
-                                        model_config=dict(cfg.generate_config) or None)
+                info = log_transformers(
+                    cfg.snapshot,
+                    registered_model_name=cfg.name,
+                    prompt_template=cfg.prompt_template,
+                    model_config=dict(cfg.generate_config) or None,
+                )
             else:
-                info = log_model(cfg.snapshot, cfg.signature, registered_model_name=cfg.name,
-                                 model_config=model_config or None)
+                info = log_model(
+                    cfg.snapshot, cfg.signature, registered_model_name=cfg.name, model_config=model_config or None
+                )
         model_version = str(info.registered_model_version or _latest_version(cfg.name))
         uri = f"models:/{cfg.name}/{model_version}"
         progress(f"loading {uri} back")
         loaded = mlflow.pyfunc.load_model(uri)
     if cfg.flavour == "transformers":
         answers = loaded.predict({"prompt": "What is MLflow?", "max_tokens": 8, "temperature": 0.5})
-        output = [a["choices"][0]["text"] if isinstance(a, dict) and a.get("choices") else str(a)
-                  for a in answers]
+        output = [a["choices"][0]["text"] if isinstance(a, dict) and a.get("choices") else str(a) for a in answers]
     else:
         output = predict_example(loaded, cfg.signature)
     return Registration(cfg.name, model_version, uri, run.info.run_id, output)
 
 
-def log_transformers(snapshot: Path, registered_model_name: str | None = None,
-                     prompt_template: str | None = MPT_TEMPLATE, model_config: dict | None = None):
+def log_transformers(
+    snapshot: Path,
+    registered_model_name: str | None = None,
+    prompt_template: str | None = MPT_TEMPLATE,
+    model_config: dict | None = None,
+):
     """The snapshot the way MLflow documents for completions: a transformers pipeline logged
     with ``task="llm/v1/completions"``, (by default) the MPT-Instruct ``prompt_template``, and
     ``model_config`` as the generate defaults."""
@@ -248,12 +269,17 @@ def log_transformers(snapshot: Path, registered_model_name: str | None = None,
     from harness.model.loading import load_tokenizer
 
     model = transformers.AutoModelForCausalLM.from_pretrained(str(snapshot))
-    pipe = transformers.pipeline("text-generation", model=model,
-                                 tokenizer=load_tokenizer(str(snapshot)))
+    pipe = transformers.pipeline("text-generation", model=model, tokenizer=load_tokenizer(str(snapshot)))
     return mlflow.transformers.log_model(
-        pipe, name="model", task="llm/v1/completions", prompt_template=prompt_template,
-        model_config=model_config, pip_requirements=pinned_requirements(),
-        registered_model_name=registered_model_name, await_registration_for=60)
+        pipe,
+        name="model",
+        task="llm/v1/completions",
+        prompt_template=prompt_template,
+        model_config=model_config,
+        pip_requirements=pinned_requirements(),
+        registered_model_name=registered_model_name,
+        await_registration_for=60,
+    )
 
 
 def _latest_version(name: str) -> str:

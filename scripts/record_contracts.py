@@ -54,10 +54,24 @@ def legacy_gateway(python: Path, model_server_url: str, folder: Path):
     config.write_text(
         f"routes:\n  - name: {c.ROUTE}\n    route_type: llm/v1/completions\n    model:\n"
         f"      provider: mlflow-model-serving\n      name: mpt-7b-instruct\n      config:\n"
-        f"        model_server_url: {model_server_url}\n")
+        f"        model_server_url: {model_server_url}\n"
+    )
     port = free_port()
-    argv = [str(python), "-m", "mlflow", "gateway", "start", "--config-path", str(config),
-            "--host", HOST, "--port", str(port), "--workers", "1"]
+    argv = [
+        str(python),
+        "-m",
+        "mlflow",
+        "gateway",
+        "start",
+        "--config-path",
+        str(config),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     return ServerProcess("legacy-gateway", argv, port, "/health", log_dir=folder)
 
 
@@ -65,14 +79,17 @@ def record(base_url: str, profile: str, server: str, greedy: str) -> list[c.Inte
     found = []
     for case in c.CASES[profile]():
         status, content_type, body = c.send(base_url, case.request())
-        interaction = c.Interaction(case=case.name, server=server, compare=case.compare,
-                                    request=case.request(),
-                                    response=c.RecordedResponse(status=status,
-                                                                content_type=content_type,
-                                                                body=body))
+        interaction = c.Interaction(
+            case=case.name,
+            server=server,
+            compare=case.compare,
+            request=case.request(),
+            response=c.RecordedResponse(status=status, content_type=content_type, body=body),
+        )
         if case.compare == "greedy" and c._texts(body) != [greedy]:
-            raise click.ClickException(f"{profile}/{case.name}: {c._texts(body)} is not the "
-                                       f"reference's greedy answer {greedy!r}")
+            raise click.ClickException(
+                f"{profile}/{case.name}: {c._texts(body)} is not the reference's greedy answer {greedy!r}"
+            )
         found.append(interaction)
     return found
 
@@ -101,13 +118,23 @@ def seed_step7(python: Path, gateway_url: str) -> dict:
     from harness.testing.seed import code_blocks
 
     block = next(b for b in code_blocks(SEED_PAGE.read_text()) if "from mlflow.gateway import query" in b)
-    run = subprocess.run([str(python), "-c", block + _AFTER_STEP7], capture_output=True,
-                         text=True, timeout=120, env={**os.environ, "MLFLOW_GATEWAY_URI": gateway_url})
-    keys = next((line.split(" ", 1)[1] for line in run.stdout.splitlines()
-                 if line.startswith("HARNESS-STEP7-KEYS")), None)
+    run = subprocess.run(
+        [str(python), "-c", block + _AFTER_STEP7],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MLFLOW_GATEWAY_URI": gateway_url},
+    )
+    keys = next(
+        (line.split(" ", 1)[1] for line in run.stdout.splitlines() if line.startswith("HARNESS-STEP7-KEYS")), None
+    )
     last = (run.stderr.strip().splitlines() or [""])[-1]
-    return {"code": block, "verbatim_ran": keys is not None, "response_keys": keys,
-            "documented_access": "ok" if "HARNESS-STEP7-DOCUMENTED-ACCESS-OK" in run.stdout else last}
+    return {
+        "code": block,
+        "verbatim_ran": keys is not None,
+        "response_keys": keys,
+        "documented_access": "ok" if "HARNESS-STEP7-DOCUMENTED-ACCESS-OK" in run.stdout else last,
+    }
 
 
 def greedy_answer(snapshot: Path) -> str:
@@ -120,11 +147,20 @@ def greedy_answer(snapshot: Path) -> str:
 
 
 @click.command()
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_HOME,
-              show_default=True, help="Where the legacy virtual environment is cached.")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_HOME,
+    show_default=True,
+    help="Where the legacy virtual environment is cached.",
+)
 @click.option("--create-venv", is_flag=True, help="Create the MLflow 2.8.1 environment if missing.")
-@click.option("--verify", "verify_only", is_flag=True,
-              help="Replay the committed contracts against the real servers; exit 1 on drift.")
+@click.option(
+    "--verify",
+    "verify_only",
+    is_flag=True,
+    help="Replay the committed contracts against the real servers; exit 1 on drift.",
+)
 def main(home: Path, create_venv: bool, verify_only: bool) -> None:
     from harness.gate.candidate import CandidateSpec, log_candidate
     from harness._reporting import package_version
@@ -147,8 +183,10 @@ def main(home: Path, create_venv: bool, verify_only: bool) -> None:
             scoring = scoring_server(model_uri, store.uri, log_dir=folder).start()
             legacy = legacy_gateway(python, scoring.url, folder).start()
             current = gateway_server([seed_route(scoring.url)], log_dir=folder).start()
-            servers = {"legacy": (legacy.url, f"mlflow-gateway {LEGACY_VERSION}"),
-                       "current": (current.url, f"mlflow-gateway {package_version('mlflow')}")}
+            servers = {
+                "legacy": (legacy.url, f"mlflow-gateway {LEGACY_VERSION}"),
+                "current": (current.url, f"mlflow-gateway {package_version('mlflow')}"),
+            }
             if verify_only:
                 drift = [d for p, (url, _) in servers.items() for d in verify(url, p)]
                 for problem in drift:
@@ -157,15 +195,15 @@ def main(home: Path, create_venv: bool, verify_only: bool) -> None:
                 raise SystemExit(1 if drift else 0)
             for profile, (url, server) in servers.items():
                 recorded = record(url, profile, server, greedy)
-                click.echo(f"{profile}: {len(recorded)} interactions from {server} -> "
-                           f"{c.write(recorded, profile)}")
-            step7 = {"legacy": seed_step7(python, legacy.url),
-                     "current": seed_step7(python, current.url)}
+                click.echo(f"{profile}: {len(recorded)} interactions from {server} -> {c.write(recorded, profile)}")
+            step7 = {"legacy": seed_step7(python, legacy.url), "current": seed_step7(python, current.url)}
             (c.CONTRACTS_DIR / "seed-step-7.json").write_text(json.dumps(step7, indent=2) + "\n")
             for name, outcome in step7.items():
-                click.echo(f"seed Step 7 with mlflow {LEGACY_VERSION} against the {name} gateway: "
-                           f"answer keys {outcome['response_keys']}; documented "
-                           f"response['candidates'][0]['text'] -> {outcome['documented_access']}")
+                click.echo(
+                    f"seed Step 7 with mlflow {LEGACY_VERSION} against the {name} gateway: "
+                    f"answer keys {outcome['response_keys']}; documented "
+                    f"response['candidates'][0]['text'] -> {outcome['documented_access']}"
+                )
         finally:
             stop_all()
     click.echo(f"recorded in {time.perf_counter() - started:.1f}s")

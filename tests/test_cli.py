@@ -27,7 +27,6 @@ def test_download_offline_is_a_one_line_error(tmp_path, monkeypatch, free_port):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{free_port}")
-    result = CliRunner().invoke(main, ["snapshot", "download", "mosaicml/mpt-7b-instruct",
-                                       str(tmp_path / "d")])
+    result = CliRunner().invoke(main, ["snapshot", "download", "mosaicml/mpt-7b-instruct", str(tmp_path / "d")])
     assert result.exit_code == 1
     assert "cannot reach the model hub" in result.output

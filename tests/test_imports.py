@@ -21,9 +21,19 @@ def test_prompt_imports_neither_torch_nor_mlflow():
     assert "torch" not in loaded and "mlflow" not in loaded
 
 
-@pytest.mark.parametrize("module", ["harness", "harness.model.settings", "harness.model.generation",
-                                    "harness.model.loading", "harness.bench.core", "harness.bench.report",
-                                    "harness._stats", "harness.bench.compare"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "harness",
+        "harness.model.settings",
+        "harness.model.generation",
+        "harness.model.loading",
+        "harness.bench.core",
+        "harness.bench.report",
+        "harness._stats",
+        "harness.bench.compare",
+    ],
+)
 def test_timed_core_imports_no_mlflow(module):
     assert "mlflow" not in _loaded_after(module)
 
@@ -72,8 +82,11 @@ def _part(path):
 PACKAGE = Path(harness.__file__).parent
 
 
-@pytest.mark.parametrize("path", sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"
-                                        or p.parent != PACKAGE), ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent != PACKAGE),
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
 def test_imports_flow_one_way(path):
     part = _part(path)
     imported = _harness_imports(path) - {part}
@@ -85,8 +98,7 @@ def _declared_dependencies() -> set[str]:
     import tomllib
 
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
-    return {re.split(r"[\[<>=!~ ;]", d, maxsplit=1)[0].lower().replace("_", "-")
-            for d in project["dependencies"]}
+    return {re.split(r"[\[<>=!~ ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in project["dependencies"]}
 
 
 def test_every_third_party_import_of_the_package_is_a_runtime_dependency():
@@ -106,6 +118,9 @@ def test_every_third_party_import_of_the_package_is_a_runtime_dependency():
                 imported.add(node.module.split(".")[0])
     third_party = imported - set(sys.stdlib_module_names) - {"harness"} - provided
     declared = _declared_dependencies()
-    missing = {m: owners.get(m) for m in third_party
-               if not {d.lower().replace("_", "-") for d in owners.get(m, [m])} & declared}
+    missing = {
+        m: owners.get(m)
+        for m in third_party
+        if not {d.lower().replace("_", "-") for d in owners.get(m, [m])} & declared
+    }
     assert missing == {}

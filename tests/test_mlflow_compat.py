@@ -50,15 +50,19 @@ def test_store_uris_round_trip_including_unset(tmp_path, monkeypatch):
     assert current_store_uris() == saved
 
 
-@pytest.mark.parametrize("line", ["from mlflow.pyfunc import _validate_prediction_input",
-                                  "x = tracking_utils._tracking_uri"])
+@pytest.mark.parametrize(
+    "line", ["from mlflow.pyfunc import _validate_prediction_input", "x = tracking_utils._tracking_uri"]
+)
 def test_the_private_api_pattern_sees_a_use(line):
     assert _PRIVATE_USE.search(line)
 
 
 def test_no_other_module_uses_mlflow_private_apis():
-    offenders = [str(p.relative_to(_PACKAGE)) for p in _PACKAGE.rglob("*.py")
-                 if p.name != "_mlflow_compat.py" and _PRIVATE_USE.search(p.read_text())]
+    offenders = [
+        str(p.relative_to(_PACKAGE))
+        for p in _PACKAGE.rglob("*.py")
+        if p.name != "_mlflow_compat.py" and _PRIVATE_USE.search(p.read_text())
+    ]
     assert offenders == []
 
 

@@ -7,16 +7,21 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from harness._redact import MASK, RedactingStream, add_secret, credential_values, redact, \
-    redact_data, secrets_in
+from harness._redact import MASK, RedactingStream, add_secret, credential_values, redact, redact_data, secrets_in
 
 CANARY = "canary-7f3a9c1e55b2"
 
 
-@pytest.mark.parametrize("url", [
-    f"ftp://user:{CANARY}@files.example.com/x", f"http://user:{CANARY}@host:5000",
-    f"postgresql+psycopg2://admin:{CANARY}@db/mlflow", f"s3://{CANARY}@bucket/key",
-    f"databricks://{CANARY}@workspace"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"ftp://user:{CANARY}@files.example.com/x",
+        f"http://user:{CANARY}@host:5000",
+        f"postgresql+psycopg2://admin:{CANARY}@db/mlflow",
+        f"s3://{CANARY}@bucket/key",
+        f"databricks://{CANARY}@workspace",
+    ],
+)
 def test_url_userinfo_is_masked_whatever_the_scheme(url):
     out = redact(f"tracking URI {url} is down")
     assert CANARY not in out and MASK + "@" in out
@@ -28,8 +33,9 @@ def test_text_without_secrets_is_unchanged():
     assert redact(text) == text
 
 
-@pytest.mark.parametrize("token", ["dapi" + "0123456789abcdef" * 2, "sk-" + "A" * 40,
-                                   "hf_" + "b" * 34, "ghp_" + "c" * 36])
+@pytest.mark.parametrize(
+    "token", ["dapi" + "0123456789abcdef" * 2, "sk-" + "A" * 40, "hf_" + "b" * 34, "ghp_" + "c" * 36]
+)
 def test_provider_token_shapes_are_masked_without_any_variable(token):
     assert token not in redact(f"databricks_workspace_url: {token}")
 
@@ -41,8 +47,7 @@ def test_credential_env_values_and_added_secrets_are_masked(monkeypatch):
     assert redact(f"answer: {CANARY}!") == f"answer: {MASK}!"
     add_secret("route-secret-value-91")
     assert redact("x route-secret-value-91 y") == f"x {MASK} y"
-    assert secrets_in("a route-secret-value-91", ["route-secret-value-91", "other-one"]) == \
-        {"route-secret-value-91"}
+    assert secrets_in("a route-secret-value-91", ["route-secret-value-91", "other-one"]) == {"route-secret-value-91"}
 
 
 def test_short_values_are_not_treated_as_secrets(monkeypatch):
@@ -78,8 +83,10 @@ def test_the_cli_masks_a_tracking_uri_it_cannot_reach(tiny_snapshot, free_port):
     """Fails before logging anything (nothing listens on the port), never showing the password."""
     from harness.cli import main
 
-    result = CliRunner().invoke(main, ["register", "--snapshot", str(tiny_snapshot), "--tracking-uri",
-                                 f"http://user:{CANARY}@127.0.0.1:{free_port}"])
+    result = CliRunner().invoke(
+        main,
+        ["register", "--snapshot", str(tiny_snapshot), "--tracking-uri", f"http://user:{CANARY}@127.0.0.1:{free_port}"],
+    )
     assert result.exit_code == 2, result.output
     assert "cannot be reached" in result.output and CANARY not in result.output
     assert "logging" not in result.output  # stopped before MLflow's minutes of retries

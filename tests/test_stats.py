@@ -11,15 +11,15 @@ from harness.bench.rounds import MIN_AUTO_ROUNDS, RoundsPolicy, run_rounds
 from harness._stats import Ratio, Stats, median_ci
 
 
-@pytest.mark.parametrize("samples", [[1.0, 2.0, 3.0, 4.0], [5.0, 1.0, 3.0],
-                                     list(np.random.default_rng(1).lognormal(0, 0.3, 57))])
+@pytest.mark.parametrize(
+    "samples", [[1.0, 2.0, 3.0, 4.0], [5.0, 1.0, 3.0], list(np.random.default_rng(1).lognormal(0, 0.3, 57))]
+)
 def test_stats_agree_with_numpy_and_statistics(samples):
     stats = Stats.of(samples)
     assert stats.p50 == pytest.approx(statistics.median(samples))
     assert (stats.p90, stats.p99) == pytest.approx(tuple(np.percentile(samples, [90, 99])))
     assert stats.iqr == pytest.approx(np.subtract(*np.percentile(samples, [75, 25])))
-    assert (stats.min, stats.max, stats.mean) == pytest.approx((min(samples), max(samples),
-                                                               statistics.fmean(samples)))
+    assert (stats.min, stats.max, stats.mean) == pytest.approx((min(samples), max(samples), statistics.fmean(samples)))
     assert stats.stdev == pytest.approx(statistics.stdev(samples))
     assert list(stats.samples) == samples  # raw samples kept, in order
     assert stats.ci_low <= stats.p50 <= stats.ci_high
@@ -62,9 +62,14 @@ def _fake_clock(step=0.01):
 def test_auto_rounds_stop_early_on_a_quiet_timer():
     rng = np.random.default_rng(0)
     quiet = _timer(1.0 + rng.normal(0, 0.001, 10_000))
-    samples = run_rounds(RoundsPolicy(target_ci=0.02), 0, quiet, {"raw": lambda n: None,
-                                                                 "wrapped": lambda n: None}, 8,
-                         clock=_fake_clock())
+    samples = run_rounds(
+        RoundsPolicy(target_ci=0.02),
+        0,
+        quiet,
+        {"raw": lambda n: None, "wrapped": lambda n: None},
+        8,
+        clock=_fake_clock(),
+    )
     assert len(samples["raw"].e2e) == len(samples["wrapped"].e2e) == MIN_AUTO_ROUNDS
 
 
@@ -80,6 +85,7 @@ def test_auto_rounds_on_a_noisy_timer_spend_the_budget_and_stay_wide():
 
 def test_fixed_rounds_run_exactly_that_many_after_warmup():
     calls = []
-    samples = run_rounds(RoundsPolicy(rounds=3), 2, _timer(itertools.repeat(0.5)),
-                         {"raw": lambda n: calls.append(n)}, 8)
+    samples = run_rounds(
+        RoundsPolicy(rounds=3), 2, _timer(itertools.repeat(0.5)), {"raw": lambda n: calls.append(n)}, 8
+    )
     assert len(samples["raw"].e2e) == 3 and calls == [8, 8]  # the timer never calls fn

@@ -20,8 +20,7 @@ def test_cli_registers_version_1_that_answers_every_row(store, tmp_path):
     runner = CliRunner()
     built = runner.invoke(main, ["snapshot", "tiny", str(tmp_path / "snap")])
     assert built.exit_code == 0, built.output
-    result = runner.invoke(main, ["register", "--snapshot", str(tmp_path / "snap"),
-                                  "--home", str(store.home)])
+    result = runner.invoke(main, ["register", "--snapshot", str(tmp_path / "snap"), "--home", str(store.home)])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().splitlines()[-1] == "models:/mpt-7b-instruct/1"
 
@@ -59,8 +58,9 @@ def test_bad_snapshot_or_name_is_a_usage_error(store, tmp_path, tiny_snapshot):
     runner = CliRunner()
     result = runner.invoke(main, ["register", "--snapshot", str(tmp_path), "--home", str(store.home)])
     assert result.exit_code == 2 and "snapshot=" in result.output and "config.json" in result.output
-    result = runner.invoke(main, ["register", "--snapshot", str(tiny_snapshot), "--name", "a b",
-                                  "--home", str(store.home)])
+    result = runner.invoke(
+        main, ["register", "--snapshot", str(tiny_snapshot), "--name", "a b", "--home", str(store.home)]
+    )
     assert result.exit_code == 2 and "name=" in result.output
 
 

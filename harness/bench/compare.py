@@ -13,8 +13,17 @@ from typing import Any
 from harness.bench.limits import meets, show, split_absolute, split_relative
 from harness.bench.report import HIGHER_IS_BETTER, BenchReport, IncompatibleReports
 
-BUDGET_METRICS = ("ttft_p50", "tpot_p50", "e2e_p50", "e2e_p90", "tokens_per_s", "requests_per_s",
-                  "overhead_ratio", "mbu", "goodput_rps")
+BUDGET_METRICS = (
+    "ttft_p50",
+    "tpot_p50",
+    "e2e_p50",
+    "e2e_p90",
+    "tokens_per_s",
+    "requests_per_s",
+    "overhead_ratio",
+    "mbu",
+    "goodput_rps",
+)
 
 
 @dataclass(frozen=True)
@@ -56,8 +65,10 @@ class Budget:
         name, op, limit = parsed if parsed is not None else ("", "", 0.0)
         metric = name.removesuffix("_ms")
         if metric not in BUDGET_METRICS:
-            raise ValueError(f"--budget {text!r} is invalid: expected METRIC<=N or METRIC>=N with "
-                             f"METRIC in {[m + ('_ms' if m.endswith(('p50', 'p90')) else '') for m in BUDGET_METRICS]}")
+            raise ValueError(
+                f"--budget {text!r} is invalid: expected METRIC<=N or METRIC>=N with "
+                f"METRIC in {[m + ('_ms' if m.endswith(('p50', 'p90')) else '') for m in BUDGET_METRICS]}"
+            )
         return cls(metric, op, limit, 1000.0 if name.endswith("_ms") else 1.0)
 
     def __str__(self) -> str:
@@ -73,13 +84,14 @@ def load_metrics(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, 
     """(identity, {case: {metric: value}}) from a bench.json or a pytest-benchmark JSON."""
     data = json.loads(Path(path).read_text())
     if "benchmarks" in data:  # pytest-benchmark
-        identity = {"device": (data.get("machine_info") or {}).get("cpu", {}).get("brand_raw"),
-                    "config": sorted(b["fullname"] for b in data["benchmarks"])}
+        identity = {
+            "device": (data.get("machine_info") or {}).get("cpu", {}).get("brand_raw"),
+            "config": sorted(b["fullname"] for b in data["benchmarks"]),
+        }
         metrics = {}
         for bench in data["benchmarks"]:
             values = {"e2e_p50": bench["stats"]["median"], "e2e_mean": bench["stats"]["mean"]}
-            values.update({k: v for k, v in (bench.get("extra_info") or {}).items()
-                           if isinstance(v, (int, float))})
+            values.update({k: v for k, v in (bench.get("extra_info") or {}).items() if isinstance(v, (int, float))})
             metrics[bench["fullname"]] = values
         return identity, metrics
     if data.get("kind") == "bench-serve":  # `harness bench serve`: one case per load level

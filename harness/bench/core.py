@@ -21,11 +21,18 @@ from harness._stats import Stats
 
 SHAPES = ("mpt-7b", "tiny")
 # Peak memory bandwidth in bytes/s, matched against torch.cuda.get_device_name().
-GPU_BANDWIDTH = (("H100 PCIe", 2.0e12), ("H100", 3.35e12), ("H200", 4.8e12),
-                 ("A100-SXM4-80GB", 2.04e12), ("A100 80GB", 2.04e12), ("A100-PCIE-80GB", 2.04e12),
-                 ("A100", 1.56e12))
-_WORDS = ("machine learning models route gateway signature endpoint serving latency "
-          "throughput tokens batch prompt answer").split()
+GPU_BANDWIDTH = (
+    ("H100 PCIe", 2.0e12),
+    ("H100", 3.35e12),
+    ("H200", 4.8e12),
+    ("A100-SXM4-80GB", 2.04e12),
+    ("A100 80GB", 2.04e12),
+    ("A100-PCIE-80GB", 2.04e12),
+    ("A100", 1.56e12),
+)
+_WORDS = (
+    "machine learning models route gateway signature endpoint serving latency throughput tokens batch prompt answer"
+).split()
 
 
 @dataclass(frozen=True)
@@ -65,8 +72,7 @@ class BenchConfig:
             raise ValueError(f"shape={self.shape!r} is invalid: allowed {SHAPES}")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device={self.device!r} is invalid: allowed ('cpu', 'cuda')")
-        for name, low, high in (("batch_sizes", 1, 1024), ("prompt_tokens", 8, 32768),
-                                ("new_tokens", 2, 8192)):
+        for name, low, high in (("batch_sizes", 1, 1024), ("prompt_tokens", 8, 32768), ("new_tokens", 2, 8192)):
             values = getattr(self, name)
             object.__setattr__(self, name, tuple(int(v) for v in values))
             if not values or not all(low <= v <= high for v in values):
@@ -77,20 +83,22 @@ class BenchConfig:
 
     def _check_model_mode(self) -> None:
         if not self.model_uri.strip() or len(self.model_uri) > 1000:
-            raise ValueError(f"model_uri={self.model_uri[:40]!r} is invalid: allowed a model "
-                             "URI or path of 1-1000 characters")
+            raise ValueError(
+                f"model_uri={self.model_uri[:40]!r} is invalid: allowed a model URI or path of 1-1000 characters"
+            )
         if self.snapshot is None:
             raise ValueError("model_uri needs snapshot (its tokenizer sizes the prompts), not shape")
         if self.cache_modes != (True,) or self.compile:
-            raise ValueError("with model_uri the model keeps the KV cache as it does when "
-                             "served: allowed cache on only, without compile")
+            raise ValueError(
+                "with model_uri the model keeps the KV cache as it does when "
+                "served: allowed cache on only, without compile"
+            )
 
     @property
     def rounds_policy(self) -> RoundsPolicy:
         if self.rounds != "auto" and (isinstance(self.rounds, bool) or not isinstance(self.rounds, int)):
             raise ValueError(f"rounds={str(self.rounds)[:20]!r} is invalid: allowed 1-1000 or 'auto'")
-        return RoundsPolicy(None if self.rounds == "auto" else self.rounds, self.target_ci,
-                            budget_s=self.max_time_s)
+        return RoundsPolicy(None if self.rounds == "auto" else self.rounds, self.target_ci, budget_s=self.max_time_s)
 
 
 @dataclass(frozen=True)
@@ -170,9 +178,15 @@ def _cache_impl(model, ids, use_cache: bool) -> str:
     import torch
 
     with torch.inference_mode():
-        out = model.generate(input_ids=ids[:1, :4], max_new_tokens=2, min_new_tokens=2,
-                             do_sample=False, use_cache=use_cache, pad_token_id=0,
-                             return_dict_in_generate=True)
+        out = model.generate(
+            input_ids=ids[:1, :4],
+            max_new_tokens=2,
+            min_new_tokens=2,
+            do_sample=False,
+            use_cache=use_cache,
+            pad_token_id=0,
+            return_dict_in_generate=True,
+        )
     # transformers renamed past_key_values to cache (5.2x); read whichever this one has.
     cache = getattr(out, "cache", None)
     if cache is None and "past_key_values" in out:
@@ -198,10 +212,11 @@ def _wrapped_predict(generator) -> tuple[Callable[[list[str], int], Any], str]:
 
         model = MPTInstruct()
         model.generator, model.model, model.tokenizer = generator, generator.model, generator.tokenizer
-        return (lambda texts, n: model.predict(None, texts, {"temperature": 0.0, "max_tokens": n}),
-                "pyfunc.predict")
-    return (lambda texts, n: generator.generate([Request(t, GenerationSettings(0.0, n)) for t in texts]),
-            "generator.generate")
+        return (lambda texts, n: model.predict(None, texts, {"temperature": 0.0, "max_tokens": n}), "pyfunc.predict")
+    return (
+        lambda texts, n: generator.generate([Request(t, GenerationSettings(0.0, n)) for t in texts]),
+        "generator.generate",
+    )
 
 
 def reset_peak_memory(device: str) -> int:
@@ -238,8 +253,9 @@ def load_subject(cfg: BenchConfig):
     from harness.model.loading import LoadConfig, load_tokenizer
 
     if cfg.snapshot is not None:
-        return Generator.from_pretrained(cfg.snapshot, LoadConfig(device=cfg.device, dtype=cfg.dtype,
-                                                                  max_batch_size=1024))
+        return Generator.from_pretrained(
+            cfg.snapshot, LoadConfig(device=cfg.device, dtype=cfg.dtype, max_batch_size=1024)
+        )
     import torch
     from transformers import GenerationConfig, MptConfig, MptForCausalLM
 
@@ -248,10 +264,17 @@ def load_subject(cfg: BenchConfig):
 
     tiny = cached_tiny()
     spec = TinySpec()
-    sizes = dict(d_model=4096, n_heads=32, n_layers=32, vocab_size=50432, max_seq_len=2048) \
-        if cfg.shape == "mpt-7b" else dict(d_model=spec.d_model, n_heads=spec.n_heads,
-                                           n_layers=spec.n_layers, vocab_size=spec.vocab_size,
-                                           max_seq_len=spec.max_seq_len)
+    sizes = (
+        dict(d_model=4096, n_heads=32, n_layers=32, vocab_size=50432, max_seq_len=2048)
+        if cfg.shape == "mpt-7b"
+        else dict(
+            d_model=spec.d_model,
+            n_heads=spec.n_heads,
+            n_layers=spec.n_layers,
+            vocab_size=spec.vocab_size,
+            max_seq_len=spec.max_seq_len,
+        )
+    )
     dtype = resolve_dtype(cfg.dtype, cfg.device)
     torch.manual_seed(cfg.seed)
     with torch.device(cfg.device):
@@ -260,8 +283,19 @@ def load_subject(cfg: BenchConfig):
     return Generator(model, load_tokenizer(str(tiny)), 1024, cfg.device, _attn_impl(model))
 
 
-def _case(path: str, batch: int, prompt: int, new: int, cache: bool, samples: Samples,
-          model, memory: int, bandwidth: float | None, via: str | None, cache_impl: str) -> Case:
+def _case(
+    path: str,
+    batch: int,
+    prompt: int,
+    new: int,
+    cache: bool,
+    samples: Samples,
+    model,
+    memory: int,
+    bandwidth: float | None,
+    via: str | None,
+    cache_impl: str,
+) -> Case:
     ttft, e2e = Stats.of(samples.ttft), Stats.of(samples.e2e)
     tpot = Stats.of([(e - t) / (new - 1) for e, t in zip(samples.e2e, samples.ttft)])
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -270,10 +304,24 @@ def _case(path: str, batch: int, prompt: int, new: int, cache: bool, samples: Sa
     use = None
     if bandwidth and cache:
         use = mbu(weights, kv_bytes_per_step(model.config, batch, context, element), tpot.p50, bandwidth)
-    return Case(path, batch, prompt, new, cache, ttft, tpot, e2e,
-                tokens_per_s=batch * new / e2e.p50, requests_per_s=batch / e2e.p50,
-                attn_impl=_attn_impl(model), cache_impl=cache_impl,
-                peak_memory_bytes=memory, mbu=use, wrapped_via=via, rounds=len(samples.e2e))
+    return Case(
+        path,
+        batch,
+        prompt,
+        new,
+        cache,
+        ttft,
+        tpot,
+        e2e,
+        tokens_per_s=batch * new / e2e.p50,
+        requests_per_s=batch / e2e.p50,
+        attn_impl=_attn_impl(model),
+        cache_impl=cache_impl,
+        peak_memory_bytes=memory,
+        mbu=use,
+        wrapped_via=via,
+        rounds=len(samples.e2e),
+    )
 
 
 def _inputs(generator, cfg: BenchConfig, batch: int, prompt: int):
@@ -295,9 +343,15 @@ def _raw_fn(model, ids, use_cache: bool, mask=None) -> Callable[[int], Any]:
 
     def raw(n: int) -> Any:
         with torch.inference_mode():
-            return model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                                  max_new_tokens=n, min_new_tokens=n, use_cache=use_cache,
-                                  pad_token_id=0)
+            return model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                do_sample=False,
+                max_new_tokens=n,
+                min_new_tokens=n,
+                use_cache=use_cache,
+                pad_token_id=0,
+            )
 
     return raw
 
@@ -315,21 +369,35 @@ def _wrapped_fn(model, predict, texts) -> Callable[[int], Any]:
     return wrapped
 
 
-def _measure(cfg: BenchConfig, timer: Timer, fns: dict[str, Callable[[int], Any]], new: int,
-             model, ids, path_args) -> list[Case]:
+def _measure(
+    cfg: BenchConfig, timer: Timer, fns: dict[str, Callable[[int], Any]], new: int, model, ids, path_args
+) -> list[Case]:
     """One grid point: memory reset, rounds (fixed or adaptive), a Case per path."""
     baseline = reset_peak_memory(cfg.device)
-    samples = run_rounds(cfg.rounds_policy, cfg.warmup, timer, fns, new,
-                         memory=resident_bytes if cfg.device == "cpu" else (lambda: 0))
+    samples = run_rounds(
+        cfg.rounds_policy, cfg.warmup, timer, fns, new, memory=resident_bytes if cfg.device == "cpu" else (lambda: 0)
+    )
     memory = peak_memory(cfg.device, baseline, samples)
     batch, cache, bandwidth, via, cache_impl = path_args
-    return [_case(path, batch, ids.shape[1], new, cache, found, model, memory, bandwidth,
-                  via if path == "wrapped" else None, cache_impl)
-            for path, found in samples.items()]
+    return [
+        _case(
+            path,
+            batch,
+            ids.shape[1],
+            new,
+            cache,
+            found,
+            model,
+            memory,
+            bandwidth,
+            via if path == "wrapped" else None,
+            cache_impl,
+        )
+        for path, found in samples.items()
+    ]
 
 
-def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None
-              ) -> tuple[list[Case], list[str]]:
+def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None) -> tuple[list[Case], list[str]]:
     """Every (batch, prompt, new tokens, cache) case, raw and wrapped interleaved; with
     ``compile``, raw cache-on cases again under ``torch.compile``. Returns (cases, notes);
     ``progress`` is called after each of ``cfg.case_runs`` runs."""
@@ -340,8 +408,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None
     generator = load_subject(cfg)
     model, timer = generator.model, Timer(cfg.device)
     predict, via = _wrapped_predict(generator) if cfg.wrapped else (None, None)
-    bandwidth = peak_bandwidth(torch.cuda.get_device_name(0), cfg.peak_bandwidth) \
-        if cfg.device == "cuda" else None
+    bandwidth = peak_bandwidth(torch.cuda.get_device_name(0), cfg.peak_bandwidth) if cfg.device == "cuda" else None
     grid = list(itertools.product(cfg.batch_sizes, cfg.prompt_tokens, cfg.new_tokens, cfg.cache_modes))
     cases, notes = [], []
     for batch, prompt, new, cache in grid:
@@ -349,8 +416,9 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None
         fns = {"raw": _raw_fn(model, ids, cache)}
         if predict is not None and cache:  # the wrapper always runs with the cache on
             fns["wrapped"] = _wrapped_fn(model, predict, texts)
-        cases += _measure(cfg, timer, fns, new, model, ids,
-                          (batch, cache, bandwidth, via, _cache_impl(model, ids, cache)))
+        cases += _measure(
+            cfg, timer, fns, new, model, ids, (batch, cache, bandwidth, via, _cache_impl(model, ids, cache))
+        )
         progress(f"batch {batch}, prompt {prompt}, new {new}, cache {'on' if cache else 'off'}")
     if cfg.compile:
         cases += _compiled_cases(cfg, generator, timer, bandwidth, progress, notes)
@@ -364,11 +432,17 @@ def _compiled_cases(cfg, generator, timer, bandwidth, progress, notes) -> list[C
     original = model.forward
     try:
         model.forward = torch.compile(original, dynamic=True)
-        for batch, prompt, new in itertools.product(cfg.batch_sizes, cfg.prompt_tokens,
-                                                    cfg.new_tokens):
+        for batch, prompt, new in itertools.product(cfg.batch_sizes, cfg.prompt_tokens, cfg.new_tokens):
             _, ids = _inputs(generator, cfg, batch, prompt)
-            cases += _measure(cfg, timer, {"compiled": _raw_fn(model, ids, True)}, new, model, ids,
-                              (batch, True, bandwidth, None, _cache_impl(model, ids, True)))
+            cases += _measure(
+                cfg,
+                timer,
+                {"compiled": _raw_fn(model, ids, True)},
+                new,
+                model,
+                ids,
+                (batch, True, bandwidth, None, _cache_impl(model, ids, True)),
+            )
             progress(f"compiled: batch {batch}, prompt {prompt}, new {new}")
     except Exception as error:  # report why compile does not work here, keep eager results
         notes.append(f"torch.compile variant not measured: {type(error).__name__}: {error}"[:300])
@@ -387,8 +461,13 @@ def fixed_length_call(generator, batch: int, prompt_tokens: int, new_tokens: int
 
     def run() -> Any:
         with torch.inference_mode():
-            return generator.model.generate(**encoded, do_sample=False, max_new_tokens=new_tokens,
-                                            min_new_tokens=new_tokens, use_cache=True,
-                                            pad_token_id=generator.tokenizer.pad_token_id)
+            return generator.model.generate(
+                **encoded,
+                do_sample=False,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                use_cache=True,
+                pad_token_id=generator.tokenizer.pad_token_id,
+            )
 
     return run, encoded["input_ids"].shape[1]

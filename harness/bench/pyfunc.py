@@ -19,8 +19,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.bench.core import (BenchConfig, Case, Timer, _cache_impl, _instruction_for, _measure,
-                                _raw_fn, peak_bandwidth)
+from harness.bench.core import (
+    BenchConfig,
+    Case,
+    Timer,
+    _cache_impl,
+    _instruction_for,
+    _measure,
+    _raw_fn,
+    peak_bandwidth,
+)
 from harness.model.intercept import Interception, generate_inputs, intercept, sequences
 
 
@@ -64,8 +72,7 @@ class _HeldGenerate:
     def _generate(self, model, original, args: tuple, kwargs: dict):
         if self.tokens is None:
             return original(*args, **kwargs)
-        kwargs = {**kwargs, "do_sample": False, "max_new_tokens": self.tokens,
-                  "min_new_tokens": self.tokens}
+        kwargs = {**kwargs, "do_sample": False, "max_new_tokens": self.tokens, "min_new_tokens": self.tokens}
         for sampling in ("temperature", "top_p", "top_k"):
             kwargs.pop(sampling, None)
         output = original(*args, **kwargs)
@@ -109,8 +116,11 @@ def _request(pyfunc, texts: list[str], new: int) -> tuple[Any, dict | None]:
     inputs = pyfunc.metadata.get_input_schema()
     params = pyfunc.metadata.get_params_schema()
     names = inputs.input_names() if inputs is not None and inputs.has_input_names() else []
-    strings = [s.name for s in (inputs.inputs if inputs is not None else [])
-               if getattr(getattr(s, "type", None), "name", "") == "string"]
+    strings = [
+        s.name
+        for s in (inputs.inputs if inputs is not None else [])
+        if getattr(getattr(s, "type", None), "name", "") == "string"
+    ]
     column = "prompt" if "prompt" in names or not strings else strings[0]
     frame = {column: texts}
     param_names = {p.name for p in params.params} if params is not None else set()
@@ -132,16 +142,22 @@ def _device_of(model) -> str:
 
 def _notes(uri: str, batch: int, seen: _Seen) -> list[str]:
     calls = len(seen.calls)
-    how = ("one batched generate" if calls == 1 and seen.calls[0] == batch else
-           f"{calls} generate calls of batch {sorted(set(seen.calls))}")
+    how = (
+        "one batched generate"
+        if calls == 1 and seen.calls[0] == batch
+        else f"{calls} generate calls of batch {sorted(set(seen.calls))}"
+    )
     dtype = str(next(seen.model.parameters()).dtype).removeprefix("torch.")
-    return [f"{uri} at batch {batch}: predict ran {how} (use_cache "
-            f"{'/'.join(sorted(seen.use_cache))}, {dtype}); raw: one batched generate of the "
-            "same prompt ids"]
+    return [
+        f"{uri} at batch {batch}: predict ran {how} (use_cache "
+        f"{'/'.join(sorted(seen.use_cache))}, {dtype}); raw: one batched generate of the "
+        "same prompt ids"
+    ]
 
 
-def _point(cfg: BenchConfig, held: _HeldGenerate, pyfunc, tokenizer, batch: int, prompt: int,
-           new: int) -> tuple[list[Case], list[str]]:
+def _point(
+    cfg: BenchConfig, held: _HeldGenerate, pyfunc, tokenizer, batch: int, prompt: int, new: int
+) -> tuple[list[Case], list[str]]:
     texts = [_instruction_for(tokenizer, prompt)] * batch
     data, params = _request(pyfunc, texts, new)
 
@@ -155,23 +171,32 @@ def _point(cfg: BenchConfig, held: _HeldGenerate, pyfunc, tokenizer, batch: int,
     seen = held.watched(lambda: wrapped(2))
     uri = _short(cfg.model_uri)
     if seen.model is None:
-        raise ModelBenchError(f"{uri}: predict never called transformers' generate, so there "
-                              "is no raw path to compare it with")
+        raise ModelBenchError(
+            f"{uri}: predict never called transformers' generate, so there is no raw path to compare it with"
+        )
     model = seen.model
     device = _device_of(model)
     if cfg.device != device:
-        raise ModelBenchError(f"{uri} runs generate on {device}, not {cfg.device}: "
-                              f"pass --device {device}")
+        raise ModelBenchError(f"{uri} runs generate on {device}, not {cfg.device}: pass --device {device}")
     pad = model.generation_config.pad_token_id
     ids, mask = _batched(seen.rows, 0 if pad is None else int(pad), model.device)
     raw = _raw_fn(model, ids, True, mask=mask)
     bandwidth = peak_bandwidth(_gpu_name(), cfg.peak_bandwidth) if device == "cuda" else None
-    cases = _measure(cfg, Timer(device), {"raw": raw, "wrapped": wrapped}, new, model, ids,
-                     (batch, True, bandwidth, "pyfunc.predict", _cache_impl(model, ids, True)))
+    cases = _measure(
+        cfg,
+        Timer(device),
+        {"raw": raw, "wrapped": wrapped},
+        new,
+        model,
+        ids,
+        (batch, True, bandwidth, "pyfunc.predict", _cache_impl(model, ids, True)),
+    )
     notes = _notes(uri, batch, seen)
     if any(n != 2 for n in seen.new_tokens):
-        notes.append(f"{uri}: predict's generate made {seen.new_tokens} new tokens when held "
-                     "to 2: its timings are not comparable")
+        notes.append(
+            f"{uri}: predict's generate made {seen.new_tokens} new tokens when held "
+            "to 2: its timings are not comparable"
+        )
     return cases, notes
 
 
@@ -181,8 +206,9 @@ def _gpu_name() -> str:
     return torch.cuda.get_device_name(0)
 
 
-def run_model_bench(cfg: BenchConfig, store, progress: Callable[[str], None] = lambda _: None
-                    ) -> tuple[list[Case], list[str]]:
+def run_model_bench(
+    cfg: BenchConfig, store, progress: Callable[[str], None] = lambda _: None
+) -> tuple[list[Case], list[str]]:
     """Every (batch, prompt, new tokens) case of ``cfg.model_uri``, predict and raw generate
     interleaved, the KV cache as the model keeps it on the predict side and on for raw."""
     import mlflow
@@ -195,14 +221,14 @@ def run_model_bench(cfg: BenchConfig, store, progress: Callable[[str], None] = l
         try:
             pyfunc = mlflow.pyfunc.load_model(cfg.model_uri)
         except Exception as error:  # MLflow raises many kinds; the user needs the reason
-            raise ModelBenchError(f"cannot load {_short(cfg.model_uri)}: {type(error).__name__}: "
-                                  f"{str(error)[:300]}") from None
+            raise ModelBenchError(
+                f"cannot load {_short(cfg.model_uri)}: {type(error).__name__}: {str(error)[:300]}"
+            ) from None
     tokenizer = load_tokenizer(cfg.snapshot)
     cases: list[Case] = []
     notes: list[str] = []
     with _HeldGenerate() as held:
-        for batch, prompt, new in itertools.product(cfg.batch_sizes, cfg.prompt_tokens,
-                                                    cfg.new_tokens):
+        for batch, prompt, new in itertools.product(cfg.batch_sizes, cfg.prompt_tokens, cfg.new_tokens):
             found, said = _point(cfg, held, pyfunc, tokenizer, batch, prompt, new)
             cases += found
             notes += [n for n in said if n not in notes]

@@ -13,8 +13,7 @@ from typing import Any
 
 from harness.bench.core import Case
 from harness._stats import Ratio, Stats
-from harness._reporting import (SCHEMA_DIR, atomic_write, header, machine_info, package_version,
-                                require_schema, utc_now)
+from harness._reporting import SCHEMA_DIR, atomic_write, header, machine_info, package_version, require_schema, utc_now
 
 # 1.1: raw samples, min/max/IQR and the median's interval per metric; rounds per case;
 # overhead intervals. 1.0 reports still load.
@@ -43,8 +42,10 @@ def _run(argv: list[str]) -> str | None:
 
 
 def case_key(case: Case) -> str:
-    return (f"{case.path} b{case.batch_size} p{case.prompt_tokens} n{case.new_tokens} "
-            f"cache-{'on' if case.use_cache else 'off'}")
+    return (
+        f"{case.path} b{case.batch_size} p{case.prompt_tokens} n{case.new_tokens} "
+        f"cache-{'on' if case.use_cache else 'off'}"
+    )
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,11 @@ class BenchReport:
         for c in self.cases:
             if c.path == "wrapped" and (key := case_key(c).split(" ", 1)[1]) in raw:
                 base = raw[key].e2e_s
-                found[key] = (Ratio.of_medians(c.e2e_s.samples, base.samples)
-                              if c.e2e_s.samples and base.samples
-                              else Ratio(c.e2e_s.p50 / base.p50, c.e2e_s.p50 / base.p50,
-                                         c.e2e_s.p50 / base.p50))
+                found[key] = (
+                    Ratio.of_medians(c.e2e_s.samples, base.samples)
+                    if c.e2e_s.samples and base.samples
+                    else Ratio(c.e2e_s.p50 / base.p50, c.e2e_s.p50 / base.p50, c.e2e_s.p50 / base.p50)
+                )
         return found
 
     def overhead_ratios(self) -> dict[str, float]:
@@ -84,8 +86,11 @@ class BenchReport:
         for c in self.cases:
             e2e = c.e2e_s
             work = c.batch_size * c.new_tokens
-            found = {"e2e_p50": (e2e.ci_low, e2e.ci_high), "ttft_p50": (c.ttft_s.ci_low, c.ttft_s.ci_high),
-                     "tpot_p50": (c.tpot_s.ci_low, c.tpot_s.ci_high)}
+            found = {
+                "e2e_p50": (e2e.ci_low, e2e.ci_high),
+                "ttft_p50": (c.ttft_s.ci_low, c.ttft_s.ci_high),
+                "tpot_p50": (c.tpot_s.ci_low, c.tpot_s.ci_high),
+            }
             if e2e.ci_low > 0:
                 found["tokens_per_s"] = (work / e2e.ci_high, work / e2e.ci_low)
                 found["requests_per_s"] = (c.batch_size / e2e.ci_high, c.batch_size / e2e.ci_low)
@@ -96,15 +101,23 @@ class BenchReport:
 
     def noisy(self) -> list[str]:
         """Cases whose e2e median is known no better than ±10%: their numbers are weak."""
-        return [f"{case_key(c)}: e2e median ±{c.e2e_s.rel_ci:.0%} after {len(c.e2e_s.samples)} "
-                "rounds" for c in self.cases if c.e2e_s.samples and c.e2e_s.noisy]
+        return [
+            f"{case_key(c)}: e2e median ±{c.e2e_s.rel_ci:.0%} after {len(c.e2e_s.samples)} rounds"
+            for c in self.cases
+            if c.e2e_s.samples and c.e2e_s.noisy
+        ]
 
     def metrics(self) -> dict[str, dict[str, float]]:
         out = {}
         for c in self.cases:
-            values = {"ttft_p50": c.ttft_s.p50, "tpot_p50": c.tpot_s.p50, "e2e_p50": c.e2e_s.p50,
-                      "e2e_p90": c.e2e_s.p90, "tokens_per_s": c.tokens_per_s,
-                      "requests_per_s": c.requests_per_s}
+            values = {
+                "ttft_p50": c.ttft_s.p50,
+                "tpot_p50": c.tpot_s.p50,
+                "e2e_p50": c.e2e_s.p50,
+                "e2e_p90": c.e2e_s.p90,
+                "tokens_per_s": c.tokens_per_s,
+                "requests_per_s": c.requests_per_s,
+            }
             if c.mbu is not None:
                 values["mbu"] = c.mbu
             out[case_key(c)] = values
@@ -114,14 +127,19 @@ class BenchReport:
 
     def identity(self) -> dict[str, Any]:
         keep = ("snapshot", "shape", "model_uri", "device", "dtype")
-        return {"device": self.machine.get("device"),
-                "config": {k: self.config.get(k) for k in keep}}
+        return {"device": self.machine.get("device"), "config": {k: self.config.get(k) for k in keep}}
 
     def to_dict(self) -> dict[str, Any]:
-        return {**header(self), "machine": self.machine, "config": self.config,
-                "cases": [asdict(c) for c in self.cases], "overhead_ratios": self.overhead_ratios(),
-                "overhead_intervals": {k: [r.ci_low, r.ci_high] for k, r in self.overhead().items()},
-                "noisy": self.noisy(), "notes": list(self.notes)}
+        return {
+            **header(self),
+            "machine": self.machine,
+            "config": self.config,
+            "cases": [asdict(c) for c in self.cases],
+            "overhead_ratios": self.overhead_ratios(),
+            "overhead_intervals": {k: [r.ci_low, r.ci_high] for k, r in self.overhead().items()},
+            "noisy": self.noisy(),
+            "notes": list(self.notes),
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
@@ -135,37 +153,50 @@ class BenchReport:
         for c in data["cases"]:
             stats = {k: Stats(**c[k]) for k in ("ttft_s", "tpot_s", "e2e_s")}
             cases.append(Case(**{**c, **stats}))
-        return cls(data["machine"], data["config"], tuple(cases), tuple(data.get("notes", ())),
-                   data["created_at"], data["harness_version"], data["schema_version"])
+        return cls(
+            data["machine"],
+            data["config"],
+            tuple(cases),
+            tuple(data.get("notes", ())),
+            data["created_at"],
+            data["harness_version"],
+            data["schema_version"],
+        )
 
     def to_markdown(self) -> str:
-        lines = [f"# Benchmark: {self.machine.get('device')}", "",
-                 f"- config: `{json.dumps(self.config, sort_keys=True)}`",
-                 f"- torch {self.machine.get('torch')}, transformers {self.machine.get('transformers')}, "
-                 f"mlflow {self.machine.get('mlflow')}, commit {self.machine.get('git_commit')}",
-                 f"- created {self.created_at} by harness {self.harness_version}", "",
-                 "| path | batch | prompt | new | cache | rounds | TTFT p50 ms | TPOT p50 ms "
-                 "| e2e p50 ms (95% CI) | e2e p99 ms | tokens/s | peak memory MB | MBU | attention "
-                 "| KV cache |",
-                 "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-                 "| ---: | --- | --- |"]
+        lines = [
+            f"# Benchmark: {self.machine.get('device')}",
+            "",
+            f"- config: `{json.dumps(self.config, sort_keys=True)}`",
+            f"- torch {self.machine.get('torch')}, transformers {self.machine.get('transformers')}, "
+            f"mlflow {self.machine.get('mlflow')}, commit {self.machine.get('git_commit')}",
+            f"- created {self.created_at} by harness {self.harness_version}",
+            "",
+            "| path | batch | prompt | new | cache | rounds | TTFT p50 ms | TPOT p50 ms "
+            "| e2e p50 ms (95% CI) | e2e p99 ms | tokens/s | peak memory MB | MBU | attention "
+            "| KV cache |",
+            "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        ]
         for c in self.cases:
             use = f"{c.mbu:.1%}" if c.mbu is not None else "n/a"
             memory = f"{c.peak_memory_bytes / 1e6:.1f}" if c.peak_memory_bytes is not None else "n/a"
             e2e = c.e2e_s
-            lines.append(f"| {c.path} | {c.batch_size} | {c.prompt_tokens} | {c.new_tokens} | "
-                         f"{'on' if c.use_cache else 'off'} | {c.rounds or len(e2e.samples)} | "
-                         f"{c.ttft_s.p50 * 1e3:.2f} | {c.tpot_s.p50 * 1e3:.2f} | "
-                         f"{e2e.p50 * 1e3:.2f} ({e2e.ci_low * 1e3:.2f}–{e2e.ci_high * 1e3:.2f}) | "
-                         f"{e2e.p99 * 1e3:.1f} | {c.tokens_per_s:.0f} | {memory} | {use} | "
-                         f"{c.attn_impl} | {c.cache_impl} |")
-        lines += ["", "| case | wrapper overhead (wrapped e2e / raw e2e medians) | 95% CI |",
-                  "| --- | ---: | ---: |"]
-        lines += [f"| {k} | {r.value:.3f}x | {r.ci_low:.3f}–{r.ci_high:.3f} |"
-                  for k, r in self.overhead().items()]
+            lines.append(
+                f"| {c.path} | {c.batch_size} | {c.prompt_tokens} | {c.new_tokens} | "
+                f"{'on' if c.use_cache else 'off'} | {c.rounds or len(e2e.samples)} | "
+                f"{c.ttft_s.p50 * 1e3:.2f} | {c.tpot_s.p50 * 1e3:.2f} | "
+                f"{e2e.p50 * 1e3:.2f} ({e2e.ci_low * 1e3:.2f}–{e2e.ci_high * 1e3:.2f}) | "
+                f"{e2e.p99 * 1e3:.1f} | {c.tokens_per_s:.0f} | {memory} | {use} | "
+                f"{c.attn_impl} | {c.cache_impl} |"
+            )
+        lines += ["", "| case | wrapper overhead (wrapped e2e / raw e2e medians) | 95% CI |", "| --- | ---: | ---: |"]
+        lines += [f"| {k} | {r.value:.3f}x | {r.ci_low:.3f}–{r.ci_high:.3f} |" for k, r in self.overhead().items()]
         if noisy := self.noisy():
-            lines += ["", f"> **Noisy machine**: {len(noisy)} case(s) did not reach a ±10% interval "
-                          "on the median; treat their numbers as weak:"]
+            lines += [
+                "",
+                f"> **Noisy machine**: {len(noisy)} case(s) did not reach a ±10% interval "
+                "on the median; treat their numbers as weak:",
+            ]
             lines += [f"> - {n}" for n in noisy]
         lines += [""] + [f"> {note}" for note in self.notes] if self.notes else []
         return "\n".join(lines) + "\n"
@@ -226,8 +257,14 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def log_run(store, run_name: str, config: dict[str, Any], tags: dict[str, str],
-            metrics: dict[str, dict[str, float]], files: list[Path]) -> str:
+def log_run(
+    store,
+    run_name: str,
+    config: dict[str, Any],
+    tags: dict[str, str],
+    metrics: dict[str, dict[str, float]],
+    files: list[Path],
+) -> str:
     """One MLflow run in the store: config as params (redacted, like every output), metrics
     as ``<case>.<metric>``, the report files as artifacts; returns the run id.
 
@@ -237,11 +274,17 @@ def log_run(store, run_name: str, config: dict[str, Any], tags: dict[str, str],
 
     from harness._redact import redact
 
-    with store.activated() as experiment_id, mlflow.start_run(experiment_id=experiment_id,
-                                                              run_name=run_name) as run:
-        mlflow.log_params({k: redact(json.dumps(v)) if isinstance(v, (list, tuple, dict))
-                           else redact(v) if isinstance(v, str) else v
-                           for k, v in config.items()})
+    with store.activated() as experiment_id, mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        mlflow.log_params(
+            {
+                k: redact(json.dumps(v))
+                if isinstance(v, (list, tuple, dict))
+                else redact(v)
+                if isinstance(v, str)
+                else v
+                for k, v in config.items()
+            }
+        )
         mlflow.set_tags(tags)
         for case, values in metrics.items():
             name = re.sub(r"[^A-Za-z0-9_.\-/ ]", "_", case).replace(" ", "_")
@@ -252,6 +295,11 @@ def log_run(store, run_name: str, config: dict[str, Any], tags: dict[str, str],
 
 
 def log_to_mlflow(report: BenchReport, files: list[Path], store) -> str:
-    return log_run(store, "bench", report.config,
-                   {"harness.kind": "bench", "device": str(report.machine.get("device"))},
-                   report.metrics(), files)
+    return log_run(
+        store,
+        "bench",
+        report.config,
+        {"harness.kind": "bench", "device": str(report.machine.get("device"))},
+        report.metrics(),
+        files,
+    )

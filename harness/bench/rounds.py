@@ -28,8 +28,7 @@ class RoundsPolicy:
         if not 0 < self.target_ci <= 0.5:
             raise ValueError(f"target_ci={self.target_ci!r} is invalid: allowed (0, 50%]")
         if not MIN_AUTO_ROUNDS <= self.max_rounds <= 10_000:
-            raise ValueError(f"max_rounds={self.max_rounds!r} is invalid: allowed "
-                             f"{MIN_AUTO_ROUNDS}-10000")
+            raise ValueError(f"max_rounds={self.max_rounds!r} is invalid: allowed {MIN_AUTO_ROUNDS}-10000")
         if not 0 < self.budget_s <= 3600:
             raise ValueError(f"budget_s={self.budget_s!r} is invalid: allowed (0, 3600] seconds")
 
@@ -54,14 +53,18 @@ def settled(policy: RoundsPolicy, samples: dict[str, Samples]) -> bool:
         return done >= policy.rounds
     if done >= policy.max_rounds:
         return True
-    return done >= MIN_AUTO_ROUNDS and all(_rel_ci(s.e2e) <= policy.target_ci
-                                           for s in samples.values())
+    return done >= MIN_AUTO_ROUNDS and all(_rel_ci(s.e2e) <= policy.target_ci for s in samples.values())
 
 
-def run_rounds(policy: RoundsPolicy, warmup: int, timer: Callable[[Callable[[], Any]], float],
-               fns: dict[str, Callable[[int], Any]], new: int,
-               memory: Callable[[], int] = lambda: 0,
-               clock: Callable[[], float] = time.monotonic) -> dict[str, Samples]:
+def run_rounds(
+    policy: RoundsPolicy,
+    warmup: int,
+    timer: Callable[[Callable[[], Any]], float],
+    fns: dict[str, Callable[[int], Any]],
+    new: int,
+    memory: Callable[[], int] = lambda: 0,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Samples]:
     """Warm-up, then rounds until :func:`settled` or (auto) the budget is spent; within a
     round every path runs its TTFT call (1 token) and its end-to-end call in turn."""
     samples = {path: Samples() for path in fns}
@@ -74,7 +77,6 @@ def run_rounds(policy: RoundsPolicy, warmup: int, timer: Callable[[Callable[[], 
             samples[path].ttft.append(timer(partial(fn, 1)))
             samples[path].e2e.append(timer(partial(fn, new)))
             samples[path].rss_peak = max(samples[path].rss_peak, memory())
-        if policy.rounds is None and clock() - start > policy.budget_s \
-                and len(samples[path].e2e) >= 2:
+        if policy.rounds is None and clock() - start > policy.budget_s and len(samples[path].e2e) >= 2:
             break
     return samples

@@ -47,19 +47,27 @@ class ServeBenchError(RuntimeError):
 
 
 def _ints(field: str, values: object, low: int, high: int) -> tuple[int, ...]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values \
-            or any(isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high
-                   for v in values) or len(set(values)) != len(values):
-        raise ServeConfigError(field, f"{field}={str(values)[:60]} is invalid: allowed distinct "
-                                      f"integers in {low}-{high}")
+    if (
+        isinstance(values, (str, bytes))
+        or not isinstance(values, Sequence)
+        or not values
+        or any(isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high for v in values)
+        or len(set(values)) != len(values)
+    ):
+        raise ServeConfigError(
+            field, f"{field}={str(values)[:60]} is invalid: allowed distinct integers in {low}-{high}"
+        )
     return tuple(values)
 
 
 def _number(field: str, value: object, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or not low < value <= high:
-        raise ServeConfigError(field, f"{field}={str(value)[:40]} is invalid: allowed a number "
-                                      f"in ({low:g}, {high:g}]")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not low < value <= high
+    ):
+        raise ServeConfigError(field, f"{field}={str(value)[:40]} is invalid: allowed a number in ({low:g}, {high:g}]")
     return float(value)
 
 
@@ -79,29 +87,30 @@ class ServeBenchConfig:
     prompts_per_length: int = 8
 
     def __post_init__(self) -> None:
-        if self.url is not None and (not isinstance(self.url, str)
-                                     or not re.match(r"^https?://[^\s/]+", self.url)):
+        if self.url is not None and (not isinstance(self.url, str) or not re.match(r"^https?://[^\s/]+", self.url)):
             # Never quoted: a URL may carry a token.
             raise ServeConfigError("url", "url is invalid: allowed an http:// or https:// URL")
         if not isinstance(self.route, str) or not _NAME_RE.match(self.route):
-            raise ServeConfigError("route", f"route={str(self.route)[:40]!r} is invalid: allowed "
-                                            "1-128 letters, digits, '.', '_', '-'")
+            raise ServeConfigError(
+                "route", f"route={str(self.route)[:40]!r} is invalid: allowed 1-128 letters, digits, '.', '_', '-'"
+            )
         set_ = object.__setattr__
         set_(self, "concurrency", _ints("concurrency", self.concurrency, 1, MAX_CONCURRENCY))
         set_(self, "prompt_tokens", _ints("prompt_tokens", self.prompt_tokens, 1, MAX_PROMPT_TOKENS))
         set_(self, "max_tokens", _ints("max_tokens", (self.max_tokens,), 1, MAX_NEW_TOKENS)[0])
-        set_(self, "prompts_per_length",
-             _ints("prompts_per_length", (self.prompts_per_length,), 1, 256)[0])
+        set_(self, "prompts_per_length", _ints("prompts_per_length", (self.prompts_per_length,), 1, 256)[0])
         set_(self, "duration_s", _number("duration_s", self.duration_s, 0.0, MAX_DURATION_S))
         if self.rate is not None:
             set_(self, "rate", _number("rate", self.rate, 0.0, MAX_RATE))
             if self.rate * self.duration_s < 1:
-                raise ServeConfigError("rate", f"rate={self.rate:g} is invalid with duration_s="
-                                               f"{self.duration_s:g}: allowed rate x duration >= 1 "
-                                               "(at least one request expected)")
+                raise ServeConfigError(
+                    "rate",
+                    f"rate={self.rate:g} is invalid with duration_s="
+                    f"{self.duration_s:g}: allowed rate x duration >= 1 "
+                    "(at least one request expected)",
+                )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ServeConfigError("seed", f"seed={str(self.seed)[:40]} is invalid: allowed an "
-                                           "integer >= 0")
+            raise ServeConfigError("seed", f"seed={str(self.seed)[:40]} is invalid: allowed an integer >= 0")
         if self.api not in APIS:
             raise ServeConfigError("api", f"api={str(self.api)[:40]!r} is invalid: allowed {APIS}")
         slos = (self.slo,) if isinstance(self.slo, str) else tuple(self.slo)
@@ -111,8 +120,7 @@ class ServeBenchConfig:
             raise ServeConfigError("slo", str(error)) from None
 
     def level_name(self, concurrency: int) -> str:
-        return f"serve c={concurrency}" if self.rate is None \
-            else f"serve rate={self.rate:g} c={concurrency}"
+        return f"serve c={concurrency}" if self.rate is None else f"serve rate={self.rate:g} c={concurrency}"
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -139,21 +147,20 @@ def word_pool(tokenizer, limit: int = 4000) -> list[str]:
     pool = []
     for token_id in range(len(tokenizer)):
         text = tokenizer.decode([token_id])
-        if _WORD_RE.fullmatch(text) and tokenizer(text, add_special_tokens=False)["input_ids"] \
-                == [token_id]:
+        if _WORD_RE.fullmatch(text) and tokenizer(text, add_special_tokens=False)["input_ids"] == [token_id]:
             pool.append(text)
             if len(pool) >= limit:
                 break
     return pool
 
 
-def build_prompts(tokenizer, lengths: Sequence[int], per_length: int,
-                  seed: int) -> list[tuple[str, int]]:
+def build_prompts(tokenizer, lengths: Sequence[int], per_length: int, seed: int) -> list[tuple[str, int]]:
     """``per_length`` distinct prompts of exactly each length in tokens, seeded."""
     pool = word_pool(tokenizer)
     if len(pool) < 2:
-        raise ServeConfigError("snapshot", "the snapshot's tokenizer has too few single-token "
-                                           "words to build prompts of exact lengths")
+        raise ServeConfigError(
+            "snapshot", "the snapshot's tokenizer has too few single-token words to build prompts of exact lengths"
+        )
     rng = np.random.default_rng(seed)
     prompts: list[tuple[str, int]] = []
     for length in lengths:
@@ -161,8 +168,9 @@ def build_prompts(tokenizer, lengths: Sequence[int], per_length: int,
         while len(made) < per_length:
             tries += 1
             if tries > 50 * per_length:
-                raise ServeConfigError("prompt_tokens", f"cannot make {per_length} distinct prompts "
-                                                        f"of exactly {length} tokens")
+                raise ServeConfigError(
+                    "prompt_tokens", f"cannot make {per_length} distinct prompts of exactly {length} tokens"
+                )
             text = "".join(pool[i] for i in rng.integers(len(pool), size=length))
             if text not in made and count_tokens(tokenizer, text) == length:
                 made.append(text)
@@ -179,25 +187,48 @@ def _context_limit(snapshot: str) -> int | None:
     return limit if isinstance(limit, int) else None
 
 
-def to_level(cfg: ServeBenchConfig, concurrency: int, result: LoadResult | None,
-             prompt_tokens: Sequence[int], output_tokens: Callable[[str], int]) -> Level:
+def to_level(
+    cfg: ServeBenchConfig,
+    concurrency: int,
+    result: LoadResult | None,
+    prompt_tokens: Sequence[int],
+    output_tokens: Callable[[str], int],
+) -> Level:
     """A :class:`Level` from a load result (None: an open loop whose schedule was empty)."""
     samples, examples = [], {}
     for s in result.samples if result is not None else ():
-        samples.append(RequestSample(s.prompt, prompt_tokens[s.prompt], s.sent_s or 0.0,
-                                     s.latency_s, s.status,
-                                     output_tokens(s.answer) if s.ok else None))
+        samples.append(
+            RequestSample(
+                s.prompt,
+                prompt_tokens[s.prompt],
+                s.sent_s or 0.0,
+                s.latency_s,
+                s.status,
+                output_tokens(s.answer) if s.ok else None,
+            )
+        )
         if not s.ok:
             examples.setdefault("none" if s.status is None else str(s.status), str(s.answer)[:300])
-    return Level(cfg.level_name(concurrency), concurrency, cfg.rate, cfg.duration_s,
-                 result.elapsed_s if result is not None else cfg.duration_s, tuple(samples),
-                 cfg.slo, len(result.mismatches) if result is not None and result.expected
-                 else None, examples)
+    return Level(
+        cfg.level_name(concurrency),
+        concurrency,
+        cfg.rate,
+        cfg.duration_s,
+        result.elapsed_s if result is not None else cfg.duration_s,
+        tuple(samples),
+        cfg.slo,
+        len(result.mismatches) if result is not None and result.expected else None,
+        examples,
+    )
 
 
-def run_serve_bench(cfg: ServeBenchConfig, progress: Callable[[str], None] = lambda _: None,
-                    expected: Mapping[str, str] | None = None, tokenizer=None,
-                    machine: Mapping[str, Any] | None = None) -> ServeReport:
+def run_serve_bench(
+    cfg: ServeBenchConfig,
+    progress: Callable[[str], None] = lambda _: None,
+    expected: Mapping[str, str] | None = None,
+    tokenizer=None,
+    machine: Mapping[str, Any] | None = None,
+) -> ServeReport:
     """Every level against ``cfg.url``; ``expected`` (prompt -> answer) counts mismatches
     (give one for every prompt :func:`build_prompts` makes from ``cfg``)."""
     from harness.model.loading import load_tokenizer
@@ -205,17 +236,20 @@ def run_serve_bench(cfg: ServeBenchConfig, progress: Callable[[str], None] = lam
     from harness.model.snapshot import cached_tiny
 
     if cfg.url is None:
-        raise ServeConfigError("url", "url is required to run: `harness bench serve` without "
-                                      "--url starts the servers and passes theirs")
+        raise ServeConfigError(
+            "url", "url is required to run: `harness bench serve` without --url starts the servers and passes theirs"
+        )
     snapshot = cfg.snapshot or str(cached_tiny(progress=progress))
     tokenizer = tokenizer or load_tokenizer(snapshot)
     template = count_tokens(tokenizer, build_prompt("x")) - count_tokens(tokenizer, "x")
-    if (limit := _context_limit(snapshot)) is not None \
-            and max(cfg.prompt_tokens) + template + cfg.max_tokens > limit:
+    if (limit := _context_limit(snapshot)) is not None and max(cfg.prompt_tokens) + template + cfg.max_tokens > limit:
         room = limit - template - cfg.max_tokens
-        raise ServeConfigError("prompt_tokens", f"prompt_tokens={list(cfg.prompt_tokens)} is invalid "
-                                                f"with max_tokens={cfg.max_tokens}: allowed 1-{room} "
-                                                f"(context {limit}, template {template} tokens)")
+        raise ServeConfigError(
+            "prompt_tokens",
+            f"prompt_tokens={list(cfg.prompt_tokens)} is invalid "
+            f"with max_tokens={cfg.max_tokens}: allowed 1-{room} "
+            f"(context {limit}, template {template} tokens)",
+        )
     prompts = build_prompts(tokenizer, cfg.prompt_tokens, cfg.prompts_per_length, cfg.seed)
     texts, lengths = tuple(p for p, _ in prompts), tuple(n for _, n in prompts)
     counted: dict[str, int] = {}
@@ -229,36 +263,40 @@ def run_serve_bench(cfg: ServeBenchConfig, progress: Callable[[str], None] = lam
     query = client.query if cfg.api == "invocations" else client.query_openai
     for length in cfg.prompt_tokens:  # warm-up, not recorded; fails fast on a wrong route
         try:
-            query(cfg.route, CompletionRequest(texts[lengths.index(length)], temperature=0.0,
-                                               max_tokens=cfg.max_tokens))
+            query(
+                cfg.route, CompletionRequest(texts[lengths.index(length)], temperature=0.0, max_tokens=cfg.max_tokens)
+            )
         except GatewayError as error:
             raise ServeBenchError(f"the warm-up request failed: {error}") from None
     levels = []
     for concurrency in cfg.concurrency:
         progress(f"{cfg.level_name(concurrency)}: {cfg.duration_s:g} s ...")
         if cfg.rate is None:
-            result = run_load(cfg.url, cfg.route, texts, expected, cfg.duration_s, concurrency,
-                              cfg.max_tokens, cfg.api)
+            result = run_load(cfg.url, cfg.route, texts, expected, cfg.duration_s, concurrency, cfg.max_tokens, cfg.api)
         else:
             arrivals = poisson_arrivals(cfg.rate, cfg.duration_s, cfg.seed)
-            result = run_arrivals(cfg.url, cfg.route, texts, arrivals, expected, concurrency,
-                                  cfg.max_tokens, cfg.api) if arrivals.size else None
+            result = (
+                run_arrivals(cfg.url, cfg.route, texts, arrivals, expected, concurrency, cfg.max_tokens, cfg.api)
+                if arrivals.size
+                else None
+            )
         levels.append(to_level(cfg, concurrency, result, lengths, output_tokens))
         progress(levels[-1].summary())
     if machine is None:
         from harness.bench.report import bench_machine
 
         machine = bench_machine()
-    notes = [f"prompt tokens count the route's `prompt` field; the wrapper's template adds "
-             f"{template} tokens before the model sees it",
-             "output tokens are the answers re-tokenized with the snapshot's tokenizer, at most "
-             "max_tokens (an answer cut inside a UTF-8 character decodes to U+FFFD, which "
-             "re-tokenizes into more tokens than were generated)",
-             "requests_per_s counts answered requests; goodput_rps those whose own latency "
-             "meets every latency SLO"]
+    notes = [
+        f"prompt tokens count the route's `prompt` field; the wrapper's template adds "
+        f"{template} tokens before the model sees it",
+        "output tokens are the answers re-tokenized with the snapshot's tokenizer, at most "
+        "max_tokens (an answer cut inside a UTF-8 character decodes to U+FFFD, which "
+        "re-tokenizes into more tokens than were generated)",
+        "requests_per_s counts answered requests; goodput_rps those whose own latency meets every latency SLO",
+    ]
     if cfg.rate is not None:
         notes.append("open loop: latency counts from when each request was due")
     config = {**cfg.to_dict(), "snapshot": snapshot, "template_tokens": template}
-    return ServeReport(dict(machine), config,
-                       tuple({"text": t, "tokens": n} for t, n in prompts), tuple(levels),
-                       tuple(notes))
+    return ServeReport(
+        dict(machine), config, tuple({"text": t, "tokens": n} for t, n in prompts), tuple(levels), tuple(notes)
+    )

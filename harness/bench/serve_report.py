@@ -13,8 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness._reporting import (SCHEMA_DIR, atomic_write, header, package_version,
-                                require_schema, utc_now)
+from harness._reporting import SCHEMA_DIR, atomic_write, header, package_version, require_schema, utc_now
 from harness._stats import latency_stats
 from harness.bench.limits import meets, show, split_absolute
 from harness.bench.report import log_run, save_figure
@@ -43,9 +42,11 @@ class Slo:
         metric, op, limit = split_absolute(text) or ("", "", 0.0)
         wanted = ">=" if metric in RATE_SLOS else "<="
         if metric not in SLO_METRICS or op != wanted:
-            raise ValueError(f"slo={str(text)[:60]!r} is invalid: allowed METRIC<=N for "
-                             f"{list(LATENCY_SLOS) + ['error_rate']} or METRIC>=N for "
-                             f"{list(RATE_SLOS)}, N a number >= 0")
+            raise ValueError(
+                f"slo={str(text)[:60]!r} is invalid: allowed METRIC<=N for "
+                f"{list(LATENCY_SLOS) + ['error_rate']} or METRIC>=N for "
+                f"{list(RATE_SLOS)}, N a number >= 0"
+            )
         return cls(metric, op, limit)
 
     def __str__(self) -> str:
@@ -99,8 +100,7 @@ class Level:
 
     @property
     def errors(self) -> dict[str, int]:
-        counts = Counter(_NO_STATUS if s.status is None else str(s.status)
-                         for s in self.samples if not s.ok)
+        counts = Counter(_NO_STATUS if s.status is None else str(s.status) for s in self.samples if not s.ok)
         return dict(sorted(counts.items()))
 
     @property
@@ -127,8 +127,7 @@ class Level:
     @property
     def goodput_rps(self) -> float:
         """Answered requests per second whose own latency meets every latency SLO."""
-        limits = [Slo.parse(s).limit / 1000.0 for s in self.slos
-                  if Slo.parse(s).metric in LATENCY_SLOS]
+        limits = [Slo.parse(s).limit / 1000.0 for s in self.slos if Slo.parse(s).metric in LATENCY_SLOS]
         bound = min(limits, default=float("inf"))
         return self._per_s(sum(1 for s in self.answered if s.latency_s <= bound))
 
@@ -149,29 +148,52 @@ class Level:
 
     def summary(self) -> str:
         stats = self.e2e_s
-        latency = (f"p50 {stats['p50'] * 1e3:.1f} ms, p90 {stats['p90'] * 1e3:.1f} ms, "
-                   f"p99 {stats['p99'] * 1e3:.1f} ms" if stats else "no answered request")
-        return (f"{self.name}: {len(self.samples)} requests in {self.elapsed_s:.1f} s, "
-                f"{self.requests_per_s:.1f} req/s, {self.tokens_per_s:.0f} tok/s, {latency}, "
-                f"{len(self.samples) - len(self.answered)} errors")
+        latency = (
+            f"p50 {stats['p50'] * 1e3:.1f} ms, p90 {stats['p90'] * 1e3:.1f} ms, p99 {stats['p99'] * 1e3:.1f} ms"
+            if stats
+            else "no answered request"
+        )
+        return (
+            f"{self.name}: {len(self.samples)} requests in {self.elapsed_s:.1f} s, "
+            f"{self.requests_per_s:.1f} req/s, {self.tokens_per_s:.0f} tok/s, {latency}, "
+            f"{len(self.samples) - len(self.answered)} errors"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "mode": "closed" if self.rate is None else "open",
-                "concurrency": self.concurrency, "rate": self.rate,
-                "duration_s": self.duration_s, "elapsed_s": self.elapsed_s,
-                "requests": len(self.samples), "ok": len(self.answered), "errors": self.errors,
-                "error_examples": dict(self.error_examples), "mismatches": self.mismatches,
-                "e2e_s": self.e2e_s, "requests_per_s": self.requests_per_s,
-                "tokens_per_s": self.tokens_per_s, "goodput_rps": self.goodput_rps,
-                "error_rate": self.error_rate, "slos": self.slo_results(),
-                "samples": [asdict(s) for s in self.samples]}
+        return {
+            "name": self.name,
+            "mode": "closed" if self.rate is None else "open",
+            "concurrency": self.concurrency,
+            "rate": self.rate,
+            "duration_s": self.duration_s,
+            "elapsed_s": self.elapsed_s,
+            "requests": len(self.samples),
+            "ok": len(self.answered),
+            "errors": self.errors,
+            "error_examples": dict(self.error_examples),
+            "mismatches": self.mismatches,
+            "e2e_s": self.e2e_s,
+            "requests_per_s": self.requests_per_s,
+            "tokens_per_s": self.tokens_per_s,
+            "goodput_rps": self.goodput_rps,
+            "error_rate": self.error_rate,
+            "slos": self.slo_results(),
+            "samples": [asdict(s) for s in self.samples],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Level:
-        return cls(data["name"], data["concurrency"], data["rate"], data["duration_s"],
-                   data["elapsed_s"], tuple(RequestSample(**s) for s in data["samples"]),
-                   tuple(r["slo"] for r in data["slos"]), data["mismatches"],
-                   dict(data["error_examples"]))
+        return cls(
+            data["name"],
+            data["concurrency"],
+            data["rate"],
+            data["duration_s"],
+            data["elapsed_s"],
+            tuple(RequestSample(**s) for s in data["samples"]),
+            tuple(r["slo"] for r in data["slos"]),
+            data["mismatches"],
+            dict(data["error_examples"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -194,17 +216,26 @@ class ServeReport:
         return all(r["met"] for level in self.levels for r in level.slo_results())
 
     def missed(self) -> list[str]:
-        return [f"{level.name}: {r['slo']} missed ("
-                + ("no answered request" if r["value"] is None else f"{r['value']:.4g}") + ")"
-                for level in self.levels for r in level.slo_results() if not r["met"]]
+        return [
+            f"{level.name}: {r['slo']} missed ("
+            + ("no answered request" if r["value"] is None else f"{r['value']:.4g}")
+            + ")"
+            for level in self.levels
+            for r in level.slo_results()
+            if not r["met"]
+        ]
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """Per level, as ``bench compare`` and budgets read them (latencies in seconds, as
         in bench.json: the budget ``e2e_p90_ms<=500`` reads ``e2e_p90``)."""
         out = {}
         for level in self.levels:
-            values = {"requests_per_s": level.requests_per_s, "tokens_per_s": level.tokens_per_s,
-                      "goodput_rps": level.goodput_rps, "error_rate": level.error_rate}
+            values = {
+                "requests_per_s": level.requests_per_s,
+                "tokens_per_s": level.tokens_per_s,
+                "goodput_rps": level.goodput_rps,
+                "error_rate": level.error_rate,
+            }
             if (stats := level.e2e_s) is not None:
                 values.update({f"e2e_{k}": stats[k] for k in ("p50", "p90", "p99")})
             out[level.name] = values
@@ -212,13 +243,19 @@ class ServeReport:
 
     def identity(self) -> dict[str, Any]:
         keep = ("route", "api", "prompt_tokens", "max_tokens", "rate", "snapshot")
-        return {"kind": KIND, "device": self.machine.get("device"),
-                "config": {k: self.config.get(k) for k in keep}}
+        return {"kind": KIND, "device": self.machine.get("device"), "config": {k: self.config.get(k) for k in keep}}
 
     def to_dict(self) -> dict[str, Any]:
-        return {**header(self), "kind": KIND, "machine": self.machine, "config": self.config,
-                "slo_met": self.slo_met, "prompts": [dict(p) for p in self.prompts],
-                "levels": [level.to_dict() for level in self.levels], "notes": list(self.notes)}
+        return {
+            **header(self),
+            "kind": KIND,
+            "machine": self.machine,
+            "config": self.config,
+            "slo_met": self.slo_met,
+            "prompts": [dict(p) for p in self.prompts],
+            "levels": [level.to_dict() for level in self.levels],
+            "notes": list(self.notes),
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, allow_nan=False)
@@ -228,49 +265,65 @@ class ServeReport:
         data = json.loads(text)
         require_schema(data, SCHEMA_VERSION)
         if data.get("kind") != KIND:
-            raise ValueError(f"kind={str(data.get('kind'))[:40]!r} is not supported: "
-                             f"expected {KIND!r}")
-        return cls(data["machine"], data["config"], tuple(data["prompts"]),
-                   tuple(Level.from_dict(level) for level in data["levels"]),
-                   tuple(data.get("notes", ())), data["created_at"], data["harness_version"],
-                   data["schema_version"])
+            raise ValueError(f"kind={str(data.get('kind'))[:40]!r} is not supported: expected {KIND!r}")
+        return cls(
+            data["machine"],
+            data["config"],
+            tuple(data["prompts"]),
+            tuple(Level.from_dict(level) for level in data["levels"]),
+            tuple(data.get("notes", ())),
+            data["created_at"],
+            data["harness_version"],
+            data["schema_version"],
+        )
 
     def to_table(self) -> str:
-        rows = [("level", "requests", "errors", "p50 ms", "p90 ms", "p99 ms", "req/s", "tok/s",
-                 "goodput/s", "SLO")]
+        rows = [("level", "requests", "errors", "p50 ms", "p90 ms", "p99 ms", "req/s", "tok/s", "goodput/s", "SLO")]
         for level in self.levels:
             stats = level.e2e_s or {}
             results = level.slo_results()
-            rows.append((level.name, str(len(level.samples)),
-                         ",".join(f"{k}:{v}" for k, v in level.errors.items()) or "0",
-                         *(f"{stats[k] * 1e3:.1f}" if stats else "-" for k in ("p50", "p90", "p99")),
-                         f"{level.requests_per_s:.1f}", f"{level.tokens_per_s:.0f}",
-                         f"{level.goodput_rps:.1f}",
-                         ("met" if all(r["met"] for r in results) else "MISSED") if results else "-"))
+            rows.append(
+                (
+                    level.name,
+                    str(len(level.samples)),
+                    ",".join(f"{k}:{v}" for k, v in level.errors.items()) or "0",
+                    *(f"{stats[k] * 1e3:.1f}" if stats else "-" for k in ("p50", "p90", "p99")),
+                    f"{level.requests_per_s:.1f}",
+                    f"{level.tokens_per_s:.0f}",
+                    f"{level.goodput_rps:.1f}",
+                    ("met" if all(r["met"] for r in results) else "MISSED") if results else "-",
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                                   for i, (cell, w) in enumerate(zip(row, widths)))
-                         for row in rows)
+        return "\n".join(
+            "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+            for row in rows
+        )
 
     def to_markdown(self) -> str:
         cfg = self.config
-        lines = [f"# Serving benchmark: route {cfg.get('route')} ({cfg.get('api')})", "",
-                 f"- config: `{json.dumps(cfg, sort_keys=True)}`",
-                 f"- client: {self.machine.get('device')}, mlflow {self.machine.get('mlflow')}, "
-                 f"commit {self.machine.get('git_commit')}",
-                 f"- created {self.created_at} by harness {self.harness_version}", "",
-                 "| level | requests | errors | e2e p50 ms | e2e p90 ms | e2e p99 ms | req/s "
-                 "| output tok/s | goodput req/s | SLOs |",
-                 "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+        lines = [
+            f"# Serving benchmark: route {cfg.get('route')} ({cfg.get('api')})",
+            "",
+            f"- config: `{json.dumps(cfg, sort_keys=True)}`",
+            f"- client: {self.machine.get('device')}, mlflow {self.machine.get('mlflow')}, "
+            f"commit {self.machine.get('git_commit')}",
+            f"- created {self.created_at} by harness {self.harness_version}",
+            "",
+            "| level | requests | errors | e2e p50 ms | e2e p90 ms | e2e p99 ms | req/s "
+            "| output tok/s | goodput req/s | SLOs |",
+            "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
         for level in self.levels:
             stats = level.e2e_s
             ms = [f"{stats[k] * 1e3:.1f}" if stats else "-" for k in ("p50", "p90", "p99")]
-            slos = ", ".join(f"{r['slo']} {'met' if r['met'] else '**missed**'}"
-                             for r in level.slo_results()) or "-"
-            lines.append(f"| {level.name} | {len(level.samples)} | "
-                         f"{', '.join(f'{k}: {v}' for k, v in level.errors.items()) or '0'} | "
-                         f"{' | '.join(ms)} | {level.requests_per_s:.1f} | "
-                         f"{level.tokens_per_s:.0f} | {level.goodput_rps:.1f} | {slos} |")
+            slos = ", ".join(f"{r['slo']} {'met' if r['met'] else '**missed**'}" for r in level.slo_results()) or "-"
+            lines.append(
+                f"| {level.name} | {len(level.samples)} | "
+                f"{', '.join(f'{k}: {v}' for k, v in level.errors.items()) or '0'} | "
+                f"{' | '.join(ms)} | {level.requests_per_s:.1f} | "
+                f"{level.tokens_per_s:.0f} | {level.goodput_rps:.1f} | {slos} |"
+            )
         lines += [""] + [f"> {note}" for note in self.notes] if self.notes else []
         return "\n".join(lines) + "\n"
 
@@ -283,8 +336,7 @@ class ServeReport:
         try:
             written.append(write_png(self, directory / "bench-serve.png"))
         except ImportError:
-            report = replace(self, notes=self.notes + ("no bench-serve.png: matplotlib is not "
-                                                       "installed",))
+            report = replace(self, notes=self.notes + ("no bench-serve.png: matplotlib is not installed",))
         atomic_write(directory / "bench-serve.json", report.to_json())
         atomic_write(directory / "bench-serve.md", report.to_markdown())
         return report, [directory / "bench-serve.json", directory / "bench-serve.md", *written]
@@ -303,10 +355,18 @@ def write_png(report: ServeReport, path: Path) -> Path:
     for key, style in (("p50", "-o"), ("p90", "--s"), ("p99", ":^")):
         axis.plot(x, [level.e2e_s[key] * 1e3 for level in levels], style, label=f"e2e {key}")
     for level, rps in zip(levels, x):
-        axis.annotate(level.name.removeprefix("serve "), (rps, level.e2e_s["p50"] * 1e3),
-                      textcoords="offset points", xytext=(4, -12), fontsize=8)
-    axis.set(xlabel="answered requests/s", ylabel="end-to-end latency (ms)",
-             title=f"route {report.config.get('route')}: latency vs throughput")
+        axis.annotate(
+            level.name.removeprefix("serve "),
+            (rps, level.e2e_s["p50"] * 1e3),
+            textcoords="offset points",
+            xytext=(4, -12),
+            fontsize=8,
+        )
+    axis.set(
+        xlabel="answered requests/s",
+        ylabel="end-to-end latency (ms)",
+        title=f"route {report.config.get('route')}: latency vs throughput",
+    )
     axis.set_ylim(bottom=0)
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize=8)
@@ -318,11 +378,21 @@ def log_to_mlflow(report: ServeReport, files: list[Path], store) -> str:
     """Params, metrics per level (latencies in ms) and the files as one run; the run id."""
     metrics = {}
     for level in report.levels:
-        values = {"requests": len(level.samples), "requests_per_s": level.requests_per_s,
-                  "tokens_per_s": level.tokens_per_s, "goodput_rps": level.goodput_rps,
-                  "error_rate": level.error_rate}
+        values = {
+            "requests": len(level.samples),
+            "requests_per_s": level.requests_per_s,
+            "tokens_per_s": level.tokens_per_s,
+            "goodput_rps": level.goodput_rps,
+            "error_rate": level.error_rate,
+        }
         if (stats := level.e2e_s) is not None:
             values.update({f"e2e_{k}_ms": stats[k] * 1e3 for k in ("p50", "p90", "p99")})
         metrics[level.name] = values
-    return log_run(store, "bench-serve", report.config,
-                   {"harness.kind": KIND, "slo_met": str(report.slo_met).lower()}, metrics, files)
+    return log_run(
+        store,
+        "bench-serve",
+        report.config,
+        {"harness.kind": KIND, "slo_met": str(report.slo_met).lower()},
+        metrics,
+        files,
+    )

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli import DEFAULT_HOME, DEFAULT_TINY_DIR, _SIGNATURES, _echo_err, \
-    _require_reachable, _tiny_snapshot, main
+from harness.cli import DEFAULT_HOME, DEFAULT_TINY_DIR, _SIGNATURES, _echo_err, _require_reachable, _tiny_snapshot, main
 
 
 @main.group()
@@ -18,10 +17,14 @@ def snapshot() -> None:
 
 
 @snapshot.command("tiny")
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path),
-                default=DEFAULT_TINY_DIR)
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed of the random weights; the same seed gives byte-identical weights.")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_TINY_DIR)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the random weights; the same seed gives byte-identical weights.",
+)
 @click.option("--force", is_flag=True, help="Rebuild even when a cached snapshot matches.")
 def snapshot_tiny(directory: Path, seed: int, force: bool) -> None:
     """Build a tiny random-weight MPT with a locally trained tokenizer in DIRECTORY
@@ -53,8 +56,9 @@ def snapshot_download(repo_id: str, directory: Path, revision: str | None) -> No
 def _key_value(text: str) -> tuple[str, object]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise click.BadParameter(f"{text[:30]!r}: expected KEY=VALUE, e.g. do_sample=false",
-                                 param_hint="--model-config")
+        raise click.BadParameter(
+            f"{text[:30]!r}: expected KEY=VALUE, e.g. do_sample=false", param_hint="--model-config"
+        )
     try:
         value = json.loads(raw)
     except ValueError:
@@ -63,33 +67,68 @@ def _key_value(text: str) -> tuple[str, object]:
 
 
 @main.command()
-@click.option("--snapshot", "snapshot_dir", type=click.Path(exists=True, file_okay=False,
-              path_type=Path), default=None,
-              help="Model snapshot folder (default: the cached tiny snapshot, built if missing).")
-@click.option("--signature", type=_SIGNATURES, default="gateway", show_default=True,
-              help="gateway: prompt column + params (what the MLflow gateway sends); "
-                   "columns: the seed's prompt/temperature/max_tokens columns.")
-@click.option("--name", default="mpt-7b-instruct", show_default=True,
-              help="Registered model name.")
-@click.option("--tracking-uri", default=None,
-              help="MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI, "
-                   "else sqlite:///<home>/mlflow.db).")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_HOME,
-              show_default=True, help="Folder of the embedded MLflow store and its artifacts.")
-@click.option("--flavour", type=click.Choice(["pyfunc", "transformers"]), default="pyfunc",
-              show_default=True,
-              help="pyfunc: the reference wrapper; transformers: MLflow's own flavour (a "
-                   "text-generation pipeline, task llm/v1/completions, the MPT-Instruct "
-                   "prompt_template), to gate and benchmark both paths side by side.")
-@click.option("--prompt-template", default=None, metavar="TEXT|none",
-              help="transformers flavour: its prompt_template, with {prompt} once (default: "
-                   "MPT-Instruct's; none: log without one, as many users do).")
-@click.option("--model-config", "model_config", multiple=True, metavar="KEY=VALUE",
-              help="transformers flavour: a generate default in its model_config, VALUE as "
-                   "JSON (e.g. do_sample=false, max_new_tokens=64); repeatable.")
-def register(snapshot_dir: Path | None, signature: str, name: str, tracking_uri: str | None,
-             home: Path, flavour: str, prompt_template: str | None,
-             model_config: tuple[str, ...]) -> None:
+@click.option(
+    "--snapshot",
+    "snapshot_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Model snapshot folder (default: the cached tiny snapshot, built if missing).",
+)
+@click.option(
+    "--signature",
+    type=_SIGNATURES,
+    default="gateway",
+    show_default=True,
+    help="gateway: prompt column + params (what the MLflow gateway sends); "
+    "columns: the seed's prompt/temperature/max_tokens columns.",
+)
+@click.option("--name", default="mpt-7b-instruct", show_default=True, help="Registered model name.")
+@click.option(
+    "--tracking-uri",
+    default=None,
+    help="MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<home>/mlflow.db).",
+)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_HOME,
+    show_default=True,
+    help="Folder of the embedded MLflow store and its artifacts.",
+)
+@click.option(
+    "--flavour",
+    type=click.Choice(["pyfunc", "transformers"]),
+    default="pyfunc",
+    show_default=True,
+    help="pyfunc: the reference wrapper; transformers: MLflow's own flavour (a "
+    "text-generation pipeline, task llm/v1/completions, the MPT-Instruct "
+    "prompt_template), to gate and benchmark both paths side by side.",
+)
+@click.option(
+    "--prompt-template",
+    default=None,
+    metavar="TEXT|none",
+    help="transformers flavour: its prompt_template, with {prompt} once (default: "
+    "MPT-Instruct's; none: log without one, as many users do).",
+)
+@click.option(
+    "--model-config",
+    "model_config",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="transformers flavour: a generate default in its model_config, VALUE as "
+    "JSON (e.g. do_sample=false, max_new_tokens=64); repeatable.",
+)
+def register(
+    snapshot_dir: Path | None,
+    signature: str,
+    name: str,
+    tracking_uri: str | None,
+    home: Path,
+    flavour: str,
+    prompt_template: str | None,
+    model_config: tuple[str, ...],
+) -> None:
     """Log the reference wrapper (or, with --flavour transformers, MLflow's transformers
     flavour) with a snapshot, register it, load it back and predict an example. Prints the
     model URI."""
@@ -101,16 +140,24 @@ def register(snapshot_dir: Path | None, signature: str, name: str, tracking_uri:
     else:
         template = None if prompt_template.strip().lower() == "none" else prompt_template
     try:
-        cfg = RegisterConfig(snapshot=snapshot_dir, signature=signature, name=name,
-                             store=StoreConfig(home=home, tracking_uri=tracking_uri),
-                             flavour=flavour, prompt_template=template,
-                             generate_config=tuple(_key_value(kv) for kv in model_config))
+        cfg = RegisterConfig(
+            snapshot=snapshot_dir,
+            signature=signature,
+            name=name,
+            store=StoreConfig(home=home, tracking_uri=tracking_uri),
+            flavour=flavour,
+            prompt_template=template,
+            generate_config=tuple(_key_value(kv) for kv in model_config),
+        )
     except ValueError as error:
         message = str(error).replace("prompt_template", "--prompt-template")
-        raise click.UsageError(message.replace("generate_config", "--model-config")
-                               .replace("flavour=", "--flavour ")) from None
+        raise click.UsageError(
+            message.replace("generate_config", "--model-config").replace("flavour=", "--flavour ")
+        ) from None
     _require_reachable(cfg.store)
     result = do_register(cfg, progress=_echo_err)
-    _echo_err(f"registered {result.name} version {result.version} (run {result.run_id}); "
-              f"input example answered: {result.example_output[0][:60]!r}")
+    _echo_err(
+        f"registered {result.name} version {result.version} (run {result.run_id}); "
+        f"input example answered: {result.example_output[0][:60]!r}"
+    )
     click.echo(result.model_uri)

@@ -10,18 +10,35 @@ from harness.cli import DEFAULT_HOME, _echo_err, _require_reachable, _tiny_snaps
 
 
 @main.command()
-@click.option("--model-uri", default=None, metavar="URI",
-              help="Model to serve (default: the reference on --snapshot, registered first).")
-@click.option("--snapshot", "snapshot_dir", type=click.Path(exists=True, file_okay=False,
-              path_type=Path), default=None, help="Snapshot for the reference (default: tiny).")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_HOME,
-              show_default=True, help="Folder of the embedded MLflow store; logs go to "
-                                      "<home>/logs/serve-<time>/.")
+@click.option(
+    "--model-uri",
+    default=None,
+    metavar="URI",
+    help="Model to serve (default: the reference on --snapshot, registered first).",
+)
+@click.option(
+    "--snapshot",
+    "snapshot_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Snapshot for the reference (default: tiny).",
+)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_HOME,
+    show_default=True,
+    help="Folder of the embedded MLflow store; logs go to <home>/logs/serve-<time>/.",
+)
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: embedded SQLite).")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Scoring server worker processes (each loads the model).")
-def serve(model_uri: str | None, snapshot_dir: Path | None, home: Path,
-          tracking_uri: str | None, workers: int) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Scoring server worker processes (each loads the model).",
+)
+def serve(model_uri: str | None, snapshot_dir: Path | None, home: Path, tracking_uri: str | None, workers: int) -> None:
     """Start the scoring server and an AI Gateway with the completions-mpt-7b-instruct
     route on loopback, print their URLs and a sample curl, and watch both.
 
@@ -39,8 +56,9 @@ def serve(model_uri: str | None, snapshot_dir: Path | None, home: Path,
     with stop_on_signals():
         try:
             if model_uri is None:
-                model_uri = do_register(RegisterConfig(snapshot=_tiny_snapshot(snapshot_dir),
-                                                       store=store), progress=_echo_err).model_uri
+                model_uri = do_register(
+                    RegisterConfig(snapshot=_tiny_snapshot(snapshot_dir), store=store), progress=_echo_err
+                ).model_uri
             code = _serve(model_uri, store.uri, log_dir, workers)
         except KeyboardInterrupt:
             _echo_err("stopping ...")
@@ -55,16 +73,19 @@ def _serve(model_uri: str, tracking_uri: str, log_dir: Path, workers: int) -> in
     from harness.serving.servers import first_exit, start_loopback
 
     _echo_err(f"logs: {log_dir}")
-    loopback = start_loopback({"model": model_uri}, tracking_uri, log_dir, workers=workers,
-                              progress=_echo_err)
+    loopback = start_loopback({"model": model_uri}, tracking_uri, log_dir, workers=workers, progress=_echo_err)
     server, gateway, endpoint = loopback.servers["model"], loopback.gateway, loopback.endpoint("model")
     click.echo(f"scoring server: {server.url}/invocations")
     click.echo(f"gateway:        {endpoint}")
-    click.echo(f"curl -s -X POST {endpoint} -H 'Content-Type: application/json' "
-               "-d '{\"prompt\": \"What is MLflow?\", \"temperature\": 0, \"max_tokens\": 32}'")
+    click.echo(
+        f"curl -s -X POST {endpoint} -H 'Content-Type: application/json' "
+        '-d \'{"prompt": "What is MLflow?", "temperature": 0, "max_tokens": 32}\''
+    )
     _echo_err("press Ctrl-C to stop")
     died = first_exit([server, gateway])
     other = gateway if died is server else server
-    _echo_err(f"error: the {died.name} {died.exit_description()}; stopping the {other.name}. "
-              f"Its log ({died.log_path}) ends:\n{died.log_tail(8)}")
+    _echo_err(
+        f"error: the {died.name} {died.exit_description()}; stopping the {other.name}. "
+        f"Its log ({died.log_path}) ends:\n{died.log_tail(8)}"
+    )
     return 1

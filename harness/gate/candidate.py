@@ -63,10 +63,10 @@ class CandidateSpec:
         nodes = list(ast.walk(tree))
         if any(isinstance(node, ast.ClassDef) and node.name == name for node in nodes):
             return
-        if any(isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store)
-               for node in nodes):
-            raise CandidateError(f"--python-model: {name!r} in {path} is not a class: expected a "
-                                 "mlflow.pyfunc.PythonModel subclass")
+        if any(isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store) for node in nodes):
+            raise CandidateError(
+                f"--python-model: {name!r} in {path} is not a class: expected a mlflow.pyfunc.PythonModel subclass"
+            )
         raise CandidateError(f"--python-model: class {name!r} not found in {path}")
 
     @classmethod
@@ -97,20 +97,17 @@ class CandidateSpec:
             spec.loader.exec_module(module)
         except Exception as error:
             del sys.modules[module_name]
-            raise CandidateError(f"--python-model {path} failed to import: "
-                                 f"{type(error).__name__}: {error}") from error
+            raise CandidateError(f"--python-model {path} failed to import: {type(error).__name__}: {error}") from error
         cls_ = getattr(module, name, None)
         if cls_ is None:
             raise CandidateError(f"--python-model: class {name!r} not found in {path}")
         if not (isinstance(cls_, type) and issubclass(cls_, mlflow.pyfunc.PythonModel)):
-            raise CandidateError(f"--python-model: {name!r} in {path} is not a "
-                                 "mlflow.pyfunc.PythonModel subclass")
+            raise CandidateError(f"--python-model: {name!r} in {path} is not a mlflow.pyfunc.PythonModel subclass")
         return cls_
 
     def describe(self, model_uri: str | None = None) -> dict[str, Any]:
         signature = None if self.kind is CandidateKind.URI else self.signature.value
-        return {"kind": self.kind.value, "ref": self.ref, "signature": signature,
-                "model_uri": model_uri}
+        return {"kind": self.kind.value, "ref": self.ref, "signature": signature, "model_uri": model_uri}
 
 
 def log_candidate(spec: CandidateSpec, snapshot: Path, model_config: dict | None = None) -> str:
@@ -124,8 +121,13 @@ def log_candidate(spec: CandidateSpec, snapshot: Path, model_config: dict | None
     code = [harness_code_path()] if spec.kind is CandidateKind.REFERENCE else [str(spec.file)]
     # No input example on purpose (a candidate that cannot load must fail at `load`);
     # record=True swallows MLflow's warning about it, which MLflow re-enables inside.
-    with warnings.catch_warnings(record=True), \
-            mlflow.start_run(nested=mlflow.active_run() is not None):
-        info = log_model(snapshot, spec.signature, python_model=spec.python_model_class()(),
-                         code_paths=code, input_example=None, model_config=model_config)
+    with warnings.catch_warnings(record=True), mlflow.start_run(nested=mlflow.active_run() is not None):
+        info = log_model(
+            snapshot,
+            spec.signature,
+            python_model=spec.python_model_class()(),
+            code_paths=code,
+            input_example=None,
+            model_config=model_config,
+        )
     return info.model_uri

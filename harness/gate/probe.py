@@ -19,8 +19,7 @@ from harness.model.signature import parse_payload
 class Probe:
     deadline: float | None = None  # the worker enforces deadlines; in process nothing does
 
-    def __init__(self, model: Any, signature: Any, spy: GenerateSpy,
-                 reload: Callable[[], Any] | None = None):
+    def __init__(self, model: Any, signature: Any, spy: GenerateSpy, reload: Callable[[], Any] | None = None):
         self.model, self.signature, self.spy = model, signature, spy
         self._reload = reload
 
@@ -60,10 +59,12 @@ class Probe:
         model = self.spy.model
         if model is None:
             return {}
-        return {"device": str(getattr(model, "device", "unknown")),
-                "dtype": str(getattr(model, "dtype", "unknown")),
-                "class": type(model).__name__,
-                "fingerprint": weights_fingerprint(model)}
+        return {
+            "device": str(getattr(model, "device", "unknown")),
+            "dtype": str(getattr(model, "dtype", "unknown")),
+            "class": type(model).__name__,
+            "fingerprint": weights_fingerprint(model),
+        }
 
     def close(self) -> None:
         self.spy.remove()

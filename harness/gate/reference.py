@@ -69,30 +69,36 @@ class TraceStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS traces (instruction TEXT PRIMARY KEY, "
-                       "asked INTEGER, trace TEXT)")
+            db.execute("CREATE TABLE IF NOT EXISTS traces (instruction TEXT PRIMARY KEY, asked INTEGER, trace TEXT)")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
 
     def get(self, instruction: str) -> tuple[int, Trace] | None:
         with self._connect() as db:
-            row = db.execute("SELECT asked, trace FROM traces WHERE instruction = ?",
-                             (instruction,)).fetchone()
+            row = db.execute("SELECT asked, trace FROM traces WHERE instruction = ?", (instruction,)).fetchone()
         if row is None:
             return None
         data = json.loads(row[1])
-        return row[0], Trace(tuple(data["ids"]), tuple(map(tuple, data["top_ids"])),
-                             tuple(map(tuple, data["top_logprobs"])))
+        return row[0], Trace(
+            tuple(data["ids"]), tuple(map(tuple, data["top_ids"])), tuple(map(tuple, data["top_logprobs"]))
+        )
 
     def put(self, instruction: str, asked: int, trace: Trace) -> None:
-        data = json.dumps({"ids": trace.ids, "top_ids": trace.top_ids,
-                           "top_logprobs": [[round(x, 5) for x in row]
-                                            for row in trace.top_logprobs]})
+        data = json.dumps(
+            {
+                "ids": trace.ids,
+                "top_ids": trace.top_ids,
+                "top_logprobs": [[round(x, 5) for x in row] for row in trace.top_logprobs],
+            }
+        )
         with self._connect() as db:
-            db.execute("INSERT INTO traces VALUES (?, ?, ?) ON CONFLICT(instruction) DO UPDATE "
-                       "SET asked = excluded.asked, trace = excluded.trace "
-                       "WHERE excluded.asked > traces.asked", (instruction, asked, data))
+            db.execute(
+                "INSERT INTO traces VALUES (?, ?, ?) ON CONFLICT(instruction) DO UPDATE "
+                "SET asked = excluded.asked, trace = excluded.trace "
+                "WHERE excluded.asked > traces.asked",
+                (instruction, asked, data),
+            )
 
 
 def cache_key(fingerprint: str, snapshot: Path, runtime: Runtime, rule: Rule) -> str:
@@ -103,8 +109,15 @@ def cache_key(fingerprint: str, snapshot: Path, runtime: Runtime, rule: Rule) ->
     device = runtime.device
     if device == "cuda" and torch.cuda.is_available():
         device = f"cuda:{torch.cuda.get_device_name()}"
-    for part in (_CACHE_VERSION, fingerprint, runtime.dtype, device, platform.machine(),
-                 torch.__version__, "alone" if rule.exact else "batched"):
+    for part in (
+        _CACHE_VERSION,
+        fingerprint,
+        runtime.dtype,
+        device,
+        platform.machine(),
+        torch.__version__,
+        "alone" if rule.exact else "batched",
+    ):
         digest.update(f"{part}\0".encode())
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         if (file := Path(snapshot) / name).is_file():
@@ -116,8 +129,7 @@ class ReferenceAnswers:
     """The reference's greedy traces, from memory, from disk, or generated: batched when the
     rule tolerates batch effects, each row alone when it asks for exact answers."""
 
-    def __init__(self, generator: Any, rule: Rule, store: TraceStore | None = None,
-                 fingerprint: str = ""):
+    def __init__(self, generator: Any, rule: Rule, store: TraceStore | None = None, fingerprint: str = ""):
         self.generator, self.rule, self.store = generator, rule, store
         self.fingerprint = fingerprint  # of the reference's weights, as the candidate's is taken
         self._traces: dict[str, tuple[int, Trace]] = {}
@@ -149,17 +161,19 @@ class ReferenceAnswers:
         """The one exact answer: the greedy text cut before its earliest stop string."""
         return cut_at_stop(self.decode(self.trace(instruction, max_tokens).ids), stop)
 
-    def agree(self, got: str, instruction: str, max_tokens: int,
-              stop: Sequence[str] = ()) -> Agreement:
-        result = agree(got, self.trace(instruction, max_tokens), self.decode, stop, self.rule,
-                       self.eos)
+    def agree(self, got: str, instruction: str, max_tokens: int, stop: Sequence[str] = ()) -> Agreement:
+        result = agree(got, self.trace(instruction, max_tokens), self.decode, stop, self.rule, self.eos)
         self.near_ties += result.ok and not result.exact
         return result
 
     def facts(self) -> dict[str, Any]:
-        return {"rule": self.rule.facts(), "generated_rows": self.generated,
-                "cached_rows": self.from_disk, "near_ties_accepted": self.near_ties,
-                "cache": str(self.store.path) if self.store is not None else None}
+        return {
+            "rule": self.rule.facts(),
+            "generated_rows": self.generated,
+            "cached_rows": self.from_disk,
+            "near_ties_accepted": self.near_ties,
+            "cache": str(self.store.path) if self.store is not None else None,
+        }
 
     def _covers(self, instruction: str, max_tokens: int) -> bool:
         held = self._traces.get(instruction)
@@ -180,7 +194,7 @@ class ReferenceAnswers:
             groups.setdefault(asked, []).append(instruction)
         for asked, instructions in sorted(groups.items()):
             for start in range(0, len(instructions), size):
-                chunk = instructions[start:start + size]
+                chunk = instructions[start : start + size]
                 for instruction, trace in zip(chunk, self._decode(chunk, asked)):
                     self._traces[instruction] = (asked, trace)
                     if self.store is not None:
@@ -193,15 +207,20 @@ class ReferenceAnswers:
         ref = self.generator
         encoded = ref.pad(ref.tokenize(instructions))
         width = encoded["input_ids"].shape[1]
-        out = ref.generate_ids(encoded, GenerationSettings(0.0, max_tokens), output_logits=True,
-                               return_dict_in_generate=True)
+        out = ref.generate_ids(
+            encoded, GenerationSettings(0.0, max_tokens), output_logits=True, return_dict_in_generate=True
+        )
         tops = [torch.log_softmax(step.float(), -1).topk(_TOP, -1) for step in out.logits]
         traces = []
         for row, new in enumerate(out.sequences[:, width:].tolist()):
             n = new.index(self.eos) + 1 if self.eos in new else len(new)
-            traces.append(Trace(tuple(new[:n]),
-                                tuple(tuple(t.indices[row].tolist()) for t in tops[:n]),
-                                tuple(tuple(t.values[row].tolist()) for t in tops[:n])))
+            traces.append(
+                Trace(
+                    tuple(new[:n]),
+                    tuple(tuple(t.indices[row].tolist()) for t in tops[:n]),
+                    tuple(tuple(t.values[row].tolist()) for t in tops[:n]),
+                )
+            )
         return traces
 
 

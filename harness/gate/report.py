@@ -38,8 +38,7 @@ class CheckResult:
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
         # A reproducer stays whole (its bodies are what reruns the failure); the rest is cut.
-        kept = {k: json.loads(json.dumps(v, default=str)) for k, v in self.evidence.items()
-                if k == "reproducer"}
+        kept = {k: json.loads(json.dumps(v, default=str)) for k, v in self.evidence.items() if k == "reproducer"}
         object.__setattr__(self, "evidence", {**jsonable(self.evidence), **kept})
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,12 +107,24 @@ class GateReport:
             f"- machine: {self.machine.get('device')}, torch {self.machine.get('torch')}, "
             f"transformers {self.machine.get('transformers')}, mlflow {self.machine.get('mlflow')}",
             f"- created: {self.created_at} by harness {self.harness_version}",
-            *([f"- exploration: seed {self.explore['seed']} (`--seed`), {self.explore['examples']} "
-               f"requests and {self.explore['sequences']} sequences per run (`--explore`)"]
-              if self.explore else []),
+            *(
+                [
+                    f"- exploration: seed {self.explore['seed']} (`--seed`), {self.explore['examples']} "
+                    f"requests and {self.explore['sequences']} sequences per run (`--explore`)"
+                ]
+                if self.explore
+                else []
+            ),
             *_runtime_lines(self.runtime),
-            *([f"- **interrupted by {self.interrupted}**: only the {len(self.checks)} checks "
-               "that finished are listed", ""] if self.interrupted else [""]),
+            *(
+                [
+                    f"- **interrupted by {self.interrupted}**: only the {len(self.checks)} checks "
+                    "that finished are listed",
+                    "",
+                ]
+                if self.interrupted
+                else [""]
+            ),
             "| check | status | time (s) | message |",
             "| --- | --- | ---: | --- |",
         ]
@@ -139,14 +150,21 @@ def _runtime_lines(runtime: dict[str, Any] | None) -> list[str]:
         return f"{side['device']}/{side['dtype']}" if side else "unknown"
 
     rule = runtime.get("rule") or {}
-    how = ("exact" if rule.get("kind") == "exact" else
-           f"top-{rule.get('k')} within {rule.get('margin')} nats" if rule else "not used")
-    lines = [f"- runtime: asked {show(runtime['asked'])}, candidate ran on "
-             f"{show(runtime['candidate'])}, reference on {show(runtime['reference'])}; "
-             f"oracle rule: {how}; reference rows generated "
-             f"{runtime.get('generated_rows', 0)}, read from the cache "
-             f"{runtime.get('cached_rows', 0)}; answers accepted at a near-tie "
-             f"{runtime.get('near_ties_accepted', 0)}"]
+    how = (
+        "exact"
+        if rule.get("kind") == "exact"
+        else f"top-{rule.get('k')} within {rule.get('margin')} nats"
+        if rule
+        else "not used"
+    )
+    lines = [
+        f"- runtime: asked {show(runtime['asked'])}, candidate ran on "
+        f"{show(runtime['candidate'])}, reference on {show(runtime['reference'])}; "
+        f"oracle rule: {how}; reference rows generated "
+        f"{runtime.get('generated_rows', 0)}, read from the cache "
+        f"{runtime.get('cached_rows', 0)}; answers accepted at a near-tie "
+        f"{runtime.get('near_ties_accepted', 0)}"
+    ]
     if runtime.get("mismatch"):
         lines.append(f"- **{runtime['mismatch']}**")
     return lines
@@ -162,8 +180,11 @@ def _reproducers(checks: tuple[CheckResult, ...]) -> list[str]:
             continue
         lines += ["", f"## Reproducer for `{c.id}`", ""]
         for i, step in enumerate(found.get("steps", []), 1):
-            lines += [f"{i}. `{json.dumps(step.get('body'), ensure_ascii=False)}`",
-                      f"   - candidate: {step.get('got')}", f"   - reference: {step.get('expected')}"]
+            lines += [
+                f"{i}. `{json.dumps(step.get('body'), ensure_ascii=False)}`",
+                f"   - candidate: {step.get('got')}",
+                f"   - reference: {step.get('expected')}",
+            ]
         lines += ["", "```python", str(found.get("python", "")).rstrip(), "```"]
     return lines
 

@@ -69,13 +69,11 @@ class GateConfig:
 
     def model_config(self) -> tuple[tuple[str, str], ...]:
         """What the candidate's load is told (MLflow ``model_config``): only what was asked."""
-        return tuple((k, v) for k, v in (("device", self.device), ("dtype", self.dtype))
-                     if v != "auto")
+        return tuple((k, v) for k, v in (("device", self.device), ("dtype", self.dtype)) if v != "auto")
 
     def explore_config(self) -> ExploreConfig:
         """Failing examples are kept under the home folder and replayed first next time."""
-        return ExploreConfig.scaled(self.explore, seed=self.seed,
-                                    database=Path(self.store.home) / "hypothesis")
+        return ExploreConfig.scaled(self.explore, seed=self.seed, database=Path(self.store.home) / "hypothesis")
 
 
 def _canaries(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -96,16 +94,23 @@ def _log_dir(home: Path) -> Path:
     return Path(home) / "logs" / f"gate-{stamp}"
 
 
-def _start_candidate(cfg: GateConfig, snapshot: Path, ctx: GateContext,
-                     progress: Callable[[str], None]) -> Worker:
+def _start_candidate(cfg: GateConfig, snapshot: Path, ctx: GateContext, progress: Callable[[str], None]) -> Worker:
     if ctx.log_dir is None:
         ctx.log_dir = _log_dir(cfg.store.home)
     starts = ctx.candidate_logs
     log_path = ctx.log_dir / f"candidate{'' if not starts else f'-{len(starts) + 1}'}.log"
     starts.append(log_path)
-    worker = Worker(WorkerSpec(cfg.candidate, snapshot, cfg.store, log_path,
-                               env=tuple(ctx.canaries.items()),
-                               model_config=cfg.model_config()), cfg.load_timeout)
+    worker = Worker(
+        WorkerSpec(
+            cfg.candidate,
+            snapshot,
+            cfg.store,
+            log_path,
+            env=tuple(ctx.canaries.items()),
+            model_config=cfg.model_config(),
+        ),
+        cfg.load_timeout,
+    )
     if (earlier := ctx.worker) is not None:
         ctx.earlier_workers.append(earlier)
     ctx.worker = worker  # before it starts: an interrupt while loading must stop it
@@ -151,12 +156,17 @@ def run_check(check: Check, ctx: GateContext, timeout: float) -> CheckResult:
     except Exception as error:  # noqa: BLE001 - a candidate's exception is a result
         message = f"{type(error).__name__}: {error}"
         if check.needs_model and _temperature_zero_cause(ctx, message):
-            return CheckResult(check.id, Status.SKIPPED, (
-                "skipped: judged at temperature 0, which raises in this candidate while "
-                f"sampling works (params.temperature_zero fails for it): {message}")[:500],
-                {}, round(time.perf_counter() - start, 3))
-        return _error(check, message[:500], start,
-                      {"traceback": traceback.format_exception(error)[-3:]})
+            return CheckResult(
+                check.id,
+                Status.SKIPPED,
+                (
+                    "skipped: judged at temperature 0, which raises in this candidate while "
+                    f"sampling works (params.temperature_zero fails for it): {message}"
+                )[:500],
+                {},
+                round(time.perf_counter() - start, 3),
+            )
+        return _error(check, message[:500], start, {"traceback": traceback.format_exception(error)[-3:]})
     finally:
         if ctx.candidate is not None:
             ctx.candidate.deadline = None
@@ -173,8 +183,7 @@ def _temperature_zero_cause(ctx: GateContext, message: str) -> bool:
 
 
 def _error(check: Check, message: str, start: float, evidence: dict | None = None) -> CheckResult:
-    return CheckResult(check.id, Status.ERROR, message, evidence or {},
-                       round(time.perf_counter() - start, 3))
+    return CheckResult(check.id, Status.ERROR, message, evidence or {}, round(time.perf_counter() - start, 3))
 
 
 def resolve_snapshot(snapshot: Path | None, progress: Callable[[str], None]) -> Path:
@@ -183,8 +192,11 @@ def resolve_snapshot(snapshot: Path | None, progress: Callable[[str], None]) -> 
     return Path(snapshot).absolute() if snapshot is not None else cached_tiny(progress=progress)
 
 
-def run_gate(cfg: GateConfig, progress: Callable[[str], None] = lambda _: None,
-             on_result: Callable[[CheckResult], None] = lambda _: None) -> GateReport:
+def run_gate(
+    cfg: GateConfig,
+    progress: Callable[[str], None] = lambda _: None,
+    on_result: Callable[[CheckResult], None] = lambda _: None,
+) -> GateReport:
     """Every registered check against the candidate; returns the report (not yet written).
 
     An interrupt (KeyboardInterrupt, or :class:`Interrupted` for SIGTERM/SIGHUP under
@@ -215,8 +227,13 @@ def run_gate(cfg: GateConfig, progress: Callable[[str], None] = lambda _: None,
 
 def _explore_facts(cfg: GateConfig) -> dict[str, object]:
     explore = cfg.explore_config()
-    return {"seed": explore.seed, "examples": explore.examples, "sequences": explore.sequences,
-            "steps": explore.steps, "database": str(explore.database)}
+    return {
+        "seed": explore.seed,
+        "examples": explore.examples,
+        "sequences": explore.sequences,
+        "steps": explore.steps,
+        "database": str(explore.database),
+    }
 
 
 def _runtime_facts(cfg: GateConfig, ctx: GateContext | None) -> dict[str, object]:
@@ -233,15 +250,23 @@ def _runtime_facts(cfg: GateConfig, ctx: GateContext | None) -> dict[str, object
             reference, facts = used[0], used[1].facts()
     mismatch = None
     if candidate is not None:
-        wrong = [f"{name} {getattr(candidate, name)} (asked {getattr(asked, name)})"
-                 for name in ("device", "dtype")
-                 if getattr(asked, name) != "auto" and getattr(candidate, name) != getattr(asked, name)]
+        wrong = [
+            f"{name} {getattr(candidate, name)} (asked {getattr(asked, name)})"
+            for name in ("device", "dtype")
+            if getattr(asked, name) != "auto" and getattr(candidate, name) != getattr(asked, name)
+        ]
         if wrong:
-            mismatch = (f"the candidate did not run where asked: {', '.join(wrong)}; the "
-                        "reference ran where the candidate did")
-    return {"asked": asked.to_dict(), "candidate": candidate and candidate.to_dict(),
-            "reference": reference and reference.to_dict(), "mismatch": mismatch, "rule": None,
-            **facts}
+            mismatch = (
+                f"the candidate did not run where asked: {', '.join(wrong)}; the reference ran where the candidate did"
+            )
+    return {
+        "asked": asked.to_dict(),
+        "candidate": candidate and candidate.to_dict(),
+        "reference": reference and reference.to_dict(),
+        "mismatch": mismatch,
+        "rule": None,
+        **facts,
+    }
 
 
 def _mask_route_secrets(route_file: Path | None) -> None:
@@ -265,18 +290,32 @@ def _mask_route_secrets(route_file: Path | None) -> None:
 
 def _context(cfg: GateConfig, snapshot: Path) -> GateContext:
     _mask_route_secrets(cfg.route_file)
-    return GateContext(snapshot=snapshot, tokenizer=_snapshot_tokenizer(snapshot),
-                       provider=cfg.provider, tracking_uri=cfg.store.uri,
-                       route_file=cfg.route_file, serve=cfg.serve, canaries=_canaries(),
-                       explore=cfg.explore_config(), candidate_key=cfg.candidate.ref,
-                       runtime=cfg.runtime(),
-                       reference_cache=Path(cfg.store.home) / "reference-cache",
-                       bench_report=cfg.bench_report, budgets=cfg.budgets,
-                       candidate_kind=cfg.candidate.kind.value, log_dir=_log_dir(cfg.store.home))
+    return GateContext(
+        snapshot=snapshot,
+        tokenizer=_snapshot_tokenizer(snapshot),
+        provider=cfg.provider,
+        tracking_uri=cfg.store.uri,
+        route_file=cfg.route_file,
+        serve=cfg.serve,
+        canaries=_canaries(),
+        explore=cfg.explore_config(),
+        candidate_key=cfg.candidate.ref,
+        runtime=cfg.runtime(),
+        reference_cache=Path(cfg.store.home) / "reference-cache",
+        bench_report=cfg.bench_report,
+        budgets=cfg.budgets,
+        candidate_kind=cfg.candidate.kind.value,
+        log_dir=_log_dir(cfg.store.home),
+    )
 
 
-def _run_checks(cfg: GateConfig, snapshot: Path, ctx: GateContext,
-                progress: Callable[[str], None], record: Callable[[CheckResult], None]) -> None:
+def _run_checks(
+    cfg: GateConfig,
+    snapshot: Path,
+    ctx: GateContext,
+    progress: Callable[[str], None],
+    record: Callable[[CheckResult], None],
+) -> None:
     selected = [c for c in CHECKS.values() if not cfg.only or c.id == "load" or c.id in cfg.only]
     # `load` comes along with any check that needs the worker; asked for alone, it needs it too.
     if any(c.needs_candidate and (c.id != "load" or "load" in cfg.only) for c in selected):
@@ -289,8 +328,7 @@ def _run_checks(cfg: GateConfig, snapshot: Path, ctx: GateContext,
         prestart(ctx)  # the servers start while the in-process checks and the exploration run
     restarts = 0
     for check in selected:
-        if (check.needs_model and getattr(ctx.candidate, "ended", None) is not None
-                and restarts < _MAX_RESTARTS):
+        if check.needs_model and getattr(ctx.candidate, "ended", None) is not None and restarts < _MAX_RESTARTS:
             # One hang or crash must not blank the rest of the report: a fresh worker.
             restarts += 1
             progress(f"restarting the candidate ({ctx.candidate.ended})")

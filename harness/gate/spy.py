@@ -20,8 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.model.intercept import GenerateInputs, generate_inputs, intercept, sequences, \
-    to_lists, with_argument
+from harness.model.intercept import GenerateInputs, generate_inputs, intercept, sequences, to_lists, with_argument
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class GenerateCall:
         return GenerateInputs(None, self.input_ids, self.attention_mask).prompt_ids(row)
 
     def new_ids(self, row: int) -> list[int]:
-        return self.output[row][self.width:]
+        return self.output[row][self.width :]
 
 
 _to_lists = to_lists
@@ -140,8 +139,9 @@ class GenerateSpy:
         call.output = to_lists(sequences(output))
         return output
 
-    def _with_forced_eos(self, args: tuple, kwargs: dict, inputs: GenerateInputs,
-                         call: GenerateCall, script: Script) -> tuple[tuple, dict]:
+    def _with_forced_eos(
+        self, args: tuple, kwargs: dict, inputs: GenerateInputs, call: GenerateCall, script: Script
+    ) -> tuple[tuple, dict]:
         from transformers import LogitsProcessorList
 
         rows = {}
@@ -151,24 +151,36 @@ class GenerateSpy:
         if not rows:
             return args, kwargs
         forced = _ForceEos(call.width, rows, self.eos_token_id)
-        processors = LogitsProcessorList(
-            [*(inputs.arguments.get("logits_processor") or []), forced])
+        processors = LogitsProcessorList([*(inputs.arguments.get("logits_processor") or []), forced])
         return with_argument(args, kwargs, "logits_processor", processors)
 
     def pick(self, script: Script, ids: Sequence[int]) -> list[int]:
         """The scripted new ids for a row whose prompt is ``ids``."""
         text = self.decode(list(ids)) if self.decode else ""
-        chosen = next((new for marker, new in script.by_marker if marker in text),
-                      script.by_marker[0][1])
+        chosen = next((new for marker, new in script.by_marker if marker in text), script.by_marker[0][1])
         return list(chosen)
 
 
 # generate's own parameters and what it hands to decoding strategies: not generation settings.
-_NOT_SETTINGS = frozenset({"inputs", "input_ids", "attention_mask", "generation_config",
-                           "logits_processor", "stopping_criteria", "prefix_allowed_tokens_fn",
-                           "synced_gpus", "assistant_model", "streamer", "negative_prompt_ids",
-                           "negative_prompt_attention_mask", "custom_generate", "tokenizer",
-                           "assistant_tokenizer"})
+_NOT_SETTINGS = frozenset(
+    {
+        "inputs",
+        "input_ids",
+        "attention_mask",
+        "generation_config",
+        "logits_processor",
+        "stopping_criteria",
+        "prefix_allowed_tokens_fn",
+        "synced_gpus",
+        "assistant_model",
+        "streamer",
+        "negative_prompt_ids",
+        "negative_prompt_attention_mask",
+        "custom_generate",
+        "tokenizer",
+        "assistant_tokenizer",
+    }
+)
 
 
 class _Scripted:
@@ -176,8 +188,7 @@ class _Scripted:
     step's tokens go to the streamer, stopping criteria and lengths end rows, finished rows
     get padding, and the streamer is ended however the call ends."""
 
-    def __init__(self, spy: GenerateSpy, model: Any, call: GenerateCall, script: Script,
-                 inputs: GenerateInputs):
+    def __init__(self, spy: GenerateSpy, model: Any, call: GenerateCall, script: Script, inputs: GenerateInputs):
         self.spy, self.model, self.call, self.script = spy, model, call, script
         self.named = inputs.arguments
         self.device = getattr(inputs.source, "device", "cpu")
@@ -222,8 +233,7 @@ class _Scripted:
         prepare = getattr(self.model, "_prepare_generation_config", None)
         if prepare is not None:
             return prepare(passed, **settings)[0]
-        config = copy.deepcopy(passed or getattr(self.model, "generation_config", None)
-                               or GenerationConfig())
+        config = copy.deepcopy(passed or getattr(self.model, "generation_config", None) or GenerationConfig())
         config.update(**settings)
         return config
 
@@ -232,19 +242,18 @@ class _Scripted:
         over max_length; with neither set anywhere, 20 new tokens."""
         width = self.call.width
         passed = self.named.get("generation_config")
-        default = (self.named.get("max_length") is None
-                   and getattr(passed, "max_length", None) is None
-                   and getattr(getattr(self.model, "generation_config", None), "max_length",
-                               None) is None)
+        default = (
+            self.named.get("max_length") is None
+            and getattr(passed, "max_length", None) is None
+            and getattr(getattr(self.model, "generation_config", None), "max_length", None) is None
+        )
         if config.max_new_tokens is not None:
             most = config.max_new_tokens
         else:
             most = (config.max_length or 20) - (0 if default else width)
         if most <= 0:
-            raise ValueError(f"Input length of input_ids is {width}, but `max_length` is set to "
-                             f"{config.max_length}")
-        least = config.min_new_tokens if config.min_new_tokens is not None else \
-            max((config.min_length or 0) - width, 0)
+            raise ValueError(f"Input length of input_ids is {width}, but `max_length` is set to {config.max_length}")
+        least = config.min_new_tokens if config.min_new_tokens is not None else max((config.min_length or 0) - width, 0)
         return most, min(least, most)
 
     def _criteria(self, config):
@@ -255,8 +264,10 @@ class _Scripted:
             from transformers.generation.stopping_criteria import StopStringCriteria
 
             if self.named.get("tokenizer") is None:
-                raise ValueError("There are one or more stop strings, but we could not locate a "
-                                 "tokenizer: pass it to `generate` as `tokenizer`")
+                raise ValueError(
+                    "There are one or more stop strings, but we could not locate a "
+                    "tokenizer: pass it to `generate` as `tokenizer`"
+                )
             criteria.append(StopStringCriteria(self.named["tokenizer"], config.stop_strings))
         return criteria
 
@@ -275,11 +286,9 @@ class _Scripted:
 
         most, least = self._lengths(config)
         eos = _id_set(config.eos_token_id)
-        pad = config.pad_token_id if config.pad_token_id is not None else \
-            min(eos) if eos else self.spy.pad_token_id
+        pad = config.pad_token_id if config.pad_token_id is not None else min(eos) if eos else self.spy.pad_token_id
         criteria, processors = self._criteria(config), self._processors()
-        planned = [self.spy.pick(self.script, self.call.prompt_ids(r))
-                   for r in range(len(self.call.input_ids))]
+        planned = [self.spy.pick(self.script, self.call.prompt_ids(r)) for r in range(len(self.call.input_ids))]
         rows = [list(ids) for ids in self.call.input_ids]
         done = [False] * len(rows)
         for step in range(most):
@@ -305,39 +314,40 @@ class _Scripted:
         try:
             stopped = criteria(torch.tensor(rows, dtype=torch.long, device=self.device), None)
         except Exception as error:  # noqa: BLE001 - a criterion that needs scores
-            self._refuse(f"a stopping criterion that fails without scores "
-                         f"({type(error).__name__}: {str(error)[:120]})")
+            self._refuse(f"a stopping criterion that fails without scores ({type(error).__name__}: {str(error)[:120]})")
         return torch.as_tensor(stopped).reshape(-1).expand(len(rows)).tolist()
 
-    def _changed_by(self, processors, rows: list[list[int]], tokens: list[int],
-                    done: list[bool]) -> str | None:
+    def _changed_by(self, processors, rows: list[list[int]], tokens: list[int], done: list[bool]) -> str | None:
         """Whether the processors would make greedy decoding pick other than the script: the
         scripted token leads every row's scores by a margin; a processor that bans or
         outranks it changes the ids."""
         import torch
 
-        vocab = max(getattr(getattr(self.model, "config", None), "vocab_size", 0) or 0,
-                    max(tokens) + 1)
+        vocab = max(getattr(getattr(self.model, "config", None), "vocab_size", 0) or 0, max(tokens) + 1)
         scores = torch.full((len(rows), vocab), -1.0, device=self.device)
         scores[torch.arange(len(rows)), torch.tensor(tokens)] = 0.0
         ids = torch.tensor(rows, dtype=torch.long, device=self.device)
         try:
             picked = processors(ids, scores).argmax(dim=-1).tolist()
         except Exception as error:  # noqa: BLE001 - any failure: it cannot be honoured
-            return (f"a logits processor that fails on scripted scores "
-                    f"({type(error).__name__}: {str(error)[:120]})")
+            return f"a logits processor that fails on scripted scores ({type(error).__name__}: {str(error)[:120]})"
         changed = [r for r, (p, t, d) in enumerate(zip(picked, tokens, done)) if not d and p != t]
         if changed:
-            return (f"a logits_processor or prefix_allowed_tokens_fn that changes the scripted "
-                    f"ids (row {changed[0]}: {tokens[changed[0]]} -> {picked[changed[0]]})")
+            return (
+                f"a logits_processor or prefix_allowed_tokens_fn that changes the scripted "
+                f"ids (row {changed[0]}: {tokens[changed[0]]} -> {picked[changed[0]]})"
+            )
         return None
 
 
 def _unsupported(config) -> str | None:
     """Why a script cannot answer as ``generate`` would with these settings, if it cannot."""
-    for flag, why in (("output_scores", "scores"), ("output_logits", "logits"),
-                      ("output_attentions", "attentions"),
-                      ("output_hidden_states", "hidden states")):
+    for flag, why in (
+        ("output_scores", "scores"),
+        ("output_logits", "logits"),
+        ("output_attentions", "attentions"),
+        ("output_hidden_states", "hidden states"),
+    ):
         if getattr(config, flag, False):
             return f"{flag}=True: a script has no {why} to return"
     for name in ("num_return_sequences", "num_beams"):

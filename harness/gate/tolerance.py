@@ -68,13 +68,18 @@ class Rule:
     def describe(self) -> str:
         if self.exact:
             return "exact: every answer equals the reference's"
-        return (f"top-{self.k}, margin {self.margin:g} nats: equal up to the first differing "
-                f"token, which must be among the reference's top {self.k} and within "
-                f"{self.margin:g} nats of its choice; not compared after it")
+        return (
+            f"top-{self.k}, margin {self.margin:g} nats: equal up to the first differing "
+            f"token, which must be among the reference's top {self.k} and within "
+            f"{self.margin:g} nats of its choice; not compared after it"
+        )
 
     def facts(self) -> dict[str, object]:
-        return {"kind": "exact" if self.exact else "top-k", "k": None if self.exact else self.k,
-                "margin": None if self.exact else self.margin}
+        return {
+            "kind": "exact" if self.exact else "top-k",
+            "k": None if self.exact else self.k,
+            "margin": None if self.exact else self.margin,
+        }
 
 
 @dataclass(frozen=True)
@@ -93,8 +98,14 @@ class Agreement:
         return f"differs from the reference's {self.expected[:80]!r}"
 
 
-def agree(got: str, trace: Trace, decode: Callable[[Sequence[int]], str],
-          stop: Sequence[str] = (), rule: Rule = Rule(), eos: int | None = None) -> Agreement:
+def agree(
+    got: str,
+    trace: Trace,
+    decode: Callable[[Sequence[int]], str],
+    stop: Sequence[str] = (),
+    rule: Rule = Rule(),
+    eos: int | None = None,
+) -> Agreement:
     """Whether ``got`` is an answer the reference accepts for the row ``trace`` decodes
     (``eos``: the id that ends an answer, so a branch on it must end there)."""
     stops = [s for s in stop if s]
@@ -105,7 +116,7 @@ def agree(got: str, trace: Trace, decode: Callable[[Sequence[int]], str],
         return Agreement(False, expected=want)
     for step in reversed(_shared_steps(got, trace, decode)):
         chosen = trace.top_logprobs[step][0]  # greedy took the most likely token
-        for token, logprob in zip(trace.top_ids[step][:rule.k], trace.top_logprobs[step][:rule.k]):
+        for token, logprob in zip(trace.top_ids[step][: rule.k], trace.top_logprobs[step][: rule.k]):
             if token == trace.ids[step] or chosen - logprob > rule.margin:
                 continue
             branch = decode([*trace.ids[:step], token])
@@ -139,7 +150,7 @@ def _continues(got: str, branch: str, stops: Sequence[str], ended: bool) -> bool
         return True
     if not branch.startswith(got) or len(cut_at_stop(branch, stops)) < len(got):
         return False
-    tail = branch[len(got):]  # the cut falls inside the branch: a stop starts right here
+    tail = branch[len(got) :]  # the cut falls inside the branch: a stop starts right here
     return any(s.startswith(tail) or tail.startswith(s) for s in stops)
 
 

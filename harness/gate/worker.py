@@ -49,8 +49,7 @@ class CandidateRaised(Exception):
     message, and for an ``MlflowException`` the error code and the HTTP status the scoring
     server answers it with (any other exception reaches a caller as a generic error)."""
 
-    def __init__(self, type_name: str, message: str, error_code: str | None = None,
-                 http_status: int | None = None):
+    def __init__(self, type_name: str, message: str, error_code: str | None = None, http_status: int | None = None):
         super().__init__(f"{type_name}: {message}")
         self.type_name, self.message = type_name, message
         self.error_code, self.http_status = error_code, http_status
@@ -69,8 +68,7 @@ class CandidateError:
     def of(cls, error: BaseException) -> CandidateError:
         if isinstance(error, CandidateRaised):
             return cls(error.type_name, error.message, error.error_code, error.http_status)
-        return cls(type(error).__name__, str(getattr(error, "message", None) or error)[:2000],
-                   *_mlflow_facts(error))
+        return cls(type(error).__name__, str(getattr(error, "message", None) or error)[:2000], *_mlflow_facts(error))
 
     @property
     def documented(self) -> bool:
@@ -138,8 +136,13 @@ class Worker:
             try:
                 self._process = subprocess.Popen(
                     [sys.executable, "-m", "harness.gate.worker", str(theirs.fileno())],
-                    pass_fds=[theirs.fileno()], start_new_session=True, env=env,
-                    stdin=subprocess.DEVNULL, stdout=self.log.child_fd, stderr=subprocess.STDOUT)
+                    pass_fds=[theirs.fileno()],
+                    start_new_session=True,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=self.log.child_fd,
+                    stderr=subprocess.STDOUT,
+                )
             except BaseException:
                 self.log.abandon()
                 raise
@@ -188,8 +191,9 @@ class Worker:
             if proc.pid == self._process.pid:
                 continue
             try:
-                ports = sorted(c.laddr.port for c in proc.net_connections(kind="inet")
-                               if c.status == psutil.CONN_LISTEN)
+                ports = sorted(
+                    c.laddr.port for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
+                )
                 found.append({"pid": proc.pid, "name": proc.name(), "listening": ports})
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
@@ -211,8 +215,11 @@ class Worker:
             code = self._process.wait(timeout=2)
         except subprocess.TimeoutExpired:
             code = None
-        how = (f"was killed by {signal.Signals(-code).name}" if code is not None and code < 0
-               else f"exited with code {code}")
+        how = (
+            f"was killed by {signal.Signals(-code).name}"
+            if code is not None and code < 0
+            else f"exited with code {code}"
+        )
         self.ended = f"the candidate's process {how} while {doing}"
         self.stop()
         return self.ended
@@ -279,16 +286,20 @@ def _explain_load_error(error: BaseException) -> str:
     """A load failure in a user's words where the cause is a known published defect."""
     text = f"{type(error).__name__}: {error}"
     if isinstance(error, TypeError) and "item assignment" in str(error):
-        return ("the wrapper sets config.attn_config['attn_impl'] by item assignment, which the "
-                f"native transformers MPT config (an object, not a dict) rejects ({text})")
+        return (
+            "the wrapper sets config.attn_config['attn_impl'] by item assignment, which the "
+            f"native transformers MPT config (an object, not a dict) rejects ({text})"
+        )
     lowered = text.lower()
-    if "cuda" in lowered and any(s in lowered for s in ("not compiled", "no nvidia", "driver",
-                                                        "no cuda", "not available")):
+    if "cuda" in lowered and any(
+        s in lowered for s in ("not compiled", "no nvidia", "driver", "no cuda", "not available")
+    ):
         return f"the wrapper moves the model to CUDA, but this machine has no GPU ({text})"
     return text[:500]
 
 
 # --- the worker's side ----------------------------------------------------------------
+
 
 def _child_main(fd: int) -> None:
     conn = Connection(fd)
@@ -308,8 +319,7 @@ def _child_main(fd: int) -> None:
             conn.send(("ok", getattr(probe, op)(*args)))
         except BaseException as error:  # noqa: BLE001 - SystemExit in predict is a verdict too
             facts = CandidateError.of(error)
-            conn.send(("raised", facts.type_name, facts.message, facts.error_code,
-                       facts.http_status))
+            conn.send(("raised", facts.type_name, facts.message, facts.error_code, facts.http_status))
 
 
 def _load(spec: WorkerSpec) -> tuple[Loaded, Any]:
@@ -323,8 +333,9 @@ def _load(spec: WorkerSpec) -> tuple[Loaded, Any]:
 
     tokenizer = load_tokenizer(str(spec.snapshot))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    spy = GenerateSpy(GenerationMixin, pad, decode=lambda ids: tokenizer.decode(ids),
-                      eos_token_id=tokenizer.eos_token_id)
+    spy = GenerateSpy(
+        GenerationMixin, pad, decode=lambda ids: tokenizer.decode(ids), eos_token_id=tokenizer.eos_token_id
+    )
     model_uri = signature = None
     try:
         with spec.store.activated():
@@ -333,10 +344,10 @@ def _load(spec: WorkerSpec) -> tuple[Loaded, Any]:
             model = mlflow.pyfunc.load_model(model_uri, model_config=dict(spec.model_config) or None)
     except BaseException as error:  # noqa: BLE001 - any failure to load is the `load` verdict
         cause = error.__cause__ or error
-        return Loaded(model_uri, signature, _explain_load_error(cause),
-                      tuple(traceback.format_exception(cause)[-3:])), None
-    return Loaded(model_uri, signature), Probe(model, signature, spy,
-                                               reload=lambda: _reload(spec, model_uri))
+        return Loaded(
+            model_uri, signature, _explain_load_error(cause), tuple(traceback.format_exception(cause)[-3:])
+        ), None
+    return Loaded(model_uri, signature), Probe(model, signature, spy, reload=lambda: _reload(spec, model_uri))
 
 
 def _reload(spec: WorkerSpec, model_uri: str) -> Any:

@@ -31,6 +31,8 @@ def check_name(field: str, value: object) -> str:
     """``value`` if it is a valid model or route name; else ValueError naming ``field``."""
     if not isinstance(value, str) or not _NAME_RE.match(value):
         shown = repr(value)[:40]
-        raise ValueError(f"{field}={shown} is invalid: allowed 1-128 characters of letters, "
-                         "digits, '.', '_' and '-', starting with a letter or digit")
+        raise ValueError(
+            f"{field}={shown} is invalid: allowed 1-128 characters of letters, "
+            "digits, '.', '_' and '-', starting with a letter or digit"
+        )
     return value

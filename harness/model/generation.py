@@ -29,16 +29,14 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     return text[:cut]
 
 
-def trim_generated(sequences: Any, prompt_len: int, decode: Callable[..., str],
-                   stop: Sequence[str] = ()) -> list[str]:
+def trim_generated(sequences: Any, prompt_len: int, decode: Callable[..., str], stop: Sequence[str] = ()) -> list[str]:
     """Answers from ``generate`` output: decode exactly the ids after the padded prompt.
 
     Slicing by the padded input length (not by re-encoding the prompt) is exact
     for every row of a left-padded batch; special tokens (EOS, and the padding
     that follows a row that finished early) are skipped, whitespace kept.
     """
-    return [cut_at_stop(decode(row[prompt_len:], skip_special_tokens=True), stop)
-            for row in sequences]
+    return [cut_at_stop(decode(row[prompt_len:], skip_special_tokens=True), stop) for row in sequences]
 
 
 def _chunks(items: list[int], size: int):
@@ -49,8 +47,9 @@ def _chunks(items: list[int], size: int):
 class Generator:
     """An MPT model and tokenizer that answer instructions."""
 
-    def __init__(self, model: Any, tokenizer: Any, max_batch_size: int = 8,
-                 device: str = "cpu", attn_impl: str = "torch"):
+    def __init__(
+        self, model: Any, tokenizer: Any, max_batch_size: int = 8, device: str = "cpu", attn_impl: str = "torch"
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
@@ -81,8 +80,7 @@ class Generator:
             return self.tokenizer(prompts)["input_ids"]
         return [backend.encode(prompt).ids for prompt in prompts]
 
-    def validate(self, requests: Sequence[Request], ids: Sequence[Sequence[int]] | None = None
-                 ) -> None:
+    def validate(self, requests: Sequence[Request], ids: Sequence[Sequence[int]] | None = None) -> None:
         """Check every row before generating any, so a bad row fails the call fast."""
         for request in requests:
             validate_instruction(request.instruction)
@@ -94,9 +92,11 @@ class Generator:
             if room < 1:
                 # The instruction itself, quoted (at most 200 characters and its length), so
                 # the client sees which prompt was too long without getting it back whole.
-                raise InvalidParameter("prompt", request.instruction,
-                                       f"at most {context - 1} tokens with the "
-                                       f"template (this one makes {len(row)})")
+                raise InvalidParameter(
+                    "prompt",
+                    request.instruction,
+                    f"at most {context - 1} tokens with the template (this one makes {len(row)})",
+                )
             check_max_tokens(request.settings.max_tokens, room)
 
     def encode(self, instructions: Sequence[str]):
@@ -117,13 +117,15 @@ class Generator:
         batch = np.full((len(ids), width), pad_id, dtype=np.int64)
         for i, row in enumerate(ids):
             if left:
-                batch[i, width - len(row):] = row
+                batch[i, width - len(row) :] = row
             else:
-                batch[i, :len(row)] = row
+                batch[i, : len(row)] = row
         positions = np.arange(width)
         mask = positions >= (width - lengths)[:, None] if left else positions < lengths[:, None]
-        return {"input_ids": torch.from_numpy(batch).to(self.device),
-                "attention_mask": torch.from_numpy(mask.astype(np.int64)).to(self.device)}
+        return {
+            "input_ids": torch.from_numpy(batch).to(self.device),
+            "attention_mask": torch.from_numpy(mask.astype(np.int64)).to(self.device),
+        }
 
     def generate_ids(self, encoded: Any, settings: GenerationSettings, **extra: Any):
         """``generate`` with the settings' kwargs; ``extra`` overrides them (benchmarks fix lengths)."""
@@ -138,8 +140,9 @@ class Generator:
                 **kwargs,
             )
 
-    def generate_batch(self, instructions: Sequence[str], settings: GenerationSettings,
-                       ids: Sequence[Sequence[int]] | None = None) -> list[str]:
+    def generate_batch(
+        self, instructions: Sequence[str], settings: GenerationSettings, ids: Sequence[Sequence[int]] | None = None
+    ) -> list[str]:
         encoded = self.encode(instructions) if ids is None else self.pad(ids)
         output = self.generate_ids(encoded, settings)
         width = encoded["input_ids"].shape[1]
@@ -161,8 +164,7 @@ class Generator:
         answers: list[str | None] = [None] * len(requests)
         for settings, indices in groups.items():
             for chunk in _chunks(indices, self.max_batch_size):
-                texts = self.generate_batch([requests[i].instruction for i in chunk], settings,
-                                            [ids[i] for i in chunk])
+                texts = self.generate_batch([requests[i].instruction for i in chunk], settings, [ids[i] for i in chunk])
                 for i, text in zip(chunk, texts):
                     answers[i] = text
         return [a for a in answers if a is not None]

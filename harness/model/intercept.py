@@ -17,9 +17,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # ``generate``'s parameters that a caller may pass by position, in order (transformers 5).
-GENERATE_POSITIONAL = ("inputs", "generation_config", "logits_processor", "stopping_criteria",
-                       "prefix_allowed_tokens_fn", "synced_gpus", "assistant_model", "streamer",
-                       "negative_prompt_ids", "negative_prompt_attention_mask", "custom_generate")
+GENERATE_POSITIONAL = (
+    "inputs",
+    "generation_config",
+    "logits_processor",
+    "stopping_criteria",
+    "prefix_allowed_tokens_fn",
+    "synced_gpus",
+    "assistant_model",
+    "streamer",
+    "negative_prompt_ids",
+    "negative_prompt_attention_mask",
+    "custom_generate",
+)
 
 Handler = Callable[[Any, Callable[..., Any], tuple, dict], Any]
 
@@ -54,7 +64,7 @@ def with_argument(args: tuple, kwargs: dict, name: str, value: Any) -> tuple[tup
     positional argument by keyword would make the call pass it twice."""
     if name in GENERATE_POSITIONAL and GENERATE_POSITIONAL.index(name) < len(args):
         at = GENERATE_POSITIONAL.index(name)
-        return (*args[:at], value, *args[at + 1:]), kwargs
+        return (*args[:at], value, *args[at + 1 :]), kwargs
     return args, {**kwargs, name: value}
 
 
@@ -85,8 +95,7 @@ def unpad(ids: list[int], mask: list[int] | None) -> list[int]:
 def generate_inputs(args: tuple, kwargs: Mapping[str, Any]) -> GenerateInputs:
     named = arguments(args, kwargs)
     source = next((named[k] for k in ("input_ids", "inputs") if named.get(k) is not None), None)
-    return GenerateInputs(source, to_lists(source) or [],
-                          to_lists(named.get("attention_mask")), named)
+    return GenerateInputs(source, to_lists(source) or [], to_lists(named.get("attention_mask")), named)
 
 
 class Interception:
@@ -103,11 +112,14 @@ class Interception:
         self._own = vars(owner).get(name)
         self._active = True
         if self._is_class:
+
             def wrapper(model, *args, **kwargs):
                 return self._call(model, args, kwargs)
         else:
+
             def wrapper(*args, **kwargs):
                 return self._call(owner, args, kwargs)
+
         # Signature introspection (pipelines, MLflow) still sees generate's parameters.
         self._wrapper = functools.update_wrapper(wrapper, getattr(owner, name))
         self._wrapper._interception = self  # type: ignore[attr-defined]
@@ -139,8 +151,12 @@ class Interception:
             return  # something patched over it; the wrapper now passes calls through
         had, entry = self._had_own, self._own
         # Skip interceptions already removed beneath this one: they would only pass through.
-        while had and (under := getattr(entry, "_interception", None)) is not None \
-                and not under._active and under.owner is self.owner:
+        while (
+            had
+            and (under := getattr(entry, "_interception", None)) is not None
+            and not under._active
+            and under.owner is self.owner
+        ):
             had, entry = under._had_own, under._own
         if had:
             setattr(self.owner, self.name, entry)

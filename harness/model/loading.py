@@ -38,8 +38,11 @@ class LoadConfig:
         for name, allowed in (("device", DEVICES), ("dtype", DTYPES), ("attn_impl", ATTN_IMPLS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r} is invalid: allowed {allowed}")
-        if isinstance(self.max_batch_size, bool) or not isinstance(self.max_batch_size, int) \
-                or not 1 <= self.max_batch_size <= 1024:
+        if (
+            isinstance(self.max_batch_size, bool)
+            or not isinstance(self.max_batch_size, int)
+            or not 1 <= self.max_batch_size <= 1024
+        ):
             raise ValueError(f"max_batch_size={self.max_batch_size!r} is invalid: allowed 1-1024")
         if not isinstance(self.trust_remote_code, bool):
             raise ValueError(f"trust_remote_code={self.trust_remote_code!r} must be true or false")
@@ -55,8 +58,7 @@ def resolve_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
-        raise LoadError("device='cuda' was requested but this machine has no CUDA GPU; "
-                        "use device='auto' or 'cpu'")
+        raise LoadError("device='cuda' was requested but this machine has no CUDA GPU; use device='auto' or 'cpu'")
     return requested
 
 
@@ -108,8 +110,7 @@ def context_length(model: Any, tokenizer: Any = None) -> int:
 def config_context_length(config: Any, tokenizer: Any = None) -> int:
     """The context window a model config declares (no model needs loading to read it)."""
     fallback = getattr(tokenizer, "model_max_length", None) or 2048
-    return int(getattr(config, "max_seq_len", None)
-               or getattr(config, "max_position_embeddings", None) or fallback)
+    return int(getattr(config, "max_seq_len", None) or getattr(config, "max_position_embeddings", None) or fallback)
 
 
 def load_tokenizer(path: str):

@@ -9,8 +9,7 @@ from __future__ import annotations
 from harness.model.errors import quote
 
 INTRO_BLURB = (
-    "Below is an instruction that describes a task. "
-    "Write a response that appropriately completes the request."
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
 )
 INSTRUCTION_KEY = "### Instruction:"
 RESPONSE_KEY = "### Response:"
@@ -31,9 +30,7 @@ class PromptError(ValueError):
 def validate_instruction(instruction: object) -> str:
     """Return ``instruction`` if it is a non-blank string, else raise :class:`PromptError`."""
     if not isinstance(instruction, str):
-        raise PromptError(
-            f"prompt must be a string, got {type(instruction).__name__}: {quote(instruction)}"
-        )
+        raise PromptError(f"prompt must be a string, got {type(instruction).__name__}: {quote(instruction)}")
     if not instruction.strip():
         raise PromptError(f"prompt must contain non-whitespace text, got {quote(instruction)}")
     return instruction

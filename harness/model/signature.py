@@ -18,11 +18,13 @@ _OUTPUT = Schema([ColSpec(DataType.string)])
 # The seed's Step 3 schema: settings as columns. It rejects the payload the
 # current gateway's mlflow-model-serving provider sends ({"inputs": [...], "params": {...}}).
 COLUMNS = ModelSignature(
-    inputs=Schema([
-        ColSpec(DataType.string, "prompt"),
-        ColSpec(DataType.double, "temperature"),
-        ColSpec(DataType.long, "max_tokens"),
-    ]),
+    inputs=Schema(
+        [
+            ColSpec(DataType.string, "prompt"),
+            ColSpec(DataType.double, "temperature"),
+            ColSpec(DataType.long, "max_tokens"),
+        ]
+    ),
     outputs=_OUTPUT,
 )
 
@@ -31,21 +33,24 @@ COLUMNS = ModelSignature(
 GATEWAY = ModelSignature(
     inputs=Schema([ColSpec(DataType.string, "prompt")]),
     outputs=_OUTPUT,
-    params=ParamSchema([
-        ParamSpec("temperature", DataType.double, DEFAULT_TEMPERATURE),
-        ParamSpec("max_tokens", DataType.long, DEFAULT_MAX_TOKENS),
-        ParamSpec("stop", DataType.string, [], shape=(-1,)),
-    ]),
+    params=ParamSchema(
+        [
+            ParamSpec("temperature", DataType.double, DEFAULT_TEMPERATURE),
+            ParamSpec("max_tokens", DataType.long, DEFAULT_MAX_TOKENS),
+            ParamSpec("stop", DataType.string, [], shape=(-1,)),
+        ]
+    ),
 )
 
 # Defined before it is used (the seed's Step 4 used input_example first).
-COLUMNS_EXAMPLE = pd.DataFrame({
-    "prompt": ["What is machine learning?"],
-    "temperature": [0.5],
-    "max_tokens": [100],
-})
-GATEWAY_EXAMPLE = (pd.DataFrame({"prompt": ["What is machine learning?"]}),
-                   {"temperature": 0.5, "max_tokens": 100})
+COLUMNS_EXAMPLE = pd.DataFrame(
+    {
+        "prompt": ["What is machine learning?"],
+        "temperature": [0.5],
+        "max_tokens": [100],
+    }
+)
+GATEWAY_EXAMPLE = (pd.DataFrame({"prompt": ["What is machine learning?"]}), {"temperature": 0.5, "max_tokens": 100})
 
 
 class SignatureKind(str, Enum):
@@ -77,6 +82,4 @@ def gateway_payload(prompts: list[str], **params: Any) -> dict:
 
 def columns_payload(prompts: list[str], temperature: float, max_tokens: int) -> dict:
     """The column-style body a client of the seed's signature sends."""
-    return {"dataframe_records": [
-        {"prompt": p, "temperature": temperature, "max_tokens": max_tokens} for p in prompts
-    ]}
+    return {"dataframe_records": [{"prompt": p, "temperature": temperature, "max_tokens": max_tokens} for p in prompts]}

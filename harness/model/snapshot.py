@@ -158,8 +158,7 @@ def _stamped(spec: TinySpec) -> dict[str, object]:
     return data
 
 
-def build_tiny(path: str | os.PathLike = DEFAULT_TINY_DIR, spec: TinySpec = TinySpec(),
-               force: bool = False) -> Path:
+def build_tiny(path: str | os.PathLike = DEFAULT_TINY_DIR, spec: TinySpec = TinySpec(), force: bool = False) -> Path:
     """Build (or reuse the cached) tiny snapshot at ``path`` and return it.
 
     Built into a sibling temporary folder and renamed into place, so an
@@ -198,8 +197,9 @@ def _build_into(path: Path, spec: TinySpec) -> None:
 PEAKED = TinySpec(logit_scale=4.0)  # next-token distributions peaked like a trained model's
 
 
-def cached_tiny(root: str | os.PathLike | None = None,
-                progress: Callable[[str], None] = lambda _: None, peaked: bool = False) -> Path:
+def cached_tiny(
+    root: str | os.PathLike | None = None, progress: Callable[[str], None] = lambda _: None, peaked: bool = False
+) -> Path:
     """The default tiny snapshot (``<root>/.harness/snapshots/tiny``), built if missing;
     ``peaked``: its :data:`PEAKED` variant (``tiny-peaked``), for judging near-ties."""
     folder = DEFAULT_TINY_DIR.with_name("tiny-peaked") if peaked else DEFAULT_TINY_DIR
@@ -226,8 +226,13 @@ def _reachable(endpoint: str, timeout: float) -> bool:
         return False
 
 
-def download(repo_id: str, path: str | os.PathLike, endpoint: str | None = None,
-             probe_timeout: float = 3.0, revision: str | None = None) -> Path:
+def download(
+    repo_id: str,
+    path: str | os.PathLike,
+    endpoint: str | None = None,
+    probe_timeout: float = 3.0,
+    revision: str | None = None,
+) -> Path:
     """Download a hub snapshot for users who are online; fail fast when offline."""
     from huggingface_hub import constants, snapshot_download
 
@@ -239,5 +244,6 @@ def download(repo_id: str, path: str | os.PathLike, endpoint: str | None = None,
             f"{time.monotonic() - start:.1f}s; download {repo_id} on a machine that is online "
             "and pass its folder with --snapshot DIR"
         )
-    return Path(snapshot_download(repo_id=repo_id, local_dir=str(path), revision=revision,
-                                  endpoint=endpoint, etag_timeout=10))
+    return Path(
+        snapshot_download(repo_id=repo_id, local_dir=str(path), revision=revision, endpoint=endpoint, etag_timeout=10)
+    )

@@ -99,14 +99,15 @@ def _as_frame(model_input: Any) -> pd.DataFrame:
         # Non-string items stay in: the prompt check names the bad row's type and value.
         frame = pd.DataFrame({"prompt": pd.Series(model_input, dtype=object)})
     else:
-        raise PromptError(f"prompt: expected a DataFrame with a 'prompt' column or a list of "
-                          f"strings, got {type(model_input).__name__}")
+        raise PromptError(
+            f"prompt: expected a DataFrame with a 'prompt' column or a list of "
+            f"strings, got {type(model_input).__name__}"
+        )
     if len(frame) == 0:
         return pd.DataFrame({"prompt": []})  # zero rows ask for zero answers, whatever the columns
     if "prompt" not in frame.columns:
         if frame.shape[1] != 1:
-            raise PromptError(f"prompt: input has no 'prompt' column "
-                              f"(columns: {quote(list(frame.columns))})")
+            raise PromptError(f"prompt: input has no 'prompt' column (columns: {quote(list(frame.columns))})")
         frame = frame.set_axis(["prompt"], axis=1)
     return frame
 
@@ -137,8 +138,7 @@ def requests_from_input(model_input: Any, params: Mapping[str, Any] | None) -> l
         settings = _row_settings({}, params)
         return [Request(prompt, settings) for prompt in prompts]
     values = zip(*(frame[c].tolist() for c in columns))
-    return [Request(prompt, _row_settings(dict(zip(columns, row)), params))
-            for prompt, row in zip(prompts, values)]
+    return [Request(prompt, _row_settings(dict(zip(columns, row)), params)) for prompt, row in zip(prompts, values)]
 
 
 # MLflow warns at class creation that predict has no type hints; the signature is

@@ -45,9 +45,12 @@ class CompletionRequest:
     candidate_count: int | None = None
 
     def body(self, shape: AnswerShape = AnswerShape.CANDIDATES) -> dict[str, Any]:
-        body: dict[str, Any] = {"prompt": self.prompt, "temperature": self.temperature,
-                                "max_tokens": self.max_tokens,
-                                "stop": list(self.stop) if self.stop is not None else None}
+        body: dict[str, Any] = {
+            "prompt": self.prompt,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "stop": list(self.stop) if self.stop is not None else None,
+        }
         # The current gateway calls candidate_count `n`.
         body["candidate_count" if shape is AnswerShape.CANDIDATES else "n"] = self.candidate_count
         return {k: v for k, v in body.items() if v is not None}
@@ -73,17 +76,14 @@ def parse_completion(data: Any, route: str | None = None) -> Completion:
     if isinstance(data.get("candidates"), list):
         items, shape = data["candidates"], AnswerShape.CANDIDATES
         metadata = data.get("metadata") or {}
-        reasons = tuple((c.get("metadata") or {}).get("finish_reason") for c in items
-                        if isinstance(c, Mapping))
-        model, usage = metadata.get("model"), {k: v for k, v in metadata.items()
-                                               if k.endswith("_tokens")}
+        reasons = tuple((c.get("metadata") or {}).get("finish_reason") for c in items if isinstance(c, Mapping))
+        model, usage = metadata.get("model"), {k: v for k, v in metadata.items() if k.endswith("_tokens")}
     elif isinstance(data.get("choices"), list):
         items, shape = data["choices"], AnswerShape.CHOICES
         reasons = tuple(c.get("finish_reason") for c in items if isinstance(c, Mapping))
         model, usage = data.get("model"), dict(data.get("usage") or {})
     else:
-        raise GatewayError(None, route, f"answer has neither 'candidates' nor 'choices': "
-                                        f"keys {sorted(data)}")
+        raise GatewayError(None, route, f"answer has neither 'candidates' nor 'choices': keys {sorted(data)}")
     texts = [c.get("text") if isinstance(c, Mapping) else None for c in items]
     if not texts or not all(isinstance(t, str) for t in texts):
         raise GatewayError(None, route, "answer has a candidate without a string 'text'")
@@ -98,8 +98,9 @@ def error_message(response: requests.Response) -> str:
         return response.text[:300] or response.reason
     detail = data.get("detail", data.get("message", data)) if isinstance(data, dict) else data
     if isinstance(detail, list):  # pydantic: [{"loc": [..., "temperature"], "msg": ...}]
-        return "; ".join(f"{'.'.join(map(str, d.get('loc', [])[1:]))}: {d.get('msg')}"
-                         for d in detail if isinstance(d, dict))
+        return "; ".join(
+            f"{'.'.join(map(str, d.get('loc', [])[1:]))}: {d.get('msg')}" for d in detail if isinstance(d, dict)
+        )
     if isinstance(detail, dict):
         return str(detail.get("message", detail))[:500]
     return str(detail)[:500]
@@ -124,10 +125,19 @@ class RetryPolicy:
     def urllib3_retry(self, sleep: Callable[[float], None] = time.sleep) -> Retry:
         # Connection errors and timeouts are not retried: the caller hears of them at once.
         sleeper = type("_Retry", (_SleepingRetry,), {"_sleep_fn": staticmethod(sleep)})
-        return sleeper(total=self.retries, connect=0, read=0, other=0, status=self.retries,
-                       backoff_factor=self.backoff_s, status_forcelist=self.statuses,
-                       allowed_methods=None, respect_retry_after_header=True,
-                       raise_on_status=False, backoff_max=self.max_retry_after_s)
+        return sleeper(
+            total=self.retries,
+            connect=0,
+            read=0,
+            other=0,
+            status=self.retries,
+            backoff_factor=self.backoff_s,
+            status_forcelist=self.statuses,
+            allowed_methods=None,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            backoff_max=self.max_retry_after_s,
+        )
 
 
 class _SleepingRetry(Retry):
@@ -137,8 +147,7 @@ class _SleepingRetry(Retry):
     _sleep_fn: Callable[[float], None] = staticmethod(time.sleep)
 
     def sleep(self, response=None) -> None:
-        wait = self.get_retry_after(response) if response is not None and \
-            self.respect_retry_after_header else None
+        wait = self.get_retry_after(response) if response is not None and self.respect_retry_after_header else None
         wait = self.get_backoff_time() if wait is None else min(wait, self.backoff_max)
         if wait > 0:
             self._sleep_fn(wait)
@@ -150,9 +159,15 @@ NO_RETRY = RetryPolicy(retries=0)
 class Transport:
     """HTTP with a timeout on every call, bearer auth resolved at the edge, bounded retries."""
 
-    def __init__(self, base_url: str, token: Secret | None = None, timeout_s: float = 30.0,
-                 retry: RetryPolicy = RetryPolicy(), session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        base_url: str,
+        token: Secret | None = None,
+        timeout_s: float = 30.0,
+        retry: RetryPolicy = RetryPolicy(),
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         if not 0 < timeout_s <= 600:
             raise ValueError(f"timeout_s={timeout_s} is invalid: allowed (0, 600] seconds")
         self.base_url = base_url.rstrip("/")
@@ -172,13 +187,13 @@ class Transport:
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.reveal()}"
         try:
-            response = self.session.request(method, self.base_url + path, headers=headers,
-                                            timeout=self.timeout_s, **kwargs)
+            response = self.session.request(
+                method, self.base_url + path, headers=headers, timeout=self.timeout_s, **kwargs
+            )
         except requests.Timeout:
             raise GatewayError(None, route, f"no answer within {self.timeout_s:g}s") from None
         except requests.ConnectionError as error:
-            raise GatewayError(None, route, f"cannot connect to {self.base_url}: "
-                                            f"{type(error).__name__}") from None
+            raise GatewayError(None, route, f"cannot connect to {self.base_url}: {type(error).__name__}") from None
         return self._decode(response, route)
 
     @staticmethod
@@ -190,8 +205,9 @@ class Transport:
         try:
             return response.json()
         except ValueError:
-            raise GatewayError(response.status_code, route,
-                               f"malformed JSON in the answer: {response.text[:80]!r}") from None
+            raise GatewayError(
+                response.status_code, route, f"malformed JSON in the answer: {response.text[:80]!r}"
+            ) from None
 
 
 class LegacyGatewayClient:
@@ -222,8 +238,9 @@ class LegacyGatewayClient:
         self.transport.request("DELETE", f"{ROUTES_API}/{name}", name)
 
     def query(self, route: str, request: CompletionRequest) -> Completion:
-        data = self.transport.request("POST", f"/gateway/{route}/invocations", route,
-                                      data=json.dumps(request.body(AnswerShape.CANDIDATES)))
+        data = self.transport.request(
+            "POST", f"/gateway/{route}/invocations", route, data=json.dumps(request.body(AnswerShape.CANDIDATES))
+        )
         return parse_completion(data, route)
 
 
@@ -248,8 +265,9 @@ class DeploymentsGatewayClient:
         return self.transport.request("GET", f"/api/2.0/endpoints/{name}", name)
 
     def query(self, endpoint: str, request: CompletionRequest) -> Completion:
-        data = self.transport.request("POST", f"/endpoints/{endpoint}/invocations", endpoint,
-                                      data=json.dumps(request.body(AnswerShape.CHOICES)))
+        data = self.transport.request(
+            "POST", f"/endpoints/{endpoint}/invocations", endpoint, data=json.dumps(request.body(AnswerShape.CHOICES))
+        )
         return parse_completion(data, endpoint)
 
     def query_openai(self, endpoint: str, request: CompletionRequest) -> Completion:

@@ -75,29 +75,42 @@ class LoadResult:
 
     def summary(self) -> str:
         stats = self.percentiles()
-        latency = (", ".join(f"{k} {v:.1f} ms" for k, v in stats.items()) if stats
-                   else "no answered request")
-        return (f"{self.requests} requests in {self.elapsed_s:.1f} s "
-                f"({self.throughput:.1f} req/s), concurrency {self.concurrency}, "
-                f"{len(self.prompts)} prompts: {latency}; "
-                f"{len(self.failures)} failures, {len(self.mismatches)} mismatches")
+        latency = ", ".join(f"{k} {v:.1f} ms" for k, v in stats.items()) if stats else "no answered request"
+        return (
+            f"{self.requests} requests in {self.elapsed_s:.1f} s "
+            f"({self.throughput:.1f} req/s), concurrency {self.concurrency}, "
+            f"{len(self.prompts)} prompts: {latency}; "
+            f"{len(self.failures)} failures, {len(self.mismatches)} mismatches"
+        )
 
 
-def _validated(prompts: Sequence[str], expected: Mapping[str, str] | Sequence[str] | None,
-               duration_s: float, concurrency: int, max_tokens: int, api: str = APIS[0]):
+def _validated(
+    prompts: Sequence[str],
+    expected: Mapping[str, str] | Sequence[str] | None,
+    duration_s: float,
+    concurrency: int,
+    max_tokens: int,
+    api: str = APIS[0],
+):
     if api not in APIS:
         raise ValueError(f"api={str(api)[:40]!r} is invalid: allowed {APIS}")
-    if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not prompts \
-            or not all(isinstance(p, str) and p for p in prompts):
+    if (
+        isinstance(prompts, str)
+        or not isinstance(prompts, Sequence)
+        or not prompts
+        or not all(isinstance(p, str) and p for p in prompts)
+    ):
         raise ValueError("prompts is invalid: allowed a non-empty sequence of non-empty strings")
     if len(set(prompts)) != len(prompts):
         raise ValueError("prompts is invalid: allowed distinct prompts only (found repeats)")
-    if isinstance(duration_s, bool) or not isinstance(duration_s, (int, float)) \
-            or not math.isfinite(duration_s) or duration_s <= 0:
-        raise ValueError(f"duration_s={duration_s!r} is invalid: allowed a finite number of "
-                         f"seconds > 0")
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) \
-            or not 1 <= concurrency <= MAX_CONCURRENCY:
+    if (
+        isinstance(duration_s, bool)
+        or not isinstance(duration_s, (int, float))
+        or not math.isfinite(duration_s)
+        or duration_s <= 0
+    ):
+        raise ValueError(f"duration_s={duration_s!r} is invalid: allowed a finite number of seconds > 0")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
         raise ValueError(f"concurrency={concurrency!r} is invalid: allowed 1-{MAX_CONCURRENCY}")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise ValueError(f"max_tokens={max_tokens!r} is invalid: allowed an integer >= 1")
@@ -106,21 +119,30 @@ def _validated(prompts: Sequence[str], expected: Mapping[str, str] | Sequence[st
     if isinstance(expected, Mapping):
         missing = [p for p in prompts if p not in expected]
         if missing:
-            raise ValueError(f"expected is invalid: allowed a mapping with every prompt "
-                             f"(missing {missing[0]!r})")
+            raise ValueError(f"expected is invalid: allowed a mapping with every prompt (missing {missing[0]!r})")
         answers = tuple(expected[p] for p in prompts)
     elif isinstance(expected, Sequence) and not isinstance(expected, str):
         answers = tuple(expected)
     else:
         answers = ()
     if len(answers) != len(prompts) or not all(isinstance(a, str) for a in answers):
-        raise ValueError(f"expected is invalid: allowed a mapping prompt -> answer or a "
-                         f"sequence of {len(prompts)} string answers aligned with prompts")
+        raise ValueError(
+            f"expected is invalid: allowed a mapping prompt -> answer or a "
+            f"sequence of {len(prompts)} string answers aligned with prompts"
+        )
     return tuple(prompts), answers
 
 
-def _send(client: DeploymentsGatewayClient, api: str, route_name: str, prompts: tuple[str, ...],
-          prompt: int, max_tokens: int, due: float, run_start: float) -> Sample:
+def _send(
+    client: DeploymentsGatewayClient,
+    api: str,
+    route_name: str,
+    prompts: tuple[str, ...],
+    prompt: int,
+    max_tokens: int,
+    due: float,
+    run_start: float,
+) -> Sample:
     """One request at temperature 0; its latency counts from ``due`` (when it was meant to go)."""
     request = CompletionRequest(prompts[prompt], temperature=0.0, max_tokens=max_tokens)
     query = client.query if api == "invocations" else client.query_openai
@@ -128,13 +150,19 @@ def _send(client: DeploymentsGatewayClient, api: str, route_name: str, prompts: 
         text = query(route_name, request).text
         return Sample(prompt, time.perf_counter() - due, True, 200, text, due - run_start)
     except GatewayError as error:
-        return Sample(prompt, time.perf_counter() - due, False, error.status, error.message,
-                      due - run_start)
+        return Sample(prompt, time.perf_counter() - due, False, error.status, error.message, due - run_start)
 
 
-def run_load(gateway_url: str, route_name: str, prompts: Sequence[str],
-             expected: Mapping[str, str] | Sequence[str] | None = None, duration_s: float = 5.0,
-             concurrency: int = 4, max_tokens: int = 8, api: str = "invocations") -> LoadResult:
+def run_load(
+    gateway_url: str,
+    route_name: str,
+    prompts: Sequence[str],
+    expected: Mapping[str, str] | Sequence[str] | None = None,
+    duration_s: float = 5.0,
+    concurrency: int = 4,
+    max_tokens: int = 8,
+    api: str = "invocations",
+) -> LoadResult:
     """Query ``route_name`` from ``concurrency`` threads for ``duration_s`` seconds.
 
     ``expected`` (a mapping prompt -> answer, or answers aligned with ``prompts``) makes
@@ -150,9 +178,18 @@ def run_load(gateway_url: str, route_name: str, prompts: Sequence[str],
     def worker(index: int, deadline: float) -> list[Sample]:
         samples, step = [], 0
         while time.perf_counter() < deadline and not stop.is_set():
-            samples.append(_send(clients[index], api, route_name, prompts,
-                                 (index + step) % len(prompts), max_tokens, time.perf_counter(),
-                                 started))
+            samples.append(
+                _send(
+                    clients[index],
+                    api,
+                    route_name,
+                    prompts,
+                    (index + step) % len(prompts),
+                    max_tokens,
+                    time.perf_counter(),
+                    started,
+                )
+            )
             step += 1
         return samples
 
@@ -165,15 +202,19 @@ def run_load(gateway_url: str, route_name: str, prompts: Sequence[str],
             stop.set()
             raise
     elapsed = time.perf_counter() - started
-    return LoadResult(prompts, tuple(s for samples in per_worker for s in samples), elapsed,
-                      concurrency, answers)
+    return LoadResult(prompts, tuple(s for samples in per_worker for s in samples), elapsed, concurrency, answers)
 
 
-def run_arrivals(gateway_url: str, route_name: str, prompts: Sequence[str],
-                 arrivals_s: Sequence[float],
-                 expected: Mapping[str, str] | Sequence[str] | None = None,
-                 max_in_flight: int = MAX_CONCURRENCY, max_tokens: int = 8,
-                 api: str = "invocations") -> LoadResult:
+def run_arrivals(
+    gateway_url: str,
+    route_name: str,
+    prompts: Sequence[str],
+    arrivals_s: Sequence[float],
+    expected: Mapping[str, str] | Sequence[str] | None = None,
+    max_in_flight: int = MAX_CONCURRENCY,
+    max_tokens: int = 8,
+    api: str = "invocations",
+) -> LoadResult:
     """An open loop: request ``i`` (prompt ``i % len(prompts)``) is due ``arrivals_s[i]``
     seconds after the start and is sent then, whether or not earlier ones were answered.
 
@@ -182,10 +223,16 @@ def run_arrivals(gateway_url: str, route_name: str, prompts: Sequence[str],
     a slow server cannot hide its queue by slowing the client down).
     """
     arrivals = np.asarray(arrivals_s, dtype=float)
-    if arrivals.ndim != 1 or arrivals.size == 0 or not np.all(np.isfinite(arrivals)) \
-            or np.any(arrivals < 0) or np.any(np.diff(arrivals) < 0):
-        raise ValueError("arrivals_s is invalid: allowed a non-empty, non-decreasing sequence "
-                         "of finite offsets >= 0 seconds")
+    if (
+        arrivals.ndim != 1
+        or arrivals.size == 0
+        or not np.all(np.isfinite(arrivals))
+        or np.any(arrivals < 0)
+        or np.any(np.diff(arrivals) < 0)
+    ):
+        raise ValueError(
+            "arrivals_s is invalid: allowed a non-empty, non-decreasing sequence of finite offsets >= 0 seconds"
+        )
     duration = float(arrivals[-1]) if arrivals[-1] > 0 else 1.0
     prompts, answers = _validated(prompts, expected, duration, max_in_flight, max_tokens, api)
     local = threading.local()  # one client per pool thread
@@ -193,8 +240,7 @@ def run_arrivals(gateway_url: str, route_name: str, prompts: Sequence[str],
     def send(index: int, due: float) -> Sample:
         if not hasattr(local, "client"):
             local.client = DeploymentsGatewayClient(gateway_url)
-        return _send(local.client, api, route_name, prompts, index % len(prompts), max_tokens,
-                     due, started)
+        return _send(local.client, api, route_name, prompts, index % len(prompts), max_tokens, due, started)
 
     started = time.perf_counter()
     futures = []

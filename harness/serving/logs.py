@@ -23,8 +23,7 @@ _MAX_LINE = 64 * 1024
 class LogPump:
     """Give :attr:`child_fd` to the child as stdout/stderr, then call :meth:`started`."""
 
-    def __init__(self, path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES,
-                 watch: Iterable[str] = ()):
+    def __init__(self, path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES, watch: Iterable[str] = ()):
         if max_bytes < 1024:
             raise ValueError(f"max_bytes={max_bytes!r} is invalid: allowed >= 1024")
         self.path = Path(path)
@@ -33,8 +32,7 @@ class LogPump:
         self.watch = tuple(watch)
         self.seen: set[str] = set()  # watched values that passed through (and were masked)
         self._read_fd, self.child_fd = os.pipe()
-        self._thread = threading.Thread(target=self._copy, name=f"log:{self.path.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._copy, name=f"log:{self.path.name}", daemon=True)
 
     @property
     def backup(self) -> Path:

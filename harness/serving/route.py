@@ -67,9 +67,11 @@ class EnvRef:
     def parse(cls, field: str, value: object) -> EnvRef:
         match = _ENV_RE.match(value) if isinstance(value, str) else None
         if match is None:
-            raise RouteError(f"{field} must be an environment reference such as $DATABRICKS_TOKEN; "
-                             "a literal value was given (not shown) and secrets never go in "
-                             "files or arguments")
+            raise RouteError(
+                f"{field} must be an environment reference such as $DATABRICKS_TOKEN; "
+                "a literal value was given (not shown) and secrets never go in "
+                "files or arguments"
+            )
         return cls(match.group(1))
 
     def resolve(self, environ: Mapping[str, str] | None = None) -> Secret:
@@ -87,13 +89,18 @@ def _check_url(field: str, value: object) -> str:
     url = urlparse(value) if isinstance(value, str) else None
     if url is None or url.scheme not in ("http", "https") or not url.hostname:
         # The value itself is never quoted: a token pasted into a URL field is a secret.
-        got = (f"a {url.scheme!r} URL" if url is not None and url.scheme and url.netloc
-               else f"a {type(value).__name__} of {len(value)} characters, not shown"
-               if isinstance(value, str) else f"a {type(value).__name__}")
+        got = (
+            f"a {url.scheme!r} URL"
+            if url is not None and url.scheme and url.netloc
+            else f"a {type(value).__name__} of {len(value)} characters, not shown"
+            if isinstance(value, str)
+            else f"a {type(value).__name__}"
+        )
         raise RouteError(f"{field} must be an http(s) URL, got {got}"[:300])
     if url.username or url.password:
-        raise RouteError(f"{field} must not carry credentials; put the token in an "
-                         "environment variable and reference it")
+        raise RouteError(
+            f"{field} must not carry credentials; put the token in an environment variable and reference it"
+        )
     return value.rstrip("/")
 
 
@@ -103,8 +110,10 @@ class DatabricksConfig:
     databricks_api_token: EnvRef
 
     def public(self) -> dict[str, str]:
-        return {"databricks_workspace_url": self.databricks_workspace_url,
-                "databricks_api_token": str(self.databricks_api_token)}
+        return {
+            "databricks_workspace_url": self.databricks_workspace_url,
+            "databricks_api_token": str(self.databricks_api_token),
+        }
 
 
 @dataclass(frozen=True)
@@ -119,17 +128,19 @@ ProviderConfig = DatabricksConfig | MlflowServingConfig
 
 
 def _provider_config(provider: Provider, config: Mapping[str, Any]) -> ProviderConfig:
-    allowed = {Provider.DATABRICKS_MODEL_SERVING: {"databricks_workspace_url", "databricks_api_token"},
-               Provider.MLFLOW_MODEL_SERVING: {"model_server_url"}}[provider]
+    allowed = {
+        Provider.DATABRICKS_MODEL_SERVING: {"databricks_workspace_url", "databricks_api_token"},
+        Provider.MLFLOW_MODEL_SERVING: {"model_server_url"},
+    }[provider]
     if unknown := sorted(set(config) - allowed):
-        raise RouteError(f"model.config has unknown keys {unknown} for {provider.value}: "
-                         f"allowed {sorted(allowed)}")
+        raise RouteError(f"model.config has unknown keys {unknown} for {provider.value}: allowed {sorted(allowed)}")
     if missing := sorted(allowed - set(config)):
         raise RouteError(f"model.config is missing {missing} for {provider.value}")
     if provider is Provider.DATABRICKS_MODEL_SERVING:
         return DatabricksConfig(
             _check_url("databricks_workspace_url", config["databricks_workspace_url"]),
-            EnvRef.parse("databricks_api_token", config["databricks_api_token"]))
+            EnvRef.parse("databricks_api_token", config["databricks_api_token"]),
+        )
     return MlflowServingConfig(_check_url("model_server_url", config["model_server_url"]))
 
 
@@ -151,10 +162,10 @@ class RouteSpec:
             object.__setattr__(self, "provider", Provider(self.provider))
             object.__setattr__(self, "route_type", RouteType(self.route_type))
         except ValueError as error:
-            raise RouteError(f"{error}: allowed providers {[p.value for p in Provider]}, "
-                             f"route types {[t.value for t in RouteType]}") from None
-        expected = DatabricksConfig if self.provider is Provider.DATABRICKS_MODEL_SERVING \
-            else MlflowServingConfig
+            raise RouteError(
+                f"{error}: allowed providers {[p.value for p in Provider]}, route types {[t.value for t in RouteType]}"
+            ) from None
+        expected = DatabricksConfig if self.provider is Provider.DATABRICKS_MODEL_SERVING else MlflowServingConfig
         if not isinstance(self.config, expected):
             raise RouteError(f"config for {self.provider.value} must be {expected.__name__}")
 
@@ -166,17 +177,24 @@ class RouteSpec:
         try:
             provider = Provider(model.get("provider"))
         except ValueError:
-            raise RouteError(f"model.provider={model.get('provider')!r} is invalid: allowed "
-                             f"{[p.value for p in Provider]}") from None
-        return cls(name=data.get("name"), model_name=model.get("name"), provider=provider,
-                   config=_provider_config(provider, model.get("config") or {}),
-                   route_type=route_type)
+            raise RouteError(
+                f"model.provider={model.get('provider')!r} is invalid: allowed {[p.value for p in Provider]}"
+            ) from None
+        return cls(
+            name=data.get("name"),
+            model_name=model.get("name"),
+            provider=provider,
+            config=_provider_config(provider, model.get("config") or {}),
+            route_type=route_type,
+        )
 
     def public(self) -> dict[str, Any]:
         """The route with secrets as references: safe for logs, reports and MLflow params."""
-        return {"name": self.name, "route_type": self.route_type.value,
-                "model": {"name": self.model_name, "provider": self.provider.value,
-                          "config": self.config.public()}}
+        return {
+            "name": self.name,
+            "route_type": self.route_type.value,
+            "model": {"name": self.model_name, "provider": self.provider.value, "config": self.config.public()},
+        }
 
     def create_route_body(self) -> dict[str, Any]:
         """The body of the seed's ``create_route`` call, secrets still as references."""
@@ -190,8 +208,7 @@ class RouteSpec:
     def to_gateway_yaml(self) -> str:
         """The MLflow gateway's config file with this route as its one endpoint."""
         public = self.public()
-        endpoint = {"name": self.name, "endpoint_type": self.route_type.value,
-                    "model": public["model"]}
+        endpoint = {"name": self.name, "endpoint_type": self.route_type.value, "model": public["model"]}
         return yaml.safe_dump({"endpoints": [endpoint]}, sort_keys=False)
 
 
@@ -205,5 +222,9 @@ def routes_from_gateway_yaml(text: str) -> list[RouteSpec]:
 
 def seed_route(model_server_url: str) -> RouteSpec:
     """The seed's route, served by a local/self-hosted MLflow scoring server."""
-    return RouteSpec(SEED_ROUTE_NAME, "mpt-7b-instruct", Provider.MLFLOW_MODEL_SERVING,
-                     MlflowServingConfig(_check_url("model_server_url", model_server_url)))
+    return RouteSpec(
+        SEED_ROUTE_NAME,
+        "mpt-7b-instruct",
+        Provider.MLFLOW_MODEL_SERVING,
+        MlflowServingConfig(_check_url("model_server_url", model_server_url)),
+    )

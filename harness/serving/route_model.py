@@ -90,15 +90,17 @@ with warnings.catch_warnings(record=True):  # see harness.model.wrapper: MLflow'
             stop = params.get("stop") or None
             answers = []
             for prompt in _prompts(model_input):
-                request = CompletionRequest(self.config.template.format(prompt=prompt),
-                                            params.get("temperature"), params.get("max_tokens"),
-                                            tuple(stop) if stop else None)
+                request = CompletionRequest(
+                    self.config.template.format(prompt=prompt),
+                    params.get("temperature"),
+                    params.get("max_tokens"),
+                    tuple(stop) if stop else None,
+                )
                 try:
                     answers.append(self.client.query(self.config.route, request).text)
                 except GatewayError as error:
                     code = INVALID_PARAMETER_VALUE if error.status in (400, 422) else None
-                    raise MlflowException(str(error), **({"error_code": code} if code else {})) \
-                        from None
+                    raise MlflowException(str(error), **({"error_code": code} if code else {})) from None
             return answers
 
 
@@ -111,6 +113,10 @@ def log_route_model(cfg: RouteModelConfig, name: str = "route-model"):
     from harness.model.signature import GATEWAY
 
     config = {k: v for k, v in vars(cfg).items() if v is not None}
-    return mlflow.pyfunc.log_model(name=name, python_model=RouteBackedModel(),
-                                   model_config=config, signature=GATEWAY,
-                                   code_paths=[harness_code_path()])
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=RouteBackedModel(),
+        model_config=config,
+        signature=GATEWAY,
+        code_paths=[harness_code_path()],
+    )

@@ -44,10 +44,19 @@ class ServerProcess:
     """A server in its own process group; owned from the moment it is spawned, and a context
     manager that always stops it."""
 
-    def __init__(self, name: str, argv: Sequence[str], port: int, health_path: str,
-                 env: Mapping[str, str] | None = None, ready_timeout_s: float = 90.0,
-                 log_dir: str | os.PathLike | None = None, log_max_bytes: int = DEFAULT_MAX_BYTES,
-                 watch: Sequence[str] = (), stop_signal: int = signal.SIGTERM):
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        port: int,
+        health_path: str,
+        env: Mapping[str, str] | None = None,
+        ready_timeout_s: float = 90.0,
+        log_dir: str | os.PathLike | None = None,
+        log_max_bytes: int = DEFAULT_MAX_BYTES,
+        watch: Sequence[str] = (),
+        stop_signal: int = signal.SIGTERM,
+    ):
         self.name, self.argv, self.port = name, list(argv), port
         self.health_path = health_path
         self.env = dict(env or {})
@@ -75,10 +84,14 @@ class ServerProcess:
         self.log = LogPump(self.log_path, self.log_max_bytes, self.watch)
         with spawning():
             try:
-                self.process = subprocess.Popen(self.argv, stdout=self.log.child_fd,
-                                                stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, env=env,
-                                                start_new_session=True)
+                self.process = subprocess.Popen(
+                    self.argv,
+                    stdout=self.log.child_fd,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    start_new_session=True,
+                )
             except BaseException:
                 self.log.abandon()
                 raise
@@ -95,16 +108,18 @@ class ServerProcess:
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ServerError(f"{self.name} {self.exit_description()} before it was "
-                                  f"ready; log tail:\n{self.log_tail()}")
+                raise ServerError(
+                    f"{self.name} {self.exit_description()} before it was ready; log tail:\n{self.log_tail()}"
+                )
             try:
                 if requests.get(self.url + self.health_path, timeout=1).ok:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.25)
-        raise ServerError(f"{self.name} not ready on {self.url} after {self.ready_timeout_s:g}s; "
-                          f"log tail:\n{self.log_tail()}")
+        raise ServerError(
+            f"{self.name} not ready on {self.url} after {self.ready_timeout_s:g}s; log tail:\n{self.log_tail()}"
+        )
 
     def exit_description(self) -> str:
         """How the server ended, in words: exit code or signal."""
@@ -169,40 +184,71 @@ def _mlflow_cli() -> list[str]:
     return [sys.executable, "-m", "mlflow"]
 
 
-def scoring_server(model_uri: str, tracking_uri: str | None = None, port: int | None = None,
-                   log_dir: str | os.PathLike | None = None,
-                   env: Mapping[str, str] | None = None, workers: int = 1,
-                   watch: Sequence[str] = ()) -> ServerProcess:
+def scoring_server(
+    model_uri: str,
+    tracking_uri: str | None = None,
+    port: int | None = None,
+    log_dir: str | os.PathLike | None = None,
+    env: Mapping[str, str] | None = None,
+    workers: int = 1,
+    watch: Sequence[str] = (),
+) -> ServerProcess:
     """``mlflow models serve`` for ``model_uri`` (not started: use ``with``); ``env`` adds
     to (or overrides) this process's environment for the server; ``watch``: values whose
     appearance in its log is recorded (they are masked when written)."""
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
         raise ValueError(f"workers={str(workers)[:20]!r} is invalid: allowed an integer in [1, 64]")
     port = port or free_port()
-    argv = _mlflow_cli() + ["models", "serve", "-m", model_uri, "--env-manager", "local",
-                            "--host", HOST, "--port", str(port), "--workers", str(workers)]
+    argv = _mlflow_cli() + [
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     # Both: MLflow resolves models:/ URIs through the registry URI, which a parent's
     # mlflow.set_registry_uri may have left pointing at another store.
-    uris = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri} \
-        if tracking_uri else {}
-    return ServerProcess("scoring-server", argv, port, "/ping", env={**(env or {}), **uris},
-                         log_dir=log_dir, watch=watch)
+    uris = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri} if tracking_uri else {}
+    return ServerProcess(
+        "scoring-server", argv, port, "/ping", env={**(env or {}), **uris}, log_dir=log_dir, watch=watch
+    )
 
 
-def gateway_server(routes: Sequence[RouteSpec], port: int | None = None,
-                   log_dir: str | os.PathLike | None = None,
-                   env: Mapping[str, str] | None = None,
-                   watch: Sequence[str] = ()) -> ServerProcess:
+def gateway_server(
+    routes: Sequence[RouteSpec],
+    port: int | None = None,
+    log_dir: str | os.PathLike | None = None,
+    env: Mapping[str, str] | None = None,
+    watch: Sequence[str] = (),
+) -> ServerProcess:
     """``mlflow gateway start`` with a generated config holding ``routes``."""
     port = port or free_port()
     log_dir = Path(log_dir or tempfile.mkdtemp(prefix="harness-gateway-"))
     config = log_dir / "gateway.yaml"
     config.write_text(_gateway_yaml(routes))
-    argv = _mlflow_cli() + ["gateway", "start", "--config-path", str(config), "--host", HOST,
-                            "--port", str(port), "--workers", "1"]
+    argv = _mlflow_cli() + [
+        "gateway",
+        "start",
+        "--config-path",
+        str(config),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     # gunicorn's graceful SIGTERM takes about 2 s; SIGINT is its quick shutdown (about 1 s).
-    return ServerProcess("gateway", argv, port, "/health", env=env, log_dir=log_dir, watch=watch,
-                         stop_signal=signal.SIGINT)
+    return ServerProcess(
+        "gateway", argv, port, "/health", env=env, log_dir=log_dir, watch=watch, stop_signal=signal.SIGINT
+    )
 
 
 def _gateway_yaml(routes: Sequence[RouteSpec]) -> str:
@@ -232,10 +278,14 @@ class Loopback:
             server.stop()
 
 
-def start_loopback(model_uris: Mapping[str, str], tracking_uri: str | None,
-                   log_dir: str | os.PathLike,
-                   route_for: Callable[[str, str], RouteSpec] | None = None, workers: int = 1,
-                   progress: Callable[[str], None] = lambda _: None) -> Loopback:
+def start_loopback(
+    model_uris: Mapping[str, str],
+    tracking_uri: str | None,
+    log_dir: str | os.PathLike,
+    route_for: Callable[[str, str], RouteSpec] | None = None,
+    workers: int = 1,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Loopback:
     """What ``harness serve``, ``harness bench serve`` and the tests start: a scoring server
     per model (started together), then one AI Gateway with a completions route to each
     (``route_for(name, url)``; default: the seed's route). Every process is owned from its
@@ -244,13 +294,13 @@ def start_loopback(model_uris: Mapping[str, str], tracking_uri: str | None,
     from harness.serving.route import seed_route
 
     route_for = route_for or (lambda _name, url: seed_route(url))
-    servers = {name: scoring_server(uri, tracking_uri, log_dir=log_dir, workers=workers)
-               for name, uri in model_uris.items()}
+    servers = {
+        name: scoring_server(uri, tracking_uri, log_dir=log_dir, workers=workers) for name, uri in model_uris.items()
+    }
     if len(servers) > 1:  # one log file each
         for server in servers.values():
             server.log_path = server.log_path.with_name(f"scoring-{server.port}.log")
-    progress(f"starting the scoring server for {', '.join(model_uris.values())} "
-             f"({workers} worker(s)) ...")
+    progress(f"starting the scoring server for {', '.join(model_uris.values())} ({workers} worker(s)) ...")
     started: list[ServerProcess] = list(servers.values())
     try:
         with ThreadPoolExecutor(len(servers)) as pool:

@@ -41,8 +41,15 @@ def read_body(content_type: str, raw: bytes | str | None) -> tuple[Any, list[dic
     try:
         return json.loads(text), None
     except json.JSONDecodeError as error:
-        return None, [{"type": "json_invalid", "loc": ["body", error.pos], "msg": "JSON decode error",
-                       "input": {}, "ctx": {"error": error.msg}}]
+        return None, [
+            {
+                "type": "json_invalid",
+                "loc": ["body", error.pos],
+                "msg": "JSON decode error",
+                "input": {},
+                "ctx": {"error": error.msg},
+            }
+        ]
 
 
 def validate_legacy(body: Any) -> tuple[dict | None, list[dict] | None]:
@@ -54,9 +61,15 @@ def validate_legacy(body: Any) -> tuple[dict | None, list[dict] | None]:
     try:
         payload = LegacyCompletionsRequest.parse_obj(body)
     except v1.ValidationError as error:
-        return None, [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"],
-                       **({"ctx": _jsonable(e["ctx"])} if "ctx" in e else {})}
-                      for e in error.errors()]
+        return None, [
+            {
+                "loc": ["body", *e["loc"]],
+                "msg": e["msg"],
+                "type": e["type"],
+                **({"ctx": _jsonable(e["ctx"])} if "ctx" in e else {}),
+            }
+            for e in error.errors()
+        ]
     return payload.dict(exclude_none=True), None
 
 
@@ -70,9 +83,10 @@ def validate_current(body: Any) -> tuple[dict | None, list[dict] | None]:
         # FastAPI validates a body parameter from attributes: a non-object is model_attributes_type.
         payload = gateway_completions_request().model_validate(body, from_attributes=True)
     except ValidationError as error:
-        return None, [{**e, "loc": ["body", *e["loc"]], **({"ctx": _jsonable(e["ctx"])}
-                                                          if "ctx" in e else {})}
-                      for e in error.errors(include_url=False)]
+        return None, [
+            {**e, "loc": ["body", *e["loc"]], **({"ctx": _jsonable(e["ctx"])} if "ctx" in e else {})}
+            for e in error.errors(include_url=False)
+        ]
     return payload.model_dump(exclude_none=True), None
 
 

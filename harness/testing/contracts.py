@@ -66,10 +66,8 @@ class Case:
     compare: Literal["shape", "greedy"] = "shape"
 
     def request(self) -> RecordedRequest:
-        body = self.raw if self.raw is not None else (
-            None if self.body is None else json.dumps(self.body))
-        return RecordedRequest(method=self.method, path=self.path, headers=dict(self.headers),
-                               body=body)
+        body = self.raw if self.raw is not None else (None if self.body is None else json.dumps(self.body))
+        return RecordedRequest(method=self.method, path=self.path, headers=dict(self.headers), body=body)
 
 
 def _query_cases(path: str, count_field: str, t_max: float) -> list[Case]:
@@ -78,8 +76,7 @@ def _query_cases(path: str, count_field: str, t_max: float) -> list[Case]:
         return Case(f"query-{name}", "POST", path, {k: v for k, v in body.items() if v != ...})
 
     return [
-        Case("query-greedy", "POST", path, {"prompt": PROMPT, "temperature": 0, "max_tokens": 8},
-             compare="greedy"),
+        Case("query-greedy", "POST", path, {"prompt": PROMPT, "temperature": 0, "max_tokens": 8}, compare="greedy"),
         q("temperature-at-upper-bound", temperature=t_max),
         q("temperature-past-upper-bound", temperature=t_max + 0.5),
         q("temperature-1.5", temperature=1.5),
@@ -111,13 +108,22 @@ def _query_cases(path: str, count_field: str, t_max: float) -> list[Case]:
         Case("query-empty-body", "POST", path, raw=""),
         Case("query-malformed-json", "POST", path, raw='{"prompt": '),
         Case("query-json-array", "POST", path, body=["What is MLflow?"]),
-        Case("query-text-plain", "POST", path, raw=json.dumps({"prompt": PROMPT}),
-             headers=(("Content-Type", "text/plain"),)),
+        Case(
+            "query-text-plain",
+            "POST",
+            path,
+            raw=json.dumps({"prompt": PROMPT}),
+            headers=(("Content-Type", "text/plain"),),
+        ),
         Case("query-wrong-method", "GET", path),
-        Case("query-unknown-route", "POST", path.replace(ROUTE, "no-such-route"),
-             {"prompt": PROMPT}),
-        Case("query-auth-header-ignored", "POST", path, {"prompt": PROMPT, "max_tokens": 2},
-             headers=(("Content-Type", "application/json"), ("Authorization", "Bearer wrong"))),
+        Case("query-unknown-route", "POST", path.replace(ROUTE, "no-such-route"), {"prompt": PROMPT}),
+        Case(
+            "query-auth-header-ignored",
+            "POST",
+            path,
+            {"prompt": PROMPT, "max_tokens": 2},
+            headers=(("Content-Type", "application/json"), ("Authorization", "Bearer wrong")),
+        ),
     ]
 
 
@@ -132,10 +138,20 @@ def legacy_cases() -> list[Case]:
         Case("list-routes-bad-page-token", "GET", routes + "/?page_token=not-a-token"),
         Case("get-route", "GET", f"{routes}/{ROUTE}"),
         Case("get-unknown-route", "GET", f"{routes}/no-such-route"),
-        Case("create-route", "POST", routes + "/", {
-            "name": "another", "route_type": "llm/v1/completions",
-            "model": {"name": "m", "provider": "mlflow-model-serving",
-                      "config": {"model_server_url": "http://127.0.0.1:9"}}}),
+        Case(
+            "create-route",
+            "POST",
+            routes + "/",
+            {
+                "name": "another",
+                "route_type": "llm/v1/completions",
+                "model": {
+                    "name": "m",
+                    "provider": "mlflow-model-serving",
+                    "config": {"model_server_url": "http://127.0.0.1:9"},
+                },
+            },
+        ),
         Case("delete-route", "DELETE", f"{routes}/{ROUTE}"),
         *_query_cases(f"/gateway/{ROUTE}/invocations", "candidate_count", 1.0),
     ]
@@ -148,8 +164,13 @@ def current_cases() -> list[Case]:
         Case("list-endpoints", "GET", "/api/2.0/endpoints/"),
         Case("get-endpoint", "GET", f"/api/2.0/endpoints/{ROUTE}"),
         Case("get-unknown-endpoint", "GET", "/api/2.0/endpoints/no-such-route"),
-        Case("legacy-path-query", "POST", f"/gateway/{ROUTE}/invocations",
-             {"prompt": PROMPT, "temperature": 0, "max_tokens": 8}, compare="greedy"),
+        Case(
+            "legacy-path-query",
+            "POST",
+            f"/gateway/{ROUTE}/invocations",
+            {"prompt": PROMPT, "temperature": 0, "max_tokens": 8},
+            compare="greedy",
+        ),
         Case("legacy-routes-api", "GET", "/api/2.0/gateway/routes/"),
         *_query_cases(f"/endpoints/{ROUTE}/invocations", "n", 2.0),
     ]
@@ -175,9 +196,13 @@ def send(base_url: str, request: RecordedRequest, timeout_s: float = 60.0) -> tu
     """Send a recorded request to ``base_url`` (a real server or a started mock)."""
     import requests
 
-    response = requests.request(request.method, base_url + request.path, headers=request.headers,
-                                data=request.body.encode() if request.body is not None else None,
-                                timeout=timeout_s)
+    response = requests.request(
+        request.method,
+        base_url + request.path,
+        headers=request.headers,
+        data=request.body.encode() if request.body is not None else None,
+        timeout=timeout_s,
+    )
     content_type = response.headers.get("content-type", "").split(";")[0].strip()
     return response.status_code, content_type, decode_body(content_type, response.text)
 
@@ -205,8 +230,10 @@ def mismatch(recorded: Interaction, status: int, content_type: str, body: Any) -
         problems.append("greedy text differs")
     if not problems:
         return None
-    return (f"{recorded.case}: {'; '.join(problems)}\n  recorded: {json.dumps(want.body)[:600]}"
-            f"\n  got:      {json.dumps(body)[:600]}")
+    return (
+        f"{recorded.case}: {'; '.join(problems)}\n  recorded: {json.dumps(want.body)[:600]}"
+        f"\n  got:      {json.dumps(body)[:600]}"
+    )
 
 
 def _texts(body: Any) -> list[str]:
@@ -227,6 +254,5 @@ def write(interactions: Iterable[Interaction], profile: str) -> Path:
     folder = CONTRACTS_DIR / PROFILES[profile]
     folder.mkdir(parents=True, exist_ok=True)
     for interaction in interactions:
-        atomic_write(folder / f"{interaction.case}.json",
-                     interaction.model_dump_json(indent=2) + "\n")
+        atomic_write(folder / f"{interaction.case}.json", interaction.model_dump_json(indent=2) + "\n")
     return folder

@@ -72,8 +72,13 @@ _NOT_ALLOWED = (405, "Method Not Allowed")
 
 
 class MockGateway:
-    def __init__(self, profile: str = "legacy", base_url: str = "http://gateway.mock",
-                 token: str | None = None, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        profile: str = "legacy",
+        base_url: str = "http://gateway.mock",
+        token: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         if profile not in PROFILES:
             raise ValueError(f"profile={str(profile)[:40]!r} is invalid: allowed {PROFILES}")
         self.profile = profile
@@ -118,8 +123,7 @@ class MockGateway:
         query_route = self._query_route(path)
         if fault := self._take_fault(query_route is not None):
             return self._apply(fault, request)
-        if self.profile == "databricks" and \
-                request.headers.get("Authorization") != f"Bearer {self.token}":
+        if self.profile == "databricks" and request.headers.get("Authorization") != f"Bearer {self.token}":
             return _detail(401, "Invalid access token")
         if path == "/health":
             return _answer(200, {"status": "OK"}) if request.method == "GET" else _detail(*_NOT_ALLOWED)
@@ -131,7 +135,7 @@ class MockGateway:
         prefixes = ("/gateway/",) + (("/endpoints/",) if self.profile == "current" else ())
         for prefix in prefixes:
             if path.startswith(prefix) and path.endswith("/invocations"):
-                return path[len(prefix):-len("/invocations")]
+                return path[len(prefix) : -len("/invocations")]
         return None
 
     def _take_fault(self, is_query: bool) -> Fault | None:
@@ -173,7 +177,7 @@ class MockGateway:
                     return self._create(request.body)
                 return _detail(*_NOT_ALLOWED)
             if trimmed.startswith(base + "/"):
-                name = trimmed[len(base) + 1:]
+                name = trimmed[len(base) + 1 :]
                 if method == "GET":
                     return self._get(name, kind)
                 if method == "DELETE" and self.profile == "databricks":
@@ -185,8 +189,13 @@ class MockGateway:
         model = {"name": route.model_name, "provider": route.provider.value}
         url = f"/gateway/{route.name}/invocations"
         if kind == "endpoints":
-            return {"name": route.name, "endpoint_type": _value(route.route_type), "model": model,
-                    "endpoint_url": url, "limit": None}
+            return {
+                "name": route.name,
+                "endpoint_type": _value(route.route_type),
+                "model": model,
+                "endpoint_url": url,
+                "limit": None,
+            }
         found = {"name": route.name, "route_type": _value(route.route_type), "model": model, "route_url": url}
         return {**found, "limit": None} if self.profile == "current" else found
 
@@ -197,18 +206,20 @@ class MockGateway:
         except (ValueError, KeyError, TypeError):
             return 500, {"Content-Type": "text/plain"}, "Internal Server Error"
         names = sorted(self.routes)
-        page = {kind: [self._public(self.routes[n], kind) for n in names[start:start + PAGE_SIZE]],
-                "next_page_token": None}
+        page = {
+            kind: [self._public(self.routes[n], kind) for n in names[start : start + PAGE_SIZE]],
+            "next_page_token": None,
+        }
         if start + PAGE_SIZE < len(names):
-            page["next_page_token"] = base64.b64encode(
-                json.dumps({"index": start + PAGE_SIZE}).encode()).decode()
+            page["next_page_token"] = base64.b64encode(json.dumps({"index": start + PAGE_SIZE}).encode()).decode()
         return _answer(200, page)
 
     def _get(self, name: str, kind: str) -> tuple[int, dict, str]:
         if name not in self.routes:
             word = "endpoint" if kind == "endpoints" else "route"
-            return _detail(404, f"The {word} '{name}' is not present or active on the server. "
-                                f"Please verify the {word} name.")
+            return _detail(
+                404, f"The {word} '{name}' is not present or active on the server. Please verify the {word} name."
+            )
         return _answer(200, self._public(self.routes[name], kind))
 
     def _create(self, body: Any) -> tuple[int, dict, str]:
@@ -261,19 +272,31 @@ class MockGateway:
             return _detail(400, json.loads(error.serialize_as_json()))
         except Exception as error:  # the scoring server's 500 becomes the gateway's 502
             return _detail(502, f"model server error: {type(error).__name__}")
-        if not isinstance(predictions, list) or not predictions or \
-                not all(isinstance(p, str) for p in predictions):
-            return _detail(502, "1 validation error for ServingTextResponse: predictions must be "
-                                f"a non-empty list of strings, got {type(predictions).__name__}")
+        if not isinstance(predictions, list) or not predictions or not all(isinstance(p, str) for p in predictions):
+            return _detail(
+                502,
+                "1 validation error for ServingTextResponse: predictions must be "
+                f"a non-empty list of strings, got {type(predictions).__name__}",
+            )
         return _answer(200, self._completion(route, predictions))
 
     def _completion(self, route: RouteSpec, texts: list[str]) -> dict[str, Any]:
         if self.profile == "current":
-            return {"id": None, "object": "text_completion", "created": int(time.time()),
-                    "model": route.model_name,
-                    "choices": [{"index": i, "text": t, "finish_reason": None}
-                                for i, t in enumerate(texts)],
-                    "usage": {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None}}
-        return {"candidates": [{"text": t, "metadata": {}} for t in texts],
-                "metadata": {"input_tokens": None, "output_tokens": None, "total_tokens": None,
-                             "model": route.model_name, "route_type": _value(route.route_type)}}
+            return {
+                "id": None,
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": route.model_name,
+                "choices": [{"index": i, "text": t, "finish_reason": None} for i, t in enumerate(texts)],
+                "usage": {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None},
+            }
+        return {
+            "candidates": [{"text": t, "metadata": {}} for t in texts],
+            "metadata": {
+                "input_tokens": None,
+                "output_tokens": None,
+                "total_tokens": None,
+                "model": route.model_name,
+                "route_type": _value(route.route_type),
+            },
+        }

@@ -21,26 +21,54 @@ _REPORT_KEY = pytest.StashKey[object]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "harness pre-deploy gate")
-    group.addoption("--harness-candidate", metavar="FILE.py:CLASS", default=None,
-                    help="run the gate's checks against this PythonModel, one test per check")
-    group.addoption("--harness-signature", choices=("gateway", "columns"), default="gateway",
-                    help="signature the candidate is logged with (default gateway)")
-    group.addoption("--harness-snapshot", metavar="DIR", default=None,
-                    help="model snapshot (default: the cached tiny snapshot)")
-    group.addoption("--harness-check-timeout", type=float, default=120.0,
-                    help="seconds each gate check may take (default 120)")
-    group.addoption("--harness-route", metavar="FILE", default=None,
-                    help="route (MLflow gateway YAML) for the gate's route checks")
-    group.addoption("--harness-no-serve", action="store_true",
-                    help="skip the gate checks that start real servers")
-    group.addoption("--harness-seed", type=int, default=None, metavar="N",
-                    help="seed of the gate's exploration (explore.*; default: the gate's)")
-    group.addoption("--harness-explore", type=int, default=None, metavar="N",
-                    help="requests the gate's exploration draws (default: the gate's)")
-    group.addoption("--harness-device", choices=DEVICES, default=None,
-                    help="device the candidate is asked to run on, and the reference runs on")
-    group.addoption("--harness-dtype", choices=DTYPES, default=None,
-                    help="dtype asked for; off float32 on a CPU the oracle tolerates near-ties")
+    group.addoption(
+        "--harness-candidate",
+        metavar="FILE.py:CLASS",
+        default=None,
+        help="run the gate's checks against this PythonModel, one test per check",
+    )
+    group.addoption(
+        "--harness-signature",
+        choices=("gateway", "columns"),
+        default="gateway",
+        help="signature the candidate is logged with (default gateway)",
+    )
+    group.addoption(
+        "--harness-snapshot", metavar="DIR", default=None, help="model snapshot (default: the cached tiny snapshot)"
+    )
+    group.addoption(
+        "--harness-check-timeout", type=float, default=120.0, help="seconds each gate check may take (default 120)"
+    )
+    group.addoption(
+        "--harness-route", metavar="FILE", default=None, help="route (MLflow gateway YAML) for the gate's route checks"
+    )
+    group.addoption("--harness-no-serve", action="store_true", help="skip the gate checks that start real servers")
+    group.addoption(
+        "--harness-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of the gate's exploration (explore.*; default: the gate's)",
+    )
+    group.addoption(
+        "--harness-explore",
+        type=int,
+        default=None,
+        metavar="N",
+        help="requests the gate's exploration draws (default: the gate's)",
+    )
+    group.addoption(
+        "--harness-device",
+        choices=DEVICES,
+        default=None,
+        help="device the candidate is asked to run on, and the reference runs on",
+    )
+    group.addoption(
+        "--harness-dtype",
+        choices=DTYPES,
+        default=None,
+        help="dtype asked for; off float32 on a CPU the oracle tolerates near-ties",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,8 +84,7 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
-                                  items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
     if gpu_items and not _cuda_available():
         skip = pytest.mark.skip(reason="needs a CUDA GPU; none is available on this machine")
@@ -107,15 +134,19 @@ def _gate_report(config: pytest.Config):
 
         snapshot = config.getoption("harness_snapshot")
         cfg = GateConfig(
-            candidate=CandidateSpec.from_file(config.getoption("harness_candidate"),
-                                              config.getoption("harness_signature")),
+            candidate=CandidateSpec.from_file(
+                config.getoption("harness_candidate"), config.getoption("harness_signature")
+            ),
             snapshot=Path(snapshot) if snapshot else _default_snapshot(config),
             store=StoreConfig(home=Path(tempfile.mkdtemp(prefix="harness-gate-"))),
             check_timeout=config.getoption("harness_check_timeout"),
             route_file=Path(route) if (route := config.getoption("harness_route")) else None,
             serve=not config.getoption("harness_no_serve"),
-            **{name: value for name in ("seed", "explore", "device", "dtype")
-               if (value := config.getoption(f"harness_{name}")) is not None},
+            **{
+                name: value
+                for name in ("seed", "explore", "device", "dtype")
+                if (value := config.getoption(f"harness_{name}")) is not None
+            },
         )
         config.stash[_REPORT_KEY] = run_gate(cfg)
     return config.stash[_REPORT_KEY]
@@ -139,8 +170,7 @@ def reference_model(tiny_snapshot: Path):
     from harness.model.wrapper import MPTInstruct
 
     model = MPTInstruct()
-    model.load_context(SimpleNamespace(artifacts={"repository": str(tiny_snapshot)},
-                                       model_config={}))
+    model.load_context(SimpleNamespace(artifacts={"repository": str(tiny_snapshot)}, model_config={}))
     return model
 
 

@@ -15,8 +15,7 @@ from harness.bench.report import SCHEMA_PATH, BenchReport, IncompatibleReports
 def test_stats_percentiles_and_spread():
     stats = Stats.of([float(x) for x in range(1, 101)])
     # p50 is the median (50.5 for an even count), not the 51st value.
-    assert (stats.p50, stats.p90, stats.p99, stats.mean) == (50.5, pytest.approx(90.1),
-                                                            pytest.approx(99.01), 50.5)
+    assert (stats.p50, stats.p90, stats.p99, stats.mean) == (50.5, pytest.approx(90.1), pytest.approx(99.01), 50.5)
     assert math.isclose(stats.stdev, 29.011491975882016)
     assert Stats.of([2.0]).stdev == 0.0
 
@@ -34,20 +33,33 @@ def test_mbu_against_a_hand_computed_case():
     assert math.isclose(mbu(weights, kv, 0.005, 3.35e12), 0.79995, rel_tol=1e-4)
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("NVIDIA H100 80GB HBM3", 3.35e12), ("NVIDIA H100 PCIe", 2.0e12), ("NVIDIA H200", 4.8e12),
-    ("NVIDIA A100-SXM4-80GB", 2.04e12), ("NVIDIA A100-SXM4-40GB", 1.56e12), ("Tesla T4", None),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("NVIDIA H100 80GB HBM3", 3.35e12),
+        ("NVIDIA H100 PCIe", 2.0e12),
+        ("NVIDIA H200", 4.8e12),
+        ("NVIDIA A100-SXM4-80GB", 2.04e12),
+        ("NVIDIA A100-SXM4-40GB", 1.56e12),
+        ("Tesla T4", None),
+    ],
+)
 def test_known_gpu_bandwidths(name, expected):
     assert peak_bandwidth(name) == expected
     assert peak_bandwidth(name, override=1e12) == 1e12
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({}, "exactly one of snapshot or shape"), ({"shape": "gpt"}, "shape="),
-    ({"shape": "tiny", "device": "tpu"}, "device="), ({"shape": "tiny", "batch_sizes": (0,)}, "batch_sizes"),
-    ({"shape": "tiny", "new_tokens": (1,)}, "new_tokens"), ({"shape": "tiny", "rounds": 0}, "rounds"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({}, "exactly one of snapshot or shape"),
+        ({"shape": "gpt"}, "shape="),
+        ({"shape": "tiny", "device": "tpu"}, "device="),
+        ({"shape": "tiny", "batch_sizes": (0,)}, "batch_sizes"),
+        ({"shape": "tiny", "new_tokens": (1,)}, "new_tokens"),
+        ({"shape": "tiny", "rounds": 0}, "rounds"),
+    ],
+)
 def test_config_errors_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
         BenchConfig(**kwargs)
@@ -56,16 +68,37 @@ def test_config_errors_name_the_field(kwargs, field):
 def _case(path="raw", batch=1, e2e=0.1, ttft=0.01, new=10, cache=True):
     tpot = (e2e - ttft) / (new - 1)
     s = lambda v: Stats(v, v, v, v, 0.0)  # noqa: E731
-    return Case(path, batch, 64, new, cache, s(ttft), s(tpot), s(e2e), batch * new / e2e, batch / e2e,
-                "torch", "dynamic" if cache else "none", 1000, None, "pyfunc.predict" if path == "wrapped" else None)
+    return Case(
+        path,
+        batch,
+        64,
+        new,
+        cache,
+        s(ttft),
+        s(tpot),
+        s(e2e),
+        batch * new / e2e,
+        batch / e2e,
+        "torch",
+        "dynamic" if cache else "none",
+        1000,
+        None,
+        "pyfunc.predict" if path == "wrapped" else None,
+    )
 
 
 def _report(scale=1.0, device="cpu", **config):
     cases = (_case(), _case("wrapped", e2e=0.105 * scale), _case(batch=8, e2e=0.2 * scale))
-    base = {"snapshot": None, "shape": "tiny", "device": device, "dtype": "auto", "batch_sizes": [1, 8],
-            "prompt_tokens": [64], "new_tokens": [10]}
-    return BenchReport({"device": device, "torch": "t", "transformers": "t", "mlflow": None},
-                       {**base, **config}, cases)
+    base = {
+        "snapshot": None,
+        "shape": "tiny",
+        "device": device,
+        "dtype": "auto",
+        "batch_sizes": [1, 8],
+        "prompt_tokens": [64],
+        "new_tokens": [10],
+    }
+    return BenchReport({"device": device, "torch": "t", "transformers": "t", "mlflow": None}, {**base, **config}, cases)
 
 
 def test_report_round_trips_and_validates(tmp_path):
@@ -121,8 +154,7 @@ def test_bad_thresholds_are_rejected(text):
 
 def test_budgets_on_the_worst_wrapped_case(tmp_path):
     path = _write(tmp_path, "a.json", _report())
-    failures, judged = check_budgets(path, [Budget.parse("e2e_p50_ms<=110"),
-                                            Budget.parse("overhead_ratio<=1.10")])
+    failures, judged = check_budgets(path, [Budget.parse("e2e_p50_ms<=110"), Budget.parse("overhead_ratio<=1.10")])
     assert failures == [] and judged["e2e_p50_ms<=110"] == pytest.approx(105)
     failures, _ = check_budgets(path, [Budget.parse("overhead_ratio<=1.03")])
     assert failures == ["overhead_ratio<=1.03 missed: 1.05"]
@@ -136,13 +168,43 @@ def test_bad_budgets_are_rejected(text):
 
 def _sampled_report(tmp_path, name, scale, spread):
     rng = np.random.default_rng(7)
+
     def stats(center):
         return Stats.of(list(center * scale * (1 + rng.normal(0, spread, 30))))
-    cases = [Case("raw", 1, 64, 10, True, stats(0.01), stats(0.01), stats(0.1), 100.0, 10.0,
-                  "torch", "dynamic", 1000, None, None, 30)]
-    report = BenchReport({"device": "cpu", "torch": "t", "transformers": "t", "mlflow": None},
-                         {"snapshot": None, "shape": "tiny", "device": "cpu", "dtype": "auto",
-                          "batch_sizes": [1], "prompt_tokens": [64], "new_tokens": [10]}, cases)
+
+    cases = [
+        Case(
+            "raw",
+            1,
+            64,
+            10,
+            True,
+            stats(0.01),
+            stats(0.01),
+            stats(0.1),
+            100.0,
+            10.0,
+            "torch",
+            "dynamic",
+            1000,
+            None,
+            None,
+            30,
+        )
+    ]
+    report = BenchReport(
+        {"device": "cpu", "torch": "t", "transformers": "t", "mlflow": None},
+        {
+            "snapshot": None,
+            "shape": "tiny",
+            "device": "cpu",
+            "dtype": "auto",
+            "batch_sizes": [1],
+            "prompt_tokens": [64],
+            "new_tokens": [10],
+        },
+        cases,
+    )
     path = tmp_path / f"{name}.json"
     path.write_text(report.to_json())
     return path

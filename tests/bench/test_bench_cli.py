@@ -15,10 +15,29 @@ from harness.cli import main
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_snapshot):
     folder = tmp_path_factory.mktemp("bench")
-    result = CliRunner().invoke(main, [
-        "bench", "run", "--snapshot", str(tiny_snapshot), "--device", "cpu", "--batch-sizes", "1,4",
-        "--prompt-tokens", "64", "--new-tokens", "8", "--rounds", "3", "--report-dir",
-        str(folder / "report"), "--home", str(folder / "home")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "run",
+            "--snapshot",
+            str(tiny_snapshot),
+            "--device",
+            "cpu",
+            "--batch-sizes",
+            "1,4",
+            "--prompt-tokens",
+            "64",
+            "--new-tokens",
+            "8",
+            "--rounds",
+            "3",
+            "--report-dir",
+            str(folder / "report"),
+            "--home",
+            str(folder / "home"),
+        ],
+    )
     return result, folder
 
 
@@ -26,8 +45,7 @@ def test_run_writes_three_files_and_an_mlflow_run(tiny_run):
     result, folder = tiny_run
     assert result.exit_code == 0, result.output
     assert {p.name for p in (folder / "report").iterdir()} == {"bench.json", "bench.md", "bench.png"}
-    jsonschema.validate(json.loads((folder / "report" / "bench.json").read_text()),
-                        json.loads(SCHEMA_PATH.read_text()))
+    jsonschema.validate(json.loads((folder / "report" / "bench.json").read_text()), json.loads(SCHEMA_PATH.read_text()))
     run_id = result.stdout.strip().splitlines()[-1].split()[-1]
     run = mlflow.tracking.MlflowClient(f"sqlite:///{folder / 'home' / 'mlflow.db'}").get_run(run_id)
     assert json.loads(run.data.params["batch_sizes"]) == [1, 4]
@@ -61,8 +79,7 @@ def _regressed(source, target, factor):
     data = json.loads(source.read_text())
     for case in data["cases"]:
         for stat, value in case["tpot_s"].items():
-            case["tpot_s"][stat] = [v * factor for v in value] if isinstance(value, list) \
-                else value * factor
+            case["tpot_s"][stat] = [v * factor for v in value] if isinstance(value, list) else value * factor
     target.write_text(json.dumps(data))
     return target
 
@@ -83,22 +100,31 @@ def test_compare_exit_codes(tiny_run, tmp_path):
 
 
 def test_pytest_benchmark_json_is_accepted(tmp_path):
-    data = {"machine_info": {"cpu": {"brand_raw": "cpu"}}, "benchmarks": [
-        {"fullname": "benchmarks/test_generate_cpu.py::test_generate[1]",
-         "stats": {"median": 0.02, "mean": 0.021}, "extra_info": {"tokens_per_s": 500.0}}]}
+    data = {
+        "machine_info": {"cpu": {"brand_raw": "cpu"}},
+        "benchmarks": [
+            {
+                "fullname": "benchmarks/test_generate_cpu.py::test_generate[1]",
+                "stats": {"median": 0.02, "mean": 0.021},
+                "extra_info": {"tokens_per_s": 500.0},
+            }
+        ],
+    }
     (tmp_path / "a.json").write_text(json.dumps(data))
     data["benchmarks"][0]["stats"]["median"] = 0.03
     (tmp_path / "b.json").write_text(json.dumps(data))
-    result = CliRunner().invoke(main, ["bench", "compare", str(tmp_path / "a.json"),
-                                       str(tmp_path / "b.json"), "--fail", "e2e_p50:10%"])
+    result = CliRunner().invoke(
+        main, ["bench", "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--fail", "e2e_p50:10%"]
+    )
     assert result.exit_code == 1 and "e2e_p50" in result.output
 
 
 @pytest.mark.slow
 def test_gate_bench_budget(tiny_run, run_candidate):
     report = tiny_run[1] / "report" / "bench.json"
-    ok = run_candidate(bench_report=report, budgets=("tpot_p50_ms<=10000", "overhead_ratio<=100"),
-                       only=("bench.budget",))
+    ok = run_candidate(
+        bench_report=report, budgets=("tpot_p50_ms<=10000", "overhead_ratio<=100"), only=("bench.budget",)
+    )
     assert ok.check("bench.budget").status.value == "pass"
     missed = run_candidate(bench_report=report, budgets=("tpot_p50_ms<=0.0001",), only=("bench.budget",))
     budget = missed.check("bench.budget")
@@ -109,8 +135,7 @@ def test_gate_bench_budget(tiny_run, run_candidate):
 
 
 def test_budget_without_report_is_a_usage_error(tmp_path):
-    result = CliRunner().invoke(main, ["gate", "--budget", "tpot_p50_ms<=25", "--no-serve",
-                                       "--home", str(tmp_path)])
+    result = CliRunner().invoke(main, ["gate", "--budget", "tpot_p50_ms<=25", "--no-serve", "--home", str(tmp_path)])
     assert result.exit_code == 2 and "--bench-report" in result.output
 
 
@@ -131,8 +156,17 @@ def test_compile_failure_is_reported_and_eager_results_kept(monkeypatch):
         raise RuntimeError("no compiler here")
 
     monkeypatch.setattr(torch, "compile", broken)
-    cases, notes = run_bench(BenchConfig(shape="tiny", batch_sizes=(1,), prompt_tokens=(32,),
-                                         new_tokens=(4,), cache_modes=(True,), rounds=1,
-                                         warmup=0, compile=True))
+    cases, notes = run_bench(
+        BenchConfig(
+            shape="tiny",
+            batch_sizes=(1,),
+            prompt_tokens=(32,),
+            new_tokens=(4,),
+            cache_modes=(True,),
+            rounds=1,
+            warmup=0,
+            compile=True,
+        )
+    )
     assert {c.path for c in cases} == {"raw", "wrapped"}
     assert notes == ["torch.compile variant not measured: RuntimeError: no compiler here"]

@@ -67,13 +67,17 @@ def _unchecked(temperature, max_tokens) -> GenerationSettings:
 
 # --- prompt ---------------------------------------------------------------------------------
 
+
 class _IndentedGenerator(Generator):
     def tokenize(self, instructions):
-        prompts = [f"""{INTRO_BLURB}
+        prompts = [
+            f"""{INTRO_BLURB}
         {INSTRUCTION_KEY}
         {i}
         {RESPONSE_KEY}
-        """ for i in instructions]
+        """
+            for i in instructions
+        ]
         return self.tokenizer(prompts)["input_ids"]
 
 
@@ -92,6 +96,7 @@ class TruncatedPrompt(_Mutant):
 
 
 # --- rows and output --------------------------------------------------------------------------
+
 
 class FirstRowOnly(MPTInstruct):
     def predict(self, context, model_input, params=None):
@@ -113,6 +118,7 @@ class RowZeroSettings(MPTInstruct):
 
 # --- settings ---------------------------------------------------------------------------------
 
+
 class _PlusOneGenerator(Generator):
     def generate_ids(self, encoded, settings, **extra):
         return super().generate_ids(encoded, settings, max_new_tokens=settings.max_tokens + 1)
@@ -125,11 +131,15 @@ class MaxTokensPlusOne(_Mutant):
 class _SamplingGenerator(Generator):
     def generate_ids(self, encoded, settings, **extra):
         # The published call: do_sample=True whatever the temperature; transformers rejects 0.
-        return self.model.generate(input_ids=encoded["input_ids"],
-                                   attention_mask=encoded["attention_mask"],
-                                   pad_token_id=self.tokenizer.pad_token_id, do_sample=True,
-                                   temperature=settings.temperature,
-                                   max_new_tokens=settings.max_tokens, use_cache=True)
+        return self.model.generate(
+            input_ids=encoded["input_ids"],
+            attention_mask=encoded["attention_mask"],
+            pad_token_id=self.tokenizer.pad_token_id,
+            do_sample=True,
+            temperature=settings.temperature,
+            max_new_tokens=settings.max_tokens,
+            use_cache=True,
+        )
 
 
 class SamplesAtZero(_Mutant):
@@ -161,6 +171,7 @@ class NoValidation(_Mutant):
 
 
 # --- trimming ---------------------------------------------------------------------------------
+
 
 class _TrimGenerator(Generator):
     def trim(self, rows, width):
@@ -215,9 +226,12 @@ class _RegularPadGenerator(Generator):
         import torch
 
         with torch.inference_mode():  # pad id 5 is '$', an ordinary token
-            return self.model.generate(input_ids=encoded["input_ids"],
-                                       attention_mask=encoded["attention_mask"], pad_token_id=5,
-                                       **{**settings.generate_kwargs(), **extra})
+            return self.model.generate(
+                input_ids=encoded["input_ids"],
+                attention_mask=encoded["attention_mask"],
+                pad_token_id=5,
+                **{**settings.generate_kwargs(), **extra},
+            )
 
 
 class RegularTokenPadding(_Mutant):
@@ -238,8 +252,7 @@ class _ReEncodeGenerator(_TrimGenerator):
         encoded = self.encode(instructions) if ids is None else self.pad(ids)
         output = self.generate_ids(encoded, settings).tolist()
         lengths = self.prompt_lengths(instructions)  # the seed re-encodes the unpadded prompt
-        return [self.tokenizer.decode(row[n:], skip_special_tokens=True)
-                for row, n in zip(output, lengths)]
+        return [self.tokenizer.decode(row[n:], skip_special_tokens=True) for row, n in zip(output, lengths)]
 
 
 class ReEncodedPromptLength(_Mutant):
@@ -248,8 +261,7 @@ class ReEncodedPromptLength(_Mutant):
 
 class _PiecewiseGenerator(_TrimGenerator):
     def trim(self, rows, width):
-        return ["".join(self.tokenizer.decode([t], skip_special_tokens=True) for t in r[width:])
-                for r in rows]
+        return ["".join(self.tokenizer.decode([t], skip_special_tokens=True) for t in r[width:]) for r in rows]
 
 
 class PiecewiseDecode(_Mutant):
@@ -257,6 +269,7 @@ class PiecewiseDecode(_Mutant):
 
 
 # --- cache and device -------------------------------------------------------------------------
+
 
 class _NoCacheGenerator(Generator):
     def generate_ids(self, encoded, settings, **extra):

@@ -43,8 +43,15 @@ def _cast_modules(obj, dtype, depth=0):
         return
     if depth > 2:
         return
-    values = (obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (list, tuple))
-              else vars(obj).values() if hasattr(obj, "__dict__") else ())
+    values = (
+        obj.values()
+        if isinstance(obj, dict)
+        else obj
+        if isinstance(obj, (list, tuple))
+        else vars(obj).values()
+        if hasattr(obj, "__dict__")
+        else ()
+    )
     for value in list(values):
         _cast_modules(value, dtype, depth + 1)
 
@@ -54,8 +61,9 @@ class _InProcess:
     on a loaded PythonModel (the gate's parsing of the payload still runs, in ``ctx.send``)."""
 
     def __init__(self, python_model, snapshot, model_config=None, cast=None):
-        python_model.load_context(SimpleNamespace(artifacts={"repository": str(snapshot)},
-                                                  model_config=dict(model_config or {})))
+        python_model.load_context(
+            SimpleNamespace(artifacts={"repository": str(snapshot)}, model_config=dict(model_config or {}))
+        )
         if cast is not None:
             _cast_modules(python_model, cast)
         self.python_model = python_model
@@ -78,24 +86,32 @@ def judge(tiny_snapshot):
     model_config); ``cast`` casts whatever the wrapper loaded to it; ``cache``: a folder
     for the reference's traces."""
 
-    def run(cls, signature=GATEWAY, only=None, explore=None, snapshot=None, dtype=None,
-            cast=None, cache=None):
+    def run(cls, signature=GATEWAY, only=None, explore=None, snapshot=None, dtype=None, cast=None, cache=None):
         snapshot = snapshot or tiny_snapshot
         tokenizer = load_tokenizer(str(snapshot))
-        spy = GenerateSpy(GenerationMixin, tokenizer.eos_token_id, decode=tokenizer.decode,
-                          eos_token_id=tokenizer.eos_token_id)
+        spy = GenerateSpy(
+            GenerationMixin, tokenizer.eos_token_id, decode=tokenizer.decode, eos_token_id=tokenizer.eos_token_id
+        )
         config = {"device": "cpu", "dtype": dtype} if dtype else {}
-        probe = Probe(_InProcess(cls(), snapshot, config, cast), signature, spy,
-                      reload=lambda: _InProcess(cls(), snapshot, config, cast))
-        ctx = GateContext(candidate=probe, tokenizer=tokenizer, snapshot=snapshot,
-                          signature=signature, serve=False, explore=explore or EXPLORE,
-                          runtime=Runtime("cpu", dtype or "float32"), reference_cache=cache)
+        probe = Probe(
+            _InProcess(cls(), snapshot, config, cast),
+            signature,
+            spy,
+            reload=lambda: _InProcess(cls(), snapshot, config, cast),
+        )
+        ctx = GateContext(
+            candidate=probe,
+            tokenizer=tokenizer,
+            snapshot=snapshot,
+            signature=signature,
+            serve=False,
+            explore=explore or EXPLORE,
+            runtime=Runtime("cpu", dtype or "float32"),
+            reference_cache=cache,
+        )
         try:
-            return {c.id: run_check(c, ctx, timeout=60) for c in MODEL_CHECKS
-                    if only is None or c.id in only}
+            return {c.id: run_check(c, ctx, timeout=60) for c in MODEL_CHECKS if only is None or c.id in only}
         finally:
             spy.remove()
 
     return run
-
-

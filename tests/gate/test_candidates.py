@@ -17,8 +17,18 @@ rowwise = load_module(_DIR / "rowwise.py", "candidates_rowwise")
 # Judging 24 wrappers takes longer than the fast tier allows.
 pytestmark = pytest.mark.slow
 
-CORRECT = ["RowByRow", "Pipeline", "GenerationConfigObject", "MaxLengthArithmetic",
-           "ModelInDict", "NumpyOutput", "TopK1Greedy", "ManualLoop", "LengthBucketed", "RowWise"]
+CORRECT = [
+    "RowByRow",
+    "Pipeline",
+    "GenerationConfigObject",
+    "MaxLengthArithmetic",
+    "ModelInDict",
+    "NumpyOutput",
+    "TopK1Greedy",
+    "ManualLoop",
+    "LengthBucketed",
+    "RowWise",
+]
 
 # defect -> (the check that must fail, words its message must contain)
 DEFECTS = {
@@ -71,5 +81,4 @@ def test_a_differing_answer_is_reported_with_both_answers_and_the_prompt_ids_see
     evidence = judge(defects.RightPadding)["answers.reference"].evidence
     assert evidence["expected"] != evidence["got"]
     assert evidence["alone"] == [evidence["expected"]]
-    assert evidence["generate_prompt_ids"] and all(isinstance(t, int)
-                                                   for t in evidence["generate_prompt_ids"][0])
+    assert evidence["generate_prompt_ids"] and all(isinstance(t, int) for t in evidence["generate_prompt_ids"][0])

@@ -15,7 +15,8 @@ mutants = load_module(MUTANTS_FILE, "gate_mutants")
 def test_the_reference_passes_every_model_check(judge):
     results = judge(MPTInstruct)
     assert {k: r.status for k, r in results.items() if r.status is not Status.PASS} == {
-        "candidate.processes": Status.SKIPPED}  # in process there is no worker to inspect
+        "candidate.processes": Status.SKIPPED
+    }  # in process there is no worker to inspect
 
 
 _IN_PROCESS = sorted(name for name in mutants.CAUGHT_BY if name != "CudaHardCoded")

@@ -31,8 +31,7 @@ _DOCUMENTED = CandidateError("MlflowException", "temperature=3 is invalid", "INV
 
 @pytest.fixture(scope="module")
 def oracle(tiny_snapshot):
-    generator = Generator.from_pretrained(str(tiny_snapshot), LoadConfig(device="cpu",
-                                                                         dtype="float32"))
+    generator = Generator.from_pretrained(str(tiny_snapshot), LoadConfig(device="cpu", dtype="float32"))
     return Oracle(ReferenceAnswers(generator, Rule(exact=True)))
 
 
@@ -53,9 +52,9 @@ def test_both_stop_semantics_are_accepted_and_a_kept_stop_is_not(oracle):
     full = oracle.greedy_text("Explain the KV cache.", 12)
     stop = (full[3:5],)
     request = Request(("Explain the KV cache.",), 0.0, 12, stop)
-    cut = full[:full.find(stop[0])]
+    cut = full[: full.find(stop[0])]
     assert oracle.judge(request, Observed(answers=(cut,)))[0] is None
-    kept = full[:full.find(stop[0]) + len(stop[0])]
+    kept = full[: full.find(stop[0]) + len(stop[0])]
     assert oracle.judge(request, Observed(answers=(kept,)))[0] is not None
 
 
@@ -64,8 +63,7 @@ def test_a_rejection_must_be_the_documented_kind(oracle):
     assert oracle.judge(bad, Observed(error=_DOCUMENTED))[0] is None
     why, expected = oracle.judge(bad, Observed(error=CandidateError("ValueError", "temperature")))
     assert "ValueError" in why and "INVALID_PARAMETER_VALUE" in why and "temperature" in expected
-    assert "accepted a request the reference rejects" in oracle.judge(
-        bad, Observed(answers=("hi",)))[0]
+    assert "accepted a request the reference rejects" in oracle.judge(bad, Observed(answers=("hi",)))[0]
 
 
 def test_a_valid_boundary_refused_fails_and_a_blank_instruction_may_go_either_way(oracle):
@@ -86,8 +84,7 @@ def test_every_drawn_request_is_a_json_body_the_gateway_could_send(request):
     assert math.isfinite(body["params"]["temperature"])
 
 
-@pytest.mark.parametrize("field, value", [("seed", -1), ("examples", 0), ("steps", 51),
-                                          ("sequences", True)])
+@pytest.mark.parametrize("field, value", [("seed", -1), ("examples", 0), ("steps", 51), ("sequences", True)])
 def test_explore_settings_out_of_range_are_refused_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"explore {field}=.*allowed an integer in"):
         ExploreConfig(**{field: value})
@@ -125,8 +122,10 @@ def test_a_reproducer_is_runnable_python_and_curl_with_every_body_in_order(monke
             asked.append((data["prompt"].tolist(), params))
             return ["ok"]
 
-    fake = SimpleNamespace(set_tracking_uri=lambda uri: asked.append(uri),
-                           pyfunc=SimpleNamespace(load_model=lambda uri: asked.append(uri) or _Model()))
+    fake = SimpleNamespace(
+        set_tracking_uri=lambda uri: asked.append(uri),
+        pyfunc=SimpleNamespace(load_model=lambda uri: asked.append(uri) or _Model()),
+    )
     monkeypatch.setitem(sys.modules, "mlflow", fake)
     exec(compile(snippet, "reproducer", "exec"), {})
     assert asked[:2] == ["sqlite:///x.db", "models:/m/1"]
@@ -153,9 +152,13 @@ class _Hangs:
         return []
 
 
-def test_a_worker_timeout_inside_a_check_that_catches_exceptions_is_an_error_not_a_fail(
-        tiny_snapshot):
-    ctx = GateContext(candidate=_Hangs(), serve=False, signature=None, snapshot=tiny_snapshot,
-                      tokenizer=load_tokenizer(str(tiny_snapshot)))
+def test_a_worker_timeout_inside_a_check_that_catches_exceptions_is_an_error_not_a_fail(tiny_snapshot):
+    ctx = GateContext(
+        candidate=_Hangs(),
+        serve=False,
+        signature=None,
+        snapshot=tiny_snapshot,
+        tokenizer=load_tokenizer(str(tiny_snapshot)),
+    )
     result = run_check(CHECKS["params.invalid"], ctx, timeout=5)
     assert result.status is Status.ERROR and "the candidate hung" in result.message

@@ -14,8 +14,7 @@ from harness.gate.worker import CandidateError
 from harness.model.signature import GATEWAY, parse_payload
 from harness.model.wrapper import MPTInstruct
 
-explored = load_module(Path(__file__).parents[1] / "data" / "candidates" / "explored.py",
-                       "candidates_explored")
+explored = load_module(Path(__file__).parents[1] / "data" / "candidates" / "explored.py", "candidates_explored")
 
 # Judging 20 wrappers with every check takes longer than the fast tier allows.
 pytestmark = pytest.mark.slow
@@ -44,7 +43,7 @@ MISSED = {
     "EmptyStopAccepted": "an empty stop string beside a newline",
     "CarriageReturnsNormalised": "\\r\\n inside an instruction",
     "StopStringsLeftAfterRejection": "a long plain request right after one refused late, "
-                                     "whose reproducer did not replay outside the gate",
+    "whose reproducer did not replay outside the gate",
 }
 
 # Each fixed-case or exploration check gets a budget that bounds shrinking in the suite.
@@ -74,15 +73,13 @@ def _outcomes(model, bodies):
 
 
 def test_every_defect_in_the_file_is_listed_and_every_explore_check_catches_one():
-    assert sorted({**DEFECTS, **MISSED}) == sorted(n for n, k in explored.KIND.items()
-                                                   if k == "defect")
+    assert sorted({**DEFECTS, **MISSED}) == sorted(n for n, k in explored.KIND.items() if k == "defect")
     assert set(DEFECTS.values()) == set(EXPLORE_CHECKS)
 
 
 @pytest.mark.parametrize("name", CORRECT)
 def test_a_correct_style_passes_every_check(judge, name):
-    results = judge(getattr(explored, name), only=EXPLORE_CHECKS + ("trim.exact",),
-                    explore=GATE_EXPLORE)
+    results = judge(getattr(explored, name), only=EXPLORE_CHECKS + ("trim.exact",), explore=GATE_EXPLORE)
     bad = {k: r.message[:300] for k, r in results.items() if r.status in (Status.FAIL, Status.ERROR)}
     assert bad == {}
     assert all(results[c].status is Status.PASS for c in EXPLORE_CHECKS)

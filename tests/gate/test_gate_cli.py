@@ -14,9 +14,21 @@ from harness.gate.report import SCHEMA_PATH
 @pytest.fixture
 def gate_cli(tiny_snapshot, gate_store, tmp_path):
     def invoke(*args):
-        return CliRunner().invoke(main, ["gate", "--snapshot", str(tiny_snapshot), "--home",
-                                         str(gate_store.home), "--report-dir",
-                                         str(tmp_path / "report"), "--explore", "4", *args])
+        return CliRunner().invoke(
+            main,
+            [
+                "gate",
+                "--snapshot",
+                str(tiny_snapshot),
+                "--home",
+                str(gate_store.home),
+                "--report-dir",
+                str(tmp_path / "report"),
+                "--explore",
+                "4",
+                *args,
+            ],
+        )
 
     return invoke
 
@@ -26,8 +38,7 @@ def test_reference_exits_0_and_writes_valid_reports(gate_cli, tmp_path):
     """The whole gate, real scoring server and gateway included."""
     result = gate_cli()
     assert result.exit_code == 0, result.output
-    for check in ("serving.scoring", "serving.errors", "serving.concurrent", "route.gateway",
-                  "secrets.no_leak"):
+    for check in ("serving.scoring", "serving.errors", "serving.concurrent", "route.gateway", "secrets.no_leak"):
         assert f"PASS  {check}" in result.stdout
     assert "verdict: PASS" in result.stdout
     report = json.loads((tmp_path / "report" / "gate.json").read_text())
@@ -45,17 +56,20 @@ def test_broken_candidate_exits_1_naming_the_failing_check(gate_cli, tmp_path):
     assert json.loads((tmp_path / "report" / "gate.json").read_text())["verdict"] == "fail"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--python-model", "missing.py:X"], "file not found"),
-    (["--python-model", f"{MUTANTS_FILE}:Nope"], "class 'Nope' not found"),
-    (["--python-model", f"{MUTANTS_FILE}:CAUGHT_BY"], "is not a class: expected a mlflow.pyfunc.PythonModel"),
-    (["--python-model", "no-colon.py"], "FILE.py:CLASS"),
-    (["--python-model", f"{MUTANTS_FILE}:OffByOne", "--model-uri", "models:/x/1"], "not both"),
-    (["--check-timeout", "0"], "--check-timeout"),
-    (["--signature", "xml"], "--signature"),
-    (["--route", "no-such-route.yaml"], "--route"),
-    (["--only", "x" * 5000], "--only: unknown check ids ['" + "x" * 40 + "…']"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--python-model", "missing.py:X"], "file not found"),
+        (["--python-model", f"{MUTANTS_FILE}:Nope"], "class 'Nope' not found"),
+        (["--python-model", f"{MUTANTS_FILE}:CAUGHT_BY"], "is not a class: expected a mlflow.pyfunc.PythonModel"),
+        (["--python-model", "no-colon.py"], "FILE.py:CLASS"),
+        (["--python-model", f"{MUTANTS_FILE}:OffByOne", "--model-uri", "models:/x/1"], "not both"),
+        (["--check-timeout", "0"], "--check-timeout"),
+        (["--signature", "xml"], "--signature"),
+        (["--route", "no-such-route.yaml"], "--route"),
+        (["--only", "x" * 5000], "--only: unknown check ids ['" + "x" * 40 + "…']"),
+    ],
+)
 def test_usage_errors_exit_2_with_one_line(gate_cli, args, message):
     result = gate_cli(*args)
     assert result.exit_code == 2, result.output
@@ -66,8 +80,7 @@ def test_usage_errors_exit_2_with_one_line(gate_cli, args, message):
 def test_registered_model_uri_keeps_its_own_signature(gate_cli, tiny_snapshot, gate_store):
     from harness.store import RegisterConfig, register
 
-    reg = register(RegisterConfig(snapshot=tiny_snapshot, signature="columns", store=gate_store,
-                                  name="cols-model"))
+    reg = register(RegisterConfig(snapshot=tiny_snapshot, signature="columns", store=gate_store, name="cols-model"))
     result = gate_cli("--model-uri", reg.model_uri, "--no-serve")
     assert result.exit_code == 1
     assert "FAIL  signature.payload" in result.stdout
@@ -76,14 +89,12 @@ def test_registered_model_uri_keeps_its_own_signature(gate_cli, tiny_snapshot, g
 
 def test_gate_help_explains_options():
     result = CliRunner().invoke(main, ["gate", "--help"])
-    for option in ("--python-model", "--model-uri", "--snapshot", "--signature", "--report-dir",
-                   "--check-timeout"):
+    for option in ("--python-model", "--model-uri", "--snapshot", "--signature", "--report-dir", "--check-timeout"):
         assert option in result.output
 
 
 @pytest.mark.slow
-def test_bfloat16_on_the_cpu_runs_both_sides_there_and_reuses_the_reference_answers(
-        gate_store, tmp_path, pytestconfig):
+def test_bfloat16_on_the_cpu_runs_both_sides_there_and_reuses_the_reference_answers(gate_store, tmp_path, pytestconfig):
     """The reference candidate asked for bfloat16 (it reads model_config), twice: the report
     says where each side ran, the tolerant rule, and that the second run read the reference's
     answers from the cache under --home."""
@@ -93,10 +104,25 @@ def test_bfloat16_on_the_cpu_runs_both_sides_there_and_reuses_the_reference_answ
     runs = []
     for n in range(2):
         folder = tmp_path / f"report-{n}"
-        result = CliRunner().invoke(main, [
-            "gate", "--snapshot", str(peaked), "--home", str(gate_store.home), "--report-dir",
-            str(folder), "--no-serve", "--device", "cpu", "--dtype", "bfloat16",
-            "--only", "answers.reference"])
+        result = CliRunner().invoke(
+            main,
+            [
+                "gate",
+                "--snapshot",
+                str(peaked),
+                "--home",
+                str(gate_store.home),
+                "--report-dir",
+                str(folder),
+                "--no-serve",
+                "--device",
+                "cpu",
+                "--dtype",
+                "bfloat16",
+                "--only",
+                "answers.reference",
+            ],
+        )
         assert result.exit_code == 0, result.output
         report = json.loads((folder / "gate.json").read_text())
         jsonschema.validate(report, json.loads(SCHEMA_PATH.read_text()))

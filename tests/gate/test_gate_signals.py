@@ -20,9 +20,13 @@ _MARK = "HARNESS_SIGNAL_PROBE"
 
 
 def _spawn(args, tmp_path, mark):
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, _MARK: mark, "MLFLOW_TRACKING_URI": ""})
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, _MARK: mark, "MLFLOW_TRACKING_URI": ""},
+    )
 
 
 def _tagged(mark, words):
@@ -44,17 +48,28 @@ PHASES = [(signal.SIGINT, "harness.gate.worker"), (signal.SIGTERM, "models serve
 
 
 @pytest.mark.parametrize("sig,running", PHASES, ids=["sigint-loading", "sigterm-server-starting"])
-def test_a_signal_stops_the_gate_and_everything_it_started(tmp_path, tiny_snapshot, sig, running,
-                                                           record_property):
+def test_a_signal_stops_the_gate_and_everything_it_started(tmp_path, tiny_snapshot, sig, running, record_property):
     mark, report_dir = uuid.uuid4().hex, tmp_path / "report"
-    process = _spawn(["gate", "--snapshot", str(tiny_snapshot), "--home", str(tmp_path / "home"),
-                      "--report-dir", str(report_dir), "--only", "serving.scoring"], tmp_path, mark)
+    process = _spawn(
+        [
+            "gate",
+            "--snapshot",
+            str(tiny_snapshot),
+            "--home",
+            str(tmp_path / "home"),
+            "--report-dir",
+            str(report_dir),
+            "--only",
+            "serving.scoring",
+        ],
+        tmp_path,
+        mark,
+    )
     assert _wait_for(lambda: _tagged(mark, running)), f"{running!r} never ran"
     sent = time.monotonic()
     process.send_signal(sig)
     output, left = finish_owner(process, _MARK, mark)
-    record_property("measured", f"gate stopped {time.monotonic() - sent:.2f}s after "
-                                f"{sig.name} while {running!r} ran")
+    record_property("measured", f"gate stopped {time.monotonic() - sent:.2f}s after {sig.name} while {running!r} ran")
     assert left == set(), [(p.pid, p.cmdline()) for p in left]
     assert process.returncode == 128 + sig, output[-2000:]
     report = json.loads((report_dir / "gate.json").read_text())

@@ -29,18 +29,33 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_a_hostile_candidate_ends_with_exit_1_a_report_and_no_process(name, tmp_path, tiny_snapshot,
-                                                                      monkeypatch):
+def test_a_hostile_candidate_ends_with_exit_1_a_report_and_no_process(name, tmp_path, tiny_snapshot, monkeypatch):
     check_id, status, words, load_timeout, check_timeout = CASES[name]
     mark = uuid.uuid4().hex  # every process this gate starts inherits it
     monkeypatch.setenv(_MARK, mark)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
     # The real command, in this process: the candidate runs in the gate's worker either way.
-    result = CliRunner().invoke(main, [
-        "gate", "--python-model", f"{HOSTILE}:{name}", "--snapshot", str(tiny_snapshot),
-        "--no-serve", "--load-timeout", str(load_timeout), "--check-timeout", str(check_timeout),
-        "--report-dir", str(tmp_path / "report"), "--home", str(tmp_path / "home"),
-        "--only", check_id])  # the check that judges this hostility (and load)
+    result = CliRunner().invoke(
+        main,
+        [
+            "gate",
+            "--python-model",
+            f"{HOSTILE}:{name}",
+            "--snapshot",
+            str(tiny_snapshot),
+            "--no-serve",
+            "--load-timeout",
+            str(load_timeout),
+            "--check-timeout",
+            str(check_timeout),
+            "--report-dir",
+            str(tmp_path / "report"),
+            "--home",
+            str(tmp_path / "home"),
+            "--only",
+            check_id,
+        ],
+    )  # the check that judges this hostility (and load)
     try:
         assert result.exit_code == 1, result.output[-3000:]
         report = json.loads((tmp_path / "report" / "gate.json").read_text())
@@ -55,13 +70,31 @@ def test_a_hostile_candidate_ends_with_exit_1_a_report_and_no_process(name, tmp_
 
 
 def test_a_hang_in_one_check_is_an_error_and_the_next_check_gets_a_fresh_candidate(
-        tmp_path, tiny_snapshot, monkeypatch):
+    tmp_path, tiny_snapshot, monkeypatch
+):
     monkeypatch.setenv("HARNESS_HANGS_ONCE", str(tmp_path / "hung"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
-    result = CliRunner().invoke(main, [
-        "gate", "--python-model", f"{HOSTILE}:HangsOnce", "--snapshot", str(tiny_snapshot),
-        "--no-serve", "--check-timeout", "4", "--report-dir", str(tmp_path / "report"),
-        "--home", str(tmp_path / "home"), "--only", "output.type", "--only", "rows.all"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "gate",
+            "--python-model",
+            f"{HOSTILE}:HangsOnce",
+            "--snapshot",
+            str(tiny_snapshot),
+            "--no-serve",
+            "--check-timeout",
+            "4",
+            "--report-dir",
+            str(tmp_path / "report"),
+            "--home",
+            str(tmp_path / "home"),
+            "--only",
+            "output.type",
+            "--only",
+            "rows.all",
+        ],
+    )
     report = json.loads((tmp_path / "report" / "gate.json").read_text())
     status = {c["id"]: (c["status"], c["message"]) for c in report["checks"]}
     assert status["output.type"][0] == "error" and "timed out after 4s" in status["output.type"][1]

@@ -24,17 +24,23 @@ ORACLE_CHECKS = ("answers.reference", "params.temperature_zero", "explore.answer
 pytestmark = pytest.mark.slow
 
 
-CORRECT = [(precision.HalfAfterLoad, None), (precision.DtypeAtLoad, None),
-           (precision.ChunkedDecode, None), (precision.StreamerCollected, None),
-           # written for float32: cast to bfloat16 after loading, their only change
-           (correct.RowByRow, "bfloat16"), (explored.Streamed, "bfloat16")]
+CORRECT = [
+    (precision.HalfAfterLoad, None),
+    (precision.DtypeAtLoad, None),
+    (precision.ChunkedDecode, None),
+    (precision.StreamerCollected, None),
+    # written for float32: cast to bfloat16 after loading, their only change
+    (correct.RowByRow, "bfloat16"),
+    (explored.Streamed, "bfloat16"),
+]
 
 
 @pytest.mark.parametrize("cls, cast", CORRECT, ids=lambda c: getattr(c, "__name__", str(c)))
 def test_a_correct_wrapper_in_bfloat16_passes_every_oracle_check(judge, peaked_snapshot, cls, cast):
     results = judge(cls, only=ORACLE_CHECKS, snapshot=peaked_snapshot, dtype="bfloat16", cast=cast)
-    assert {k: r.status for k, r in results.items()} == {k: Status.PASS for k in ORACLE_CHECKS}, \
-        {k: r.message[:300] for k, r in results.items()}
+    assert {k: r.status for k, r in results.items()} == {k: Status.PASS for k in ORACLE_CHECKS}, {
+        k: r.message[:300] for k, r in results.items()
+    }
     rule = results["answers.reference"].evidence["reference"]["rule"]
     assert rule == {"kind": "top-k", "k": 5, "margin": 0.5}
 
@@ -59,16 +65,28 @@ def test_a_defect_in_bfloat16_still_fails(judge, peaked_snapshot, name):
     cls = getattr(precision, name, None)
     cast = None if cls is not None else "bfloat16"
     cls = cls or getattr(defects, name, None) or getattr(explored, name)
-    result = judge(cls, only=(check_id,), snapshot=peaked_snapshot, dtype="bfloat16", cast=cast,
-                   explore=GATE_EXPLORE if name == "StopsStripped" else None)[check_id]
+    result = judge(
+        cls,
+        only=(check_id,),
+        snapshot=peaked_snapshot,
+        dtype="bfloat16",
+        cast=cast,
+        explore=GATE_EXPLORE if name == "StopsStripped" else None,
+    )[check_id]
     assert result.status is Status.FAIL, result.message
     assert words in result.message
 
 
 def test_the_reference_answers_are_cached_on_disk_and_reused(judge, peaked_snapshot, tmp_path):
     def facts():
-        result = judge(correct.RowByRow, only=("answers.reference",), snapshot=peaked_snapshot,
-                       dtype="bfloat16", cast="bfloat16", cache=tmp_path)["answers.reference"]
+        result = judge(
+            correct.RowByRow,
+            only=("answers.reference",),
+            snapshot=peaked_snapshot,
+            dtype="bfloat16",
+            cast="bfloat16",
+            cache=tmp_path,
+        )["answers.reference"]
         assert result.status is Status.PASS, result.message
         return result.evidence["reference"]
 
@@ -86,8 +104,9 @@ def test_a_float32_wrapper_is_judged_in_float32_when_asked_for_bfloat16(judge, t
 
 
 def test_the_report_names_a_candidate_that_ran_elsewhere_than_asked():
-    ctx = SimpleNamespace(candidate=object(), candidate_runtime=lambda: Runtime("cpu", "float32"),
-                          reference_used=lambda: None)
+    ctx = SimpleNamespace(
+        candidate=object(), candidate_runtime=lambda: Runtime("cpu", "float32"), reference_used=lambda: None
+    )
     facts = _runtime_facts(GateConfig(device="cpu", dtype="bfloat16"), ctx)
     assert facts["candidate"] == {"device": "cpu", "dtype": "float32"}
     assert "dtype float32 (asked bfloat16)" in facts["mismatch"]

@@ -8,12 +8,16 @@ from harness.gate.report import SCHEMA_PATH, CheckResult, GateReport, Status, js
 
 
 def _report(*statuses) -> GateReport:
-    checks = tuple(CheckResult(f"check.n{i}", s, f"message {i}", {"sent": [1, 2], "x": float("nan")}, 0.5)
-                   for i, s in enumerate(statuses))
-    return GateReport(candidate={"kind": "reference", "ref": "r", "signature": "gateway"},
-                      snapshot={"path": "/s"}, machine={"python": "3", "device": "cpu", "torch": "t",
-                                                         "transformers": "t", "mlflow": "m"},
-                      checks=checks)
+    checks = tuple(
+        CheckResult(f"check.n{i}", s, f"message {i}", {"sent": [1, 2], "x": float("nan")}, 0.5)
+        for i, s in enumerate(statuses)
+    )
+    return GateReport(
+        candidate={"kind": "reference", "ref": "r", "signature": "gateway"},
+        snapshot={"path": "/s"},
+        machine={"python": "3", "device": "cpu", "torch": "t", "transformers": "t", "mlflow": "m"},
+        checks=checks,
+    )
 
 
 def test_round_trip():
@@ -21,10 +25,14 @@ def test_round_trip():
     assert GateReport.from_json(r.to_json()) == r
 
 
-@pytest.mark.parametrize("statuses, verdict", [
-    ((Status.PASS, Status.SKIPPED), "pass"), ((Status.PASS, Status.FAIL), "fail"),
-    ((Status.ERROR,), "fail"),
-])
+@pytest.mark.parametrize(
+    "statuses, verdict",
+    [
+        ((Status.PASS, Status.SKIPPED), "pass"),
+        ((Status.PASS, Status.FAIL), "fail"),
+        ((Status.ERROR,), "fail"),
+    ],
+)
 def test_verdict(statuses, verdict):
     assert _report(*statuses).verdict == verdict
 
@@ -84,15 +92,27 @@ def test_evidence_is_json_safe_and_bounded():
 def test_an_exploration_report_keeps_its_reproducer_whole_and_shows_it_in_markdown():
     long = "x" * 5000  # a near-limit instruction is longer than evidence text is cut to
     body = {"inputs": [long, "{name}"], "params": {"temperature": 0.0, "max_tokens": 4}}
-    check = CheckResult("explore.answers", Status.FAIL, "row 1 differs", {"reproducer": {
-        "bodies": [body], "steps": [{"body": body, "got": "a", "expected": "b"}],
-        "python": "print('replay')"}, "other": long}, 1.0)
-    report = GateReport(candidate={"kind": "reference", "ref": "r", "signature": "gateway"},
-                        snapshot={"path": "/s"}, machine={"python": "3", "device": "cpu",
-                                                           "torch": "t", "transformers": "t",
-                                                           "mlflow": "m"},
-                        checks=(check,), explore={"seed": 7, "examples": 100, "sequences": 50,
-                                                  "steps": 5, "database": "/h/hypothesis"})
+    check = CheckResult(
+        "explore.answers",
+        Status.FAIL,
+        "row 1 differs",
+        {
+            "reproducer": {
+                "bodies": [body],
+                "steps": [{"body": body, "got": "a", "expected": "b"}],
+                "python": "print('replay')",
+            },
+            "other": long,
+        },
+        1.0,
+    )
+    report = GateReport(
+        candidate={"kind": "reference", "ref": "r", "signature": "gateway"},
+        snapshot={"path": "/s"},
+        machine={"python": "3", "device": "cpu", "torch": "t", "transformers": "t", "mlflow": "m"},
+        checks=(check,),
+        explore={"seed": 7, "examples": 100, "sequences": 50, "steps": 5, "database": "/h/hypothesis"},
+    )
     data = json.loads(report.to_json())
     jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text()))
     assert data["checks"][0]["evidence"]["reproducer"]["bodies"] == [body]
@@ -103,23 +123,29 @@ def test_an_exploration_report_keeps_its_reproducer_whole_and_shows_it_in_markdo
     assert "print('replay')" in markdown and '"{name}"' in markdown
 
 
-_RUNTIME = {"asked": {"device": "cuda", "dtype": "bfloat16"},
-            "candidate": {"device": "cuda", "dtype": "float32"},
-            "reference": {"device": "cuda", "dtype": "float32"},
-            "mismatch": "the candidate did not run where asked: dtype float32 (asked bfloat16)",
-            "rule": {"kind": "top-k", "k": 5, "margin": 0.5}, "generated_rows": 3,
-            "cached_rows": 40, "near_ties_accepted": 1, "cache": "/h/reference-cache/x.sqlite"}
+_RUNTIME = {
+    "asked": {"device": "cuda", "dtype": "bfloat16"},
+    "candidate": {"device": "cuda", "dtype": "float32"},
+    "reference": {"device": "cuda", "dtype": "float32"},
+    "mismatch": "the candidate did not run where asked: dtype float32 (asked bfloat16)",
+    "rule": {"kind": "top-k", "k": 5, "margin": 0.5},
+    "generated_rows": 3,
+    "cached_rows": 40,
+    "near_ties_accepted": 1,
+    "cache": "/h/reference-cache/x.sqlite",
+}
 
 
 def test_a_runtime_block_round_trips_validates_and_is_shown_in_markdown():
     base = _report(Status.PASS)
-    report = GateReport(base.candidate, base.snapshot, base.machine, base.checks,
-                        runtime=_RUNTIME)
+    report = GateReport(base.candidate, base.snapshot, base.machine, base.checks, runtime=_RUNTIME)
     assert GateReport.from_json(report.to_json()) == report
     jsonschema.validate(json.loads(report.to_json()), json.loads(SCHEMA_PATH.read_text()))
     markdown = report.to_markdown()
-    assert ("asked cuda/bfloat16, candidate ran on cuda/float32, reference on cuda/float32; "
-            "oracle rule: top-5 within 0.5 nats") in markdown
+    assert (
+        "asked cuda/bfloat16, candidate ran on cuda/float32, reference on cuda/float32; "
+        "oracle rule: top-5 within 0.5 nats"
+    ) in markdown
     assert "read from the cache 40" in markdown and "**the candidate did not run" in markdown
 
 

@@ -53,23 +53,29 @@ def test_seed_wrapper_as_published_fails_at_load_plainly(run_candidate, seed_wra
     assert load.status.value == "fail"
     assert "attn_config['attn_impl']" in load.message and "native transformers MPT config" in load.message
     assert report.check("signature.payload").status.value == "fail"  # the seed's column schema
-    assert all(c.status.value == "skipped" for c in report.checks
-               if CHECKS[c.id].needs_model), "behaviour checks need a loaded model"
+    assert all(c.status.value == "skipped" for c in report.checks if CHECKS[c.id].needs_model), (
+        "behaviour checks need a loaded model"
+    )
 
 
-def test_seed_wrapper_with_load_patched_still_fails_the_behaviour_checks(
-        run_candidate, seed_wrapper_source, tmp_path):
+def test_seed_wrapper_with_load_patched_still_fails_the_behaviour_checks(run_candidate, seed_wrapper_source, tmp_path):
     source = seed_wrapper_source.replace("config.attn_config['attn_impl'] = 'triton'", "pass")
     source = source.replace("'cuda'", "'cpu'")
     path = tmp_path / "seed_patched.py"
     path.write_text(source)
     report = run_candidate(CandidateSpec.from_file(f"{path}:MPT", "columns"))
     assert report.check("load").status.value == "pass"
-    assert {"output.type", "rows.all", "prompt.template", "params.temperature_zero",
-            "params.invalid", "generate.use_cache"} <= _failing(report)
+    assert {
+        "output.type",
+        "rows.all",
+        "prompt.template",
+        "params.temperature_zero",
+        "params.invalid",
+        "generate.use_cache",
+    } <= _failing(report)
 
 
-HOSTILE = '''
+HOSTILE = """
 import time
 import mlflow
 from harness.model.wrapper import MPTInstruct
@@ -90,7 +96,7 @@ class Garbage(MPTInstruct):
 class NoModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
         return ["x"] * len(model_input)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -127,17 +133,16 @@ def test_a_candidate_that_never_calls_the_model_fails_on_its_answers(run_candida
     assert answers.status.value == "fail" and "differs from the reference" in answers.message
 
 
-def test_a_model_logged_without_a_signature_fails_signature_present(run_candidate, gate_store,
-                                                                     tiny_snapshot):
+def test_a_model_logged_without_a_signature_fails_signature_present(run_candidate, gate_store, tiny_snapshot):
     import mlflow
 
     from harness.model.wrapper import MPTInstruct
 
     with gate_store.activated(), mlflow.start_run():
-        info = mlflow.pyfunc.log_model(name="unsigned", python_model=MPTInstruct(),
-                                       artifacts={"repository": str(tiny_snapshot)})
-    report = run_candidate(CandidateSpec.from_uri(info.model_uri),
-                           only=("signature.present", "rows.all"))
+        info = mlflow.pyfunc.log_model(
+            name="unsigned", python_model=MPTInstruct(), artifacts={"repository": str(tiny_snapshot)}
+        )
+    report = run_candidate(CandidateSpec.from_uri(info.model_uri), only=("signature.present", "rows.all"))
     present = report.check("signature.present")
     assert present.status.value == "fail" and "without a signature" in present.message
     assert report.check("load").status.value == "pass"

@@ -2,8 +2,7 @@ import pickle
 
 import pytest
 import torch
-from transformers import (GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria,
-                          StoppingCriteriaList)
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.utils import GenerateDecoderOnlyOutput, GenerationMixin
 
 from harness.gate.spy import GenerateSpy, Script, ScriptedFailure, ScriptUnsupported
@@ -13,8 +12,13 @@ def test_records_positional_and_keyword_calls(generator):
     spy = GenerateSpy(generator.model, pad_token_id=0)
     try:
         encoded = generator.encode(["hi", "a longer one"])
-        generator.model.generate(encoded["input_ids"], attention_mask=encoded["attention_mask"],
-                                 max_new_tokens=2, do_sample=False, pad_token_id=0)
+        generator.model.generate(
+            encoded["input_ids"],
+            attention_mask=encoded["attention_mask"],
+            max_new_tokens=2,
+            do_sample=False,
+            pad_token_id=0,
+        )
         call = spy.calls[0]
         assert call.input_ids == encoded["input_ids"].tolist()
         assert call.kwargs["max_new_tokens"] == 2 and "attention_mask" not in call.kwargs
@@ -28,10 +32,12 @@ def test_on_the_class_it_sees_every_model_and_each_forward_width(generator):
     spy = GenerateSpy(GenerationMixin, pad_token_id=0)
     try:
         encoded = generator.encode(["hi"])
-        generator.model.generate(**encoded, max_new_tokens=4, min_new_tokens=4, do_sample=False,
-                                 use_cache=True, pad_token_id=0)
-        generator.model.generate(**encoded, max_new_tokens=3, min_new_tokens=3, do_sample=False,
-                                 use_cache=False, pad_token_id=0)
+        generator.model.generate(
+            **encoded, max_new_tokens=4, min_new_tokens=4, do_sample=False, use_cache=True, pad_token_id=0
+        )
+        generator.model.generate(
+            **encoded, max_new_tokens=3, min_new_tokens=3, do_sample=False, use_cache=False, pad_token_id=0
+        )
         cached, uncached = spy.calls
         width = cached.width
         assert spy.model is generator.model
@@ -39,8 +45,7 @@ def test_on_the_class_it_sees_every_model_and_each_forward_width(generator):
         assert uncached.forward_widths == [width, width + 1, width + 2]
     finally:
         spy.remove()
-    assert "generate" not in GenerationMixin.__dict__ or \
-        GenerationMixin.__dict__["generate"] is not spy._wrapper
+    assert "generate" not in GenerationMixin.__dict__ or GenerationMixin.__dict__["generate"] is not spy._wrapper
 
 
 def test_scripted_output_pads_rows_that_finish_early(generator):
@@ -50,7 +55,7 @@ def test_scripted_output_pads_rows_that_finish_early(generator):
         encoded = generator.encode(["x", "y z"])
         out = generator.model.generate(**encoded, max_new_tokens=3)
         assert isinstance(out, torch.Tensor)
-        assert out[:, encoded["input_ids"].shape[1]:].tolist() == [[5, 6, 0], [7, 0, 0]]
+        assert out[:, encoded["input_ids"].shape[1] :].tolist() == [[5, 6, 0], [7, 0, 0]]
         assert spy.calls[0].scripted
     finally:
         spy.remove()
@@ -79,6 +84,7 @@ def test_remove_restores_the_real_generate(generator):
 
 # -- scripted generate behaves as generate does for what a wrapper passes ------------------
 
+
 def _scripted(generator, *by_marker):
     spy = GenerateSpy(generator.model, pad_token_id=0, decode=generator.tokenizer.decode)
     spy.reset(Script(by_marker=tuple((m, tuple(ids)) for m, ids in by_marker)))
@@ -91,8 +97,7 @@ def _streamed(generator, script_raises=False, **kwargs):
 
     from transformers import TextIteratorStreamer
 
-    streamer = TextIteratorStreamer(generator.tokenizer, skip_prompt=True,
-                                    skip_special_tokens=True, timeout=10)
+    streamer = TextIteratorStreamer(generator.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=10)
     raised = []
 
     def run():
@@ -119,8 +124,7 @@ def test_a_streaming_reader_gets_the_scripted_text_and_never_hangs(generator):
         text, raised, ended = _streamed(generator, max_new_tokens=30)
         assert text == "" and isinstance(raised, ScriptedFailure) and ended
         spy.reset(Script(by_marker=(("x", tuple(answer)),)))
-        text, raised, ended = _streamed(generator, max_new_tokens=30, output_scores=True,
-                                        return_dict_in_generate=True)
+        text, raised, ended = _streamed(generator, max_new_tokens=30, output_scores=True, return_dict_in_generate=True)
         assert text == "" and isinstance(raised, ScriptUnsupported) and ended
     finally:
         spy.remove()
@@ -141,11 +145,15 @@ def test_stopping_criteria_end_rows_and_then_the_call(generator):
     try:
         encoded = generator.encode(["x", "y z"])
         width = encoded["input_ids"].shape[1]
-        out = generator.model.generate(**encoded, max_new_tokens=10,
-                                       stopping_criteria=StoppingCriteriaList([_StopAfter(6)]))
+        out = generator.model.generate(
+            **encoded, max_new_tokens=10, stopping_criteria=StoppingCriteriaList([_StopAfter(6)])
+        )
         assert out[:, width:].tolist() == [[5, 6, 0, 0], [9, 10, 11, 12]]
-        out = generator.model.generate(**encoded, max_new_tokens=10,  # a plain list works too
-                                       stopping_criteria=[_StopAfter(6), _StopAfter(10)])
+        out = generator.model.generate(
+            **encoded,
+            max_new_tokens=10,  # a plain list works too
+            stopping_criteria=[_StopAfter(6), _StopAfter(10)],
+        )
         assert out[:, width:].tolist() == [[5, 6], [9, 10]]
         assert spy.calls[-1].output == out.tolist()
     finally:
@@ -176,7 +184,7 @@ def test_return_dict_in_generate_gives_sequences(generator):
         encoded = generator.encode(["x"])
         out = generator.model.generate(**encoded, max_new_tokens=4, return_dict_in_generate=True)
         assert isinstance(out, GenerateDecoderOnlyOutput)
-        assert out.sequences[0, encoded["input_ids"].shape[1]:].tolist() == [5, 6]
+        assert out.sequences[0, encoded["input_ids"].shape[1] :].tolist() == [5, 6]
     finally:
         spy.remove()
 
@@ -195,15 +203,18 @@ class _NeedsScores(StoppingCriteria):
         return scores[0].argmax(dim=-1) == 0
 
 
-@pytest.mark.parametrize("kwargs, reason", [
-    ({"output_scores": True, "return_dict_in_generate": True}, "output_scores=True"),
-    ({"output_logits": True, "return_dict_in_generate": True}, "output_logits=True"),
-    ({"num_beams": 2}, "num_beams=2"),
-    ({"num_return_sequences": 2, "do_sample": True}, "num_return_sequences=2"),
-    ({"logits_processor": LogitsProcessorList([_Ban(6)])}, "changes the scripted ids"),
-    ({"prefix_allowed_tokens_fn": lambda batch, ids: [5]}, "changes the scripted ids"),
-    ({"stopping_criteria": StoppingCriteriaList([_NeedsScores()])}, "fails without scores"),
-])
+@pytest.mark.parametrize(
+    "kwargs, reason",
+    [
+        ({"output_scores": True, "return_dict_in_generate": True}, "output_scores=True"),
+        ({"output_logits": True, "return_dict_in_generate": True}, "output_logits=True"),
+        ({"num_beams": 2}, "num_beams=2"),
+        ({"num_return_sequences": 2, "do_sample": True}, "num_return_sequences=2"),
+        ({"logits_processor": LogitsProcessorList([_Ban(6)])}, "changes the scripted ids"),
+        ({"prefix_allowed_tokens_fn": lambda batch, ids: [5]}, "changes the scripted ids"),
+        ({"stopping_criteria": StoppingCriteriaList([_NeedsScores()])}, "fails without scores"),
+    ],
+)
 def test_what_a_script_cannot_honour_is_recorded_and_raised(generator, kwargs, reason):
     spy = _scripted(generator, ("x", (5, 6)))
     try:
@@ -219,9 +230,8 @@ def test_a_logits_processor_that_keeps_the_scripted_ids_is_honoured(generator):
     spy = _scripted(generator, ("x", (5, 6)))
     try:
         encoded = generator.encode(["x"])
-        out = generator.model.generate(**encoded, max_new_tokens=4,
-                                       logits_processor=LogitsProcessorList([_Ban(7)]))
-        assert out[0, encoded["input_ids"].shape[1]:].tolist() == [5, 6]
+        out = generator.model.generate(**encoded, max_new_tokens=4, logits_processor=LogitsProcessorList([_Ban(7)]))
+        assert out[0, encoded["input_ids"].shape[1] :].tolist() == [5, 6]
         assert spy.calls[-1].unsupported is None
     finally:
         spy.remove()

@@ -24,16 +24,19 @@ class Streaming(PythonModel):
 
     def _one(self, instruction: str, temperature: float, max_tokens: int) -> str:
         encoded = self.tokenizer(build_prompt(instruction), return_tensors="pt")
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True,
-                                        skip_special_tokens=True, timeout=30)
-        sampling = {"do_sample": False} if temperature == 0 else \
-            {"do_sample": True, "temperature": temperature}
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=30)
+        sampling = {"do_sample": False} if temperature == 0 else {"do_sample": True, "temperature": temperature}
         failed = []
 
         def run():
             try:
-                self.model.generate(**encoded, streamer=streamer, max_new_tokens=max_tokens,
-                                    pad_token_id=self.tokenizer.eos_token_id, **sampling)
+                self.model.generate(
+                    **encoded,
+                    streamer=streamer,
+                    max_new_tokens=max_tokens,
+                    pad_token_id=self.tokenizer.eos_token_id,
+                    **sampling,
+                )
             except Exception as error:  # noqa: BLE001 - raised again in predict's thread
                 failed.append(error)
 
@@ -49,15 +52,13 @@ class Streaming(PythonModel):
         params = params or {}
         temperature = float(params.get("temperature") or 0.0)
         max_tokens = int(params.get("max_tokens") or 64)
-        prompts = model_input["prompt"].tolist() if isinstance(model_input, pd.DataFrame) \
-            else list(model_input)
+        prompts = model_input["prompt"].tolist() if isinstance(model_input, pd.DataFrame) else list(model_input)
         return [self._one(p, temperature, max_tokens) for p in prompts]
 
 
 def test_a_streaming_wrapper_is_judged_on_its_trimming(judge):
     results = judge(Streaming, only=("trim.exact", "output.type", "rows.all", "prompt.template"))
-    bad = {k: r.message[:300] for k, r in results.items()
-           if r.status in (Status.FAIL, Status.ERROR)}
+    bad = {k: r.message[:300] for k, r in results.items() if r.status in (Status.FAIL, Status.ERROR)}
     assert bad == {}
     assert results["trim.exact"].status is Status.PASS, results["trim.exact"].message
 
@@ -67,10 +68,15 @@ class WithScores(Streaming):
 
     def _one(self, instruction: str, temperature: float, max_tokens: int) -> str:
         encoded = self.tokenizer(build_prompt(instruction), return_tensors="pt")
-        out = self.model.generate(**encoded, max_new_tokens=max_tokens, do_sample=False,
-                                  pad_token_id=self.tokenizer.eos_token_id,
-                                  output_scores=True, return_dict_in_generate=True)
-        new = out.sequences[0, encoded["input_ids"].shape[1]:]
+        out = self.model.generate(
+            **encoded,
+            max_new_tokens=max_tokens,
+            do_sample=False,
+            pad_token_id=self.tokenizer.eos_token_id,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+        new = out.sequences[0, encoded["input_ids"].shape[1] :]
         return self.tokenizer.decode(new, skip_special_tokens=True)
 
 

@@ -16,8 +16,11 @@ def decode(ids):
 def trace(ids, alternatives):
     """Greedy ``ids``; at each step the chosen token at log-probability -0.1 and the
     step's ``alternatives`` [(id, logprob), ...] after it, best first."""
-    return Trace(tuple(ids), tuple((i, *(a for a, _ in alt)) for i, alt in zip(ids, alternatives)),
-                 tuple((-0.1, *(lp for _, lp in alt)) for alt in alternatives))
+    return Trace(
+        tuple(ids),
+        tuple((i, *(a for a, _ in alt)) for i, alt in zip(ids, alternatives)),
+        tuple((-0.1, *(lp for _, lp in alt)) for alt in alternatives),
+    )
 
 
 # "abcd": at step 2 "x" (id 24) is a near-tie, "y" (id 25) second but 2 nats down;

@@ -12,8 +12,11 @@ from harness.gate.candidate import CandidateSpec
 
 pytestmark = pytest.mark.slow  # logs models and runs gates with a worker
 
-VARIANTS = {"template": [], "no-template": ["--prompt-template", "none"],
-            "do-sample-off": ["--model-config", "do_sample=false"]}
+VARIANTS = {
+    "template": [],
+    "no-template": ["--prompt-template", "none"],
+    "do-sample-off": ["--model-config", "do_sample=false"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +24,23 @@ def flavour_uris(tiny_snapshot, gate_store):
     """Registered as a user would: `harness register --flavour transformers`."""
     uris = {}
     for variant, options in VARIANTS.items():
-        result = CliRunner().invoke(main, ["register", "--flavour", "transformers", "--snapshot",
-                                           str(tiny_snapshot), "--name", f"mpt-{variant}",
-                                           "--home", str(gate_store.home),
-                                           "--tracking-uri", gate_store.uri, *options])
+        result = CliRunner().invoke(
+            main,
+            [
+                "register",
+                "--flavour",
+                "transformers",
+                "--snapshot",
+                str(tiny_snapshot),
+                "--name",
+                f"mpt-{variant}",
+                "--home",
+                str(gate_store.home),
+                "--tracking-uri",
+                gate_store.uri,
+                *options,
+            ],
+        )
         assert result.exit_code == 0, result.output
         uris[variant] = result.stdout.strip().splitlines()[-1]
     return uris
@@ -33,8 +49,7 @@ def flavour_uris(tiny_snapshot, gate_store):
 def _judged(report) -> dict[str, str]:
     """Every check judged (pass/fail) or skipped with its reason; none errored."""
     status = {c.id: c.status.value for c in report.checks}
-    assert "error" not in status.values(), [(c.id, c.message) for c in report.checks
-                                            if c.status.value == "error"]
+    assert "error" not in status.values(), [(c.id, c.message) for c in report.checks if c.status.value == "error"]
     assert all(c.message for c in report.checks if c.status.value == "skipped")
     return status
 
@@ -60,16 +75,14 @@ def test_a_completions_model_is_judged_and_its_defects_named(run_candidate, flav
     assert report.verdict == "fail"
 
 
-def test_without_a_prompt_template_the_model_sees_the_bare_instruction(run_candidate,
-                                                                      flavour_uris):
+def test_without_a_prompt_template_the_model_sees_the_bare_instruction(run_candidate, flavour_uris):
     report = run_candidate(CandidateSpec.from_uri(flavour_uris["no-template"]))
     _judged(report)
     template = report.check("prompt.template")
     assert template.status.value == "fail" and "Below is an instruction" in template.message
 
 
-def test_do_sample_off_makes_temperature_zero_greedy_and_stops_sampling(run_candidate,
-                                                                        flavour_uris):
+def test_do_sample_off_makes_temperature_zero_greedy_and_stops_sampling(run_candidate, flavour_uris):
     report = run_candidate(CandidateSpec.from_uri(flavour_uris["do-sample-off"]))
     status = _judged(report)
     assert status["params.temperature_zero"] == "pass" and status["prompt.template"] == "pass"

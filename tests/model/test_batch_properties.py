@@ -6,8 +6,7 @@ from hypothesis import strategies as st
 from harness.model.generation import Request
 from harness.model.settings import GenerationSettings
 
-words = st.sampled_from(["What", "is", "MLflow", "machine", "learning", "東京", "🎉", "poem",
-                         "route", "?", "\n", "  "])
+words = st.sampled_from(["What", "is", "MLflow", "machine", "learning", "東京", "🎉", "poem", "route", "?", "\n", "  "])
 instruction = st.lists(words, min_size=1, max_size=25).map(" ".join).filter(str.strip)
 
 

@@ -31,9 +31,11 @@ def test_limit_is_checked():
 
 def test_settings_and_prompt_errors_quote_at_most_200_characters():
     long = "b" * 300_000
-    for error_type, call in [(InvalidParameter, lambda: check_stop([long, ""])),
-                             (PromptError, lambda: validate_instruction(" " * 300_000)),
-                             (PromptError, lambda: validate_instruction([long]))]:
+    for error_type, call in [
+        (InvalidParameter, lambda: check_stop([long, ""])),
+        (PromptError, lambda: validate_instruction(" " * 300_000)),
+        (PromptError, lambda: validate_instruction([long])),
+    ]:
         with pytest.raises(error_type, match="stop|prompt") as info:
             call()
         message = str(info.value)

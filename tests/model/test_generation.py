@@ -28,8 +28,11 @@ def test_every_row_answered_in_order_in_batches(generator, generate_spy, monkeyp
 
 def test_rows_with_different_settings_are_generated_in_groups(generator, generate_spy):
     calls = generate_spy(generator.model)
-    requests = [Request("a", GenerationSettings(0, 3)), Request("b", GenerationSettings(0, 7)),
-                Request("c", GenerationSettings(0, 3))]
+    requests = [
+        Request("a", GenerationSettings(0, 3)),
+        Request("b", GenerationSettings(0, 7)),
+        Request("c", GenerationSettings(0, 3)),
+    ]
     generator.generate(requests)
     by_tokens = {c.kwargs["max_new_tokens"]: _prompts_sent(c, generator.tokenizer) for c in calls}
     assert by_tokens == {3: [build_prompt("a"), build_prompt("c")], 7: [build_prompt("b")]}
@@ -60,8 +63,7 @@ def test_answers_are_exactly_the_ids_after_the_prompt(generator, generate_spy):
     calls = generate_spy(generator.model)
     answers = generator.generate([Request("short", GREEDY), Request("a much longer instruction", GREEDY)])
     output, width = calls[0].output, calls[0].width
-    expected = [generator.tokenizer.decode(row[width:], skip_special_tokens=True)
-                for row in output]
+    expected = [generator.tokenizer.decode(row[width:], skip_special_tokens=True) for row in output]
     assert answers == expected
 
 
@@ -92,8 +94,7 @@ def test_trim_keeps_whitespace_and_skips_eos_padding():
         special = {0}
 
         def decode(self, ids, skip_special_tokens=False):
-            return "".join("" if (skip_special_tokens and i in self.special) else chr(96 + i)
-                           for i in ids)
+            return "".join("" if (skip_special_tokens and i in self.special) else chr(96 + i) for i in ids)
 
     rows = [[0, 0, 5, 6, 1, 2, 0, 0], [7, 8, 9, 6, 3, 0, 0, 0]]
     assert trim_generated(rows, 4, Tok().decode) == ["ab", "c"]

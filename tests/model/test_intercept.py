@@ -4,8 +4,15 @@ and one reading of a call's ids, mask and output."""
 import torch
 from transformers.generation.utils import GenerateDecoderOnlyOutput, GenerationMixin
 
-from harness.model.intercept import (GenerateInputs, arguments, generate_inputs, intercept,
-                                     sequences, to_lists, with_argument)
+from harness.model.intercept import (
+    GenerateInputs,
+    arguments,
+    generate_inputs,
+    intercept,
+    sequences,
+    to_lists,
+    with_argument,
+)
 
 
 class Base:
@@ -38,7 +45,9 @@ def test_on_a_class_every_instance_is_seen_and_an_inherited_generate_stays_inher
     assert a.generate([1, 2], max_new_tokens=3) == ("base", a, [1, 2], {"max_new_tokens": 3})
     b.generate(inputs=[3])
     assert [(m, args, kw) for _, m, args, kw in seen] == [
-        (a, ([1, 2],), {"max_new_tokens": 3}), (b, (), {"inputs": [3]})]
+        (a, ([1, 2],), {"max_new_tokens": 3}),
+        (b, (), {"inputs": [3]}),
+    ]
     Base().generate([9])  # the base class is not intercepted
     assert len(seen) == 2
     hook.remove()
@@ -99,9 +108,11 @@ def test_ids_positional_or_by_keyword_and_the_other_positional_arguments():
     ids = torch.tensor([[0, 0, 7, 8], [5, 6, 7, 8]])
     mask = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
     config = object()
-    for args, kwargs in [((ids, config), {"attention_mask": mask}),
-                         ((), {"input_ids": ids, "attention_mask": mask}),
-                         ((), {"inputs": ids, "attention_mask": mask})]:
+    for args, kwargs in [
+        ((ids, config), {"attention_mask": mask}),
+        ((), {"input_ids": ids, "attention_mask": mask}),
+        ((), {"inputs": ids, "attention_mask": mask}),
+    ]:
         inputs = generate_inputs(args, kwargs)
         assert inputs.source is ids and inputs.width == 4
         assert inputs.input_ids == [[0, 0, 7, 8], [5, 6, 7, 8]]
@@ -131,8 +142,7 @@ def test_dict_outputs_and_tensors_give_their_sequences():
 
 def test_an_argument_is_set_where_the_caller_put_it():
     assert with_argument((1, 2, 3), {}, "logits_processor", "p") == ((1, 2, "p"), {})
-    assert with_argument((1,), {"a": 0}, "logits_processor", "p") == \
-        ((1,), {"a": 0, "logits_processor": "p"})
+    assert with_argument((1,), {"a": 0}, "logits_processor", "p") == ((1,), {"a": 0, "logits_processor": "p"})
 
 
 def test_a_real_model_with_a_dict_output(generator):
@@ -144,8 +154,9 @@ def test_a_real_model_with_a_dict_output(generator):
 
     encoded = generator.encode(["hi", "a longer one"])
     with intercept(GenerationMixin, handler):
-        out = generator.model.generate(**encoded, max_new_tokens=2, do_sample=False,
-                                       pad_token_id=0, return_dict_in_generate=True)
+        out = generator.model.generate(
+            **encoded, max_new_tokens=2, do_sample=False, pad_token_id=0, return_dict_in_generate=True
+        )
     assert "generate" in vars(GenerationMixin)  # its own entry, restored
     [inputs] = seen
     assert sequences(out).shape == (2, inputs.width + 2)

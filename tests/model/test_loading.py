@@ -4,8 +4,16 @@ import pytest
 import torch
 from transformers import AutoConfig
 
-from harness.model.loading import LoadConfig, LoadError, ensure_pad_token, load_model, load_tokenizer, resolve_device, \
-    resolve_dtype, set_attn_impl
+from harness.model.loading import (
+    LoadConfig,
+    LoadError,
+    ensure_pad_token,
+    load_model,
+    load_tokenizer,
+    resolve_device,
+    resolve_dtype,
+    set_attn_impl,
+)
 
 
 def test_auto_picks_cpu_and_float32_without_gpu(monkeypatch):
@@ -34,11 +42,16 @@ def test_dtype_and_device_overridable_through_model_config(tiny_snapshot):
     assert next(model.parameters()).dtype is torch.bfloat16
 
 
-@pytest.mark.parametrize("values, field", [
-    ({"device": "tpu"}, "device"), ({"dtype": "int8"}, "dtype"),
-    ({"attn_impl": "sdpa"}, "attn_impl"), ({"max_batch_size": 0}, "max_batch_size"),
-    ({"colour": "red"}, "unknown model_config keys"),
-])
+@pytest.mark.parametrize(
+    "values, field",
+    [
+        ({"device": "tpu"}, "device"),
+        ({"dtype": "int8"}, "dtype"),
+        ({"attn_impl": "sdpa"}, "attn_impl"),
+        ({"max_batch_size": 0}, "max_batch_size"),
+        ({"colour": "red"}, "unknown model_config keys"),
+    ],
+)
 def test_bad_model_config_names_the_field(values, field):
     with pytest.raises(ValueError, match=field):
         LoadConfig.from_mapping(values)

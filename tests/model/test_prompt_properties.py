@@ -3,9 +3,9 @@ from hypothesis import strategies as st
 
 from harness.model.prompt import INSTRUCTION_KEY, INTRO_BLURB, RESPONSE_KEY, build_prompt, extract_instruction
 
-instructions = st.text(
-    alphabet=st.characters(codec="utf-8"), min_size=1, max_size=2000
-).filter(lambda s: s.strip()) | st.sampled_from(["### Response:\n", "### Instruction:", "🎉\n\t x"])
+instructions = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=2000).filter(
+    lambda s: s.strip()
+) | st.sampled_from(["### Response:\n", "### Instruction:", "🎉\n\t x"])
 
 
 @given(instructions)

@@ -7,8 +7,7 @@ from hypothesis import strategies as st
 from harness.model.settings import GenerationSettings, InvalidParameter, check_max_tokens
 
 valid_temperature = st.floats(min_value=0.0, max_value=2.0, allow_nan=False)
-invalid_temperature = st.floats(allow_nan=True, allow_infinity=True).filter(
-    lambda t: not (0.0 <= t <= 2.0))
+invalid_temperature = st.floats(allow_nan=True, allow_infinity=True).filter(lambda t: not (0.0 <= t <= 2.0))
 
 
 @given(valid_temperature, st.integers(min_value=1, max_value=4096))
@@ -26,8 +25,10 @@ def test_out_of_range_temperature_is_rejected_naming_it(temperature):
     assert info.value.field == "temperature" and "temperature" in str(info.value)
 
 
-@given(st.integers(max_value=0) | st.floats(allow_nan=True).filter(
-    lambda x: not (math.isfinite(x) and x >= 1 and x.is_integer())))
+@given(
+    st.integers(max_value=0)
+    | st.floats(allow_nan=True).filter(lambda x: not (math.isfinite(x) and x >= 1 and x.is_integer()))
+)
 def test_out_of_range_max_tokens_is_rejected_naming_it(max_tokens):
     with pytest.raises(InvalidParameter) as info:
         GenerationSettings(max_tokens=max_tokens)

@@ -10,15 +10,15 @@ from harness.model.signature import COLUMNS, GATEWAY, columns_payload, gateway_p
 
 PROMPTS = ["What is MLflow?", "Name three colours."]
 RECORDS = columns_payload(PROMPTS, temperature=0.0, max_tokens=7)
-SPLIT = {"dataframe_split": {"columns": ["prompt", "temperature", "max_tokens"],
-                             "data": [[p, 0.0, 7] for p in PROMPTS]}}
+SPLIT = {
+    "dataframe_split": {"columns": ["prompt", "temperature", "max_tokens"], "data": [[p, 0.0, 7] for p in PROMPTS]}
+}
 INPUTS_DICT = {"inputs": {"prompt": PROMPTS, "temperature": [0.0, 0.0], "max_tokens": [7, 7]}}
 GATEWAY_BODY = gateway_payload(PROMPTS, temperature=0.0, max_tokens=7)
 
 
 def _sent(calls, tokenizer):
-    return [tokenizer.decode(row, skip_special_tokens=True)
-            for c in calls for row in c.input_ids]
+    return [tokenizer.decode(row, skip_special_tokens=True) for c in calls for row in c.input_ids]
 
 
 @pytest.mark.parametrize("body", [GATEWAY_BODY, {"inputs": PROMPTS}])

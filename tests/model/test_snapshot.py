@@ -10,8 +10,13 @@ from harness.model.snapshot import SnapshotError, TinySpec, build_tiny, download
 
 def test_layout_matches_the_hugging_face_snapshot(tiny_snapshot):
     names = {p.name for p in tiny_snapshot.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-            "generation_config.json"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+    } <= names
     assert json.loads((tiny_snapshot / "config.json").read_text())["model_type"] == "mpt"
 
 

@@ -25,8 +25,7 @@ def test_row_settings_from_columns_are_not_taken_from_row_zero(reference_model, 
 
 def test_params_apply_when_no_column_is_given(reference_model, generate_spy):
     calls = generate_spy(reference_model.model)
-    reference_model.predict(None, pd.DataFrame({"prompt": ["a", "b"]}),
-                            params={"temperature": 0.0, "max_tokens": 5})
+    reference_model.predict(None, pd.DataFrame({"prompt": ["a", "b"]}), params={"temperature": 0.0, "max_tokens": 5})
     assert [c.kwargs["max_new_tokens"] for c in calls] == [5]
     assert calls[0].kwargs["do_sample"] is False
 
@@ -44,11 +43,17 @@ def test_missing_column_value_falls_back_to_params():
     assert [r.settings.max_tokens for r in requests] == [3, 11]
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"temperature": -1.0}, "temperature"), ({"temperature": 3.0}, "temperature"),
-    ({"temperature": float("nan")}, "temperature"), ({"max_tokens": 0}, "max_tokens"),
-    ({"max_tokens": -1}, "max_tokens"), ({"max_tokens": 100_000}, "max_tokens"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"temperature": -1.0}, "temperature"),
+        ({"temperature": 3.0}, "temperature"),
+        ({"temperature": float("nan")}, "temperature"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"max_tokens": -1}, "max_tokens"),
+        ({"max_tokens": 100_000}, "max_tokens"),
+    ],
+)
 def test_invalid_settings_raise_invalid_parameter_value(reference_model, params, field):
     with pytest.raises(MlflowException) as info:
         reference_model.predict(None, pd.DataFrame({"prompt": ["a"]}), params=params)
@@ -56,8 +61,9 @@ def test_invalid_settings_raise_invalid_parameter_value(reference_model, params,
     assert field in info.value.message and "allowed" in info.value.message
 
 
-@pytest.mark.parametrize("frame", [pd.DataFrame({"prompt": [""]}), pd.DataFrame({"prompt": [3]}),
-                                   pd.DataFrame({"a": ["x"], "b": ["y"]})])
+@pytest.mark.parametrize(
+    "frame", [pd.DataFrame({"prompt": [""]}), pd.DataFrame({"prompt": [3]}), pd.DataFrame({"a": ["x"], "b": ["y"]})]
+)
 def test_bad_prompts_raise_naming_prompt(reference_model, frame):
     with pytest.raises(MlflowException, match="prompt") as info:
         reference_model.predict(None, frame)
@@ -75,8 +81,7 @@ def test_list_and_dict_inputs(reference_model, generate_spy):
 def test_stop_param_cuts_answers(reference_model):
     plain = reference_model.predict(None, ["s"], params={"temperature": 0.0, "max_tokens": 10})[0]
     stop = plain[1:3]
-    cut = reference_model.predict(None, ["s"], params={"temperature": 0.0, "max_tokens": 10,
-                                                       "stop": [stop]})[0]
+    cut = reference_model.predict(None, ["s"], params={"temperature": 0.0, "max_tokens": 10, "stop": [stop]})[0]
     assert cut == plain[: plain.find(stop)]
 
 
@@ -114,22 +119,30 @@ def test_max_batch_size_from_model_config(tiny_snapshot, make_context, generate_
 LONG = "a" * 300_000
 
 
-@pytest.mark.parametrize("model_input", [pd.DataFrame({"prompt": []}), pd.DataFrame(), [],
-                                         {"prompt": []}],
-                         ids=["frame", "no-columns", "list", "dict"])
-def test_zero_rows_get_an_empty_list_without_calling_generate(reference_model, generate_spy,
-                                                               model_input):
+@pytest.mark.parametrize(
+    "model_input",
+    [pd.DataFrame({"prompt": []}), pd.DataFrame(), [], {"prompt": []}],
+    ids=["frame", "no-columns", "list", "dict"],
+)
+def test_zero_rows_get_an_empty_list_without_calling_generate(reference_model, generate_spy, model_input):
     calls = generate_spy(reference_model.model)
     assert reference_model.predict(None, model_input, params={"max_tokens": 2}) == []
     assert calls == []
 
 
-@pytest.mark.parametrize("model_input", [
-    pd.DataFrame({"prompt": [None]}), pd.DataFrame({"prompt": ["ok", float("nan")]}),
-    pd.DataFrame({"prompt": ["ok", 123]}, dtype=object), [None], ["ok", 3.5], {"prompt": None},
-], ids=["null", "nan", "int", "list-null", "list-float", "dict-null"])
-def test_null_or_non_string_prompts_are_invalid_parameter_naming_prompt(reference_model,
-                                                                         model_input):
+@pytest.mark.parametrize(
+    "model_input",
+    [
+        pd.DataFrame({"prompt": [None]}),
+        pd.DataFrame({"prompt": ["ok", float("nan")]}),
+        pd.DataFrame({"prompt": ["ok", 123]}, dtype=object),
+        [None],
+        ["ok", 3.5],
+        {"prompt": None},
+    ],
+    ids=["null", "nan", "int", "list-null", "list-float", "dict-null"],
+)
+def test_null_or_non_string_prompts_are_invalid_parameter_naming_prompt(reference_model, model_input):
     with pytest.raises(MlflowException) as info:
         reference_model.predict(None, model_input, params={"max_tokens": 2})
     assert info.value.error_code == "INVALID_PARAMETER_VALUE"
@@ -173,18 +186,35 @@ def test_mlflow_turns_null_and_numbers_in_inputs_into_text_before_the_wrapper():
         assert data["prompt"].tolist() == [value]
 
 
-@pytest.mark.parametrize("signature, body, expected", [
-    (GATEWAY, {"inputs": {"prompt": []}}, []),
-    (GATEWAY, {"inputs": []}, []),
-    (COLUMNS, {"inputs": {"prompt": [], "temperature": [], "max_tokens": []}}, []),
-    (GATEWAY, {"dataframe_records": [{"prompt": None}]}, "prompt must be a string"),
-    (COLUMNS, {"dataframe_records": [{"prompt": 123, "temperature": 0.0, "max_tokens": 2}]},
-     "prompt must be a string"),
-    (GATEWAY, {"inputs": [LONG]}, "(300000 characters)"),
-    (COLUMNS, {"dataframe_records": [{"prompt": LONG, "temperature": 0.0, "max_tokens": 2}]},
-     "(300000 characters)"),
-], ids=["gw-inputs-empty", "gw-list-empty", "cols-inputs-empty", "gw-records-null",
-        "cols-records-int", "gw-long", "cols-long"])
+@pytest.mark.parametrize(
+    "signature, body, expected",
+    [
+        (GATEWAY, {"inputs": {"prompt": []}}, []),
+        (GATEWAY, {"inputs": []}, []),
+        (COLUMNS, {"inputs": {"prompt": [], "temperature": [], "max_tokens": []}}, []),
+        (GATEWAY, {"dataframe_records": [{"prompt": None}]}, "prompt must be a string"),
+        (
+            COLUMNS,
+            {"dataframe_records": [{"prompt": 123, "temperature": 0.0, "max_tokens": 2}]},
+            "prompt must be a string",
+        ),
+        (GATEWAY, {"inputs": [LONG]}, "(300000 characters)"),
+        (
+            COLUMNS,
+            {"dataframe_records": [{"prompt": LONG, "temperature": 0.0, "max_tokens": 2}]},
+            "(300000 characters)",
+        ),
+    ],
+    ids=[
+        "gw-inputs-empty",
+        "gw-list-empty",
+        "cols-inputs-empty",
+        "gw-records-null",
+        "cols-records-int",
+        "gw-long",
+        "cols-long",
+    ],
+)
 def test_bad_payloads_through_mlflow_parsing(reference_model, signature, body, expected):
     data, params = parse_payload(body, signature)
     if expected == []:
@@ -208,8 +238,10 @@ def gateway_pyfunc(mlflow_store, tiny_snapshot):
 def test_loaded_pyfunc_answers_bad_input_cleanly(gateway_pyfunc):
     empty = pd.DataFrame({"prompt": pd.Series([], dtype=object)})
     assert gateway_pyfunc.predict(empty, params={"max_tokens": 2}) == []
-    for frame, expected in [(pd.DataFrame({"prompt": [None]}), "prompt must be a string"),
-                            (pd.DataFrame({"prompt": [LONG]}), "(300000 characters)")]:
+    for frame, expected in [
+        (pd.DataFrame({"prompt": [None]}), "prompt must be a string"),
+        (pd.DataFrame({"prompt": [LONG]}), "(300000 characters)"),
+    ]:
         with pytest.raises(MlflowException) as info:
             gateway_pyfunc.predict(frame, params={"max_tokens": 2})
         assert info.value.error_code == "INVALID_PARAMETER_VALUE"

@@ -47,10 +47,22 @@ REJECTED = [  # server, body, a word the 4xx body must hold
 ]
 
 
-@pytest.mark.parametrize("server, body, word", REJECTED, ids=[
-    "gw-records-null", "gw-records-int", "gw-records-blank", "gw-records-empty",
-    "cols-records-null", "cols-records-int", "cols-records-empty",
-    "cols-inputs-null", "cols-inputs-int", "cols-inputs-empty"])
+@pytest.mark.parametrize(
+    "server, body, word",
+    REJECTED,
+    ids=[
+        "gw-records-null",
+        "gw-records-int",
+        "gw-records-blank",
+        "gw-records-empty",
+        "cols-records-null",
+        "cols-records-int",
+        "cols-records-empty",
+        "cols-inputs-null",
+        "cols-inputs-int",
+        "cols-inputs-empty",
+    ],
+)
 def test_bad_input_is_a_short_4xx_naming_the_field(loopback, server, body, word):
     response = _post(loopback, server, body)
     assert 400 <= response.status_code < 500, response.text[:300]
@@ -58,11 +70,15 @@ def test_bad_input_is_a_short_4xx_naming_the_field(loopback, server, body, word)
     assert word in response.json()["message"]
 
 
-@pytest.mark.parametrize("server, body", [
-    ("reference", {"inputs": {"prompt": []}, "params": PARAMS}),
-    ("reference", {"inputs": [], "params": PARAMS}),
-    ("columns", {"inputs": {"prompt": [], "temperature": [], "max_tokens": []}}),
-], ids=["gw-inputs", "gw-list", "cols-inputs"])
+@pytest.mark.parametrize(
+    "server, body",
+    [
+        ("reference", {"inputs": {"prompt": []}, "params": PARAMS}),
+        ("reference", {"inputs": [], "params": PARAMS}),
+        ("columns", {"inputs": {"prompt": [], "temperature": [], "max_tokens": []}}),
+    ],
+    ids=["gw-inputs", "gw-list", "cols-inputs"],
+)
 def test_zero_rows_get_zero_predictions(loopback, server, body):
     response = _post(loopback, server, body)
     assert response.status_code == 200, response.text[:300]
@@ -81,19 +97,27 @@ def test_inputs_turn_null_and_numbers_into_text_before_the_wrapper(loopback, val
     assert len(got.json()["predictions"]) == 1
 
 
-ECHOED = pytest.mark.xfail(strict=True, reason=(
-    "MLflow's own schema-enforcement error (temperature/max_tokens missing) quotes the whole "
-    "input, twice: a 600 KB body; the wrapper never runs"))
+ECHOED = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "MLflow's own schema-enforcement error (temperature/max_tokens missing) quotes the whole "
+        "input, twice: a 600 KB body; the wrapper never runs"
+    ),
+)
 
 
-@pytest.mark.parametrize("server, body", [
-    ("reference", {"inputs": [LONG], "params": PARAMS}),  # what the gateway sends
-    ("reference", {"inputs": {"prompt": [LONG]}, "params": PARAMS}),
-    ("reference", {"dataframe_records": [{"prompt": LONG}], "params": PARAMS}),
-    ("columns", {"dataframe_records": [_row(LONG)]}),
-    ("columns", {"inputs": {"prompt": [LONG], "temperature": [0.0], "max_tokens": [4]}}),
-    pytest.param("columns", {"inputs": {"prompt": [LONG]}}, marks=ECHOED),
-], ids=["gw-list", "gw-inputs", "gw-records", "cols-records", "cols-inputs", "cols-inputs-only"])
+@pytest.mark.parametrize(
+    "server, body",
+    [
+        ("reference", {"inputs": [LONG], "params": PARAMS}),  # what the gateway sends
+        ("reference", {"inputs": {"prompt": [LONG]}, "params": PARAMS}),
+        ("reference", {"dataframe_records": [{"prompt": LONG}], "params": PARAMS}),
+        ("columns", {"dataframe_records": [_row(LONG)]}),
+        ("columns", {"inputs": {"prompt": [LONG], "temperature": [0.0], "max_tokens": [4]}}),
+        pytest.param("columns", {"inputs": {"prompt": [LONG]}}, marks=ECHOED),
+    ],
+    ids=["gw-list", "gw-inputs", "gw-records", "cols-records", "cols-inputs", "cols-inputs-only"],
+)
 def test_an_over_long_prompt_is_quoted_200_characters_with_its_length(loopback, server, body):
     response = _post(loopback, server, body)
     assert 400 <= response.status_code < 500

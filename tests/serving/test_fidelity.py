@@ -19,35 +19,42 @@ def backend(request, candidate):
     """A legacy-API client and the route names, for the mock or the real loopback gateway."""
     if request.param == "real":
         loopback = request.getfixturevalue("loopback")
-        yield SimpleNamespace(client=LegacyGatewayClient(Transport(loopback.url, retry=NO_RETRY)),
-                              routes=loopback.routes)
+        yield SimpleNamespace(
+            client=LegacyGatewayClient(Transport(loopback.url, retry=NO_RETRY)), routes=loopback.routes
+        )
         return
-    bare = SimpleNamespace(metadata=SimpleNamespace(signature=GATEWAY),
-                           predict=lambda data, params=None: candidate.predict(data, params)[0])
+    bare = SimpleNamespace(
+        metadata=SimpleNamespace(signature=GATEWAY),
+        predict=lambda data, params=None: candidate.predict(data, params)[0],
+    )
     with MockGateway() as mock:
         mock.serve_model("mpt-7b-instruct", candidate)
         mock.serve_model("model-bare", bare)
         mock.add_route(seed_route("http://127.0.0.1:1"))
-        mock.add_route(RouteSpec("completions-bare", "model-bare", "mlflow-model-serving",
-                                 seed_route("http://127.0.0.1:1").config))
-        yield SimpleNamespace(client=LegacyGatewayClient(Transport(
-            mock.base_url, Secret(mock.token, "$MOCK_TOKEN"), retry=NO_RETRY)),
-            routes={"reference": "completions-mpt-7b-instruct", "bare": "completions-bare"})
+        mock.add_route(
+            RouteSpec("completions-bare", "model-bare", "mlflow-model-serving", seed_route("http://127.0.0.1:1").config)
+        )
+        yield SimpleNamespace(
+            client=LegacyGatewayClient(Transport(mock.base_url, Secret(mock.token, "$MOCK_TOKEN"), retry=NO_RETRY)),
+            routes={"reference": "completions-mpt-7b-instruct", "bare": "completions-bare"},
+        )
 
 
 def test_query_answers_one_candidate_equal_to_the_model(backend, candidate):
     result = backend.client.query(backend.routes["reference"], CompletionRequest(PROMPT, 0.0, 8))
-    direct = candidate.predict(pd.DataFrame({"prompt": [PROMPT]}),
-                               params={"temperature": 0.0, "max_tokens": 8})
+    direct = candidate.predict(pd.DataFrame({"prompt": [PROMPT]}), params={"temperature": 0.0, "max_tokens": 8})
     assert list(result.texts) == direct
 
 
-@pytest.mark.parametrize("request_, field", [
-    (CompletionRequest(PROMPT, temperature=5.0), "temperature"),
-    (CompletionRequest(PROMPT, temperature=-1.0), "temperature"),
-    (CompletionRequest(PROMPT, max_tokens=0), "max_tokens"),
-    (CompletionRequest(PROMPT, 0.0, max_tokens=100_000), "max_tokens"),
-])
+@pytest.mark.parametrize(
+    "request_, field",
+    [
+        (CompletionRequest(PROMPT, temperature=5.0), "temperature"),
+        (CompletionRequest(PROMPT, temperature=-1.0), "temperature"),
+        (CompletionRequest(PROMPT, max_tokens=0), "max_tokens"),
+        (CompletionRequest(PROMPT, 0.0, max_tokens=100_000), "max_tokens"),
+    ],
+)
 def test_bad_payload_is_4xx_naming_the_field(backend, request_, field):
     with pytest.raises(GatewayError) as info:
         backend.client.query(backend.routes["reference"], request_)

@@ -25,11 +25,17 @@ from harness.serving.route import Secret
 URL = "http://gw.test"
 QUERY = f"{URL}/gateway/r/invocations"
 TOKEN = "dapi-secret-value-000"
-CANDIDATES = {"candidates": [{"text": "hi", "metadata": {"finish_reason": "length"}}],
-              "metadata": {"model": "m", "route_type": "llm/v1/completions", "input_tokens": 3}}
-CHOICES = {"object": "text_completion", "created": 1, "model": "m",
-           "choices": [{"index": 0, "text": "hi", "finish_reason": None}],
-           "usage": {"prompt_tokens": None}}
+CANDIDATES = {
+    "candidates": [{"text": "hi", "metadata": {"finish_reason": "length"}}],
+    "metadata": {"model": "m", "route_type": "llm/v1/completions", "input_tokens": 3},
+}
+CHOICES = {
+    "object": "text_completion",
+    "created": 1,
+    "model": "m",
+    "choices": [{"index": 0, "text": "hi", "finish_reason": None}],
+    "usage": {"prompt_tokens": None},
+}
 
 
 def test_both_answer_shapes_parse_into_one_result():
@@ -47,9 +53,13 @@ def test_unknown_shapes_are_gateway_errors(data):
 
 def test_request_body_names_the_candidate_count_per_api():
     request = CompletionRequest("p", 0.0, 5, ("\n",), 1)
-    assert request.body(AnswerShape.CANDIDATES) == {"prompt": "p", "temperature": 0.0,
-                                                    "max_tokens": 5, "stop": ["\n"],
-                                                    "candidate_count": 1}
+    assert request.body(AnswerShape.CANDIDATES) == {
+        "prompt": "p",
+        "temperature": 0.0,
+        "max_tokens": 5,
+        "stop": ["\n"],
+        "candidate_count": 1,
+    }
     assert "n" in request.body(AnswerShape.CHOICES)
     assert CompletionRequest("p").body() == {"prompt": "p"}
 
@@ -92,20 +102,25 @@ def scripted_server():
 
 
 def test_retries_429_and_503_with_urllib3_backoff_then_succeeds(scripted_server):
-    scripted_server.script[:] = [(429, {}, {"detail": "slow down"}), (503, {}, {"detail": "busy"}),
-                                 (200, {}, CANDIDATES)]
+    scripted_server.script[:] = [
+        (429, {}, {"detail": "slow down"}),
+        (503, {}, {"detail": "busy"}),
+        (200, {}, CANDIDATES),
+    ]
     sleeps = []
-    client = LegacyGatewayClient(Transport(scripted_server.url, retry=RetryPolicy(2, 0.5),
-                                           sleep=sleeps.append))
+    client = LegacyGatewayClient(Transport(scripted_server.url, retry=RetryPolicy(2, 0.5), sleep=sleeps.append))
     assert client.query("r", CompletionRequest("p")).text == "hi"
     # urllib3's schedule: the first retry at once, then backoff * 2 ** (retries - 1).
     assert sleeps == [1.0] and len(scripted_server.seen) == 3
 
 
 def test_retry_after_is_honoured_by_both_clients(scripted_server):
-    scripted_server.script[:] = [(429, {"Retry-After": "3"}, {"detail": "slow down"}),
-                                 (200, {}, CANDIDATES), (503, {"Retry-After": "2"}, {}),
-                                 (200, {}, CHOICES)]
+    scripted_server.script[:] = [
+        (429, {"Retry-After": "3"}, {"detail": "slow down"}),
+        (200, {}, CANDIDATES),
+        (503, {"Retry-After": "2"}, {}),
+        (200, {}, CHOICES),
+    ]
     sleeps = []
     transport = Transport(scripted_server.url, retry=RetryPolicy(2, 0.1), sleep=sleeps.append)
     assert LegacyGatewayClient(transport).query("r", CompletionRequest("p")).text == "hi"
@@ -117,8 +132,7 @@ def test_retry_after_is_honoured_by_both_clients(scripted_server):
 def test_retries_are_bounded(scripted_server):
     scripted_server.script[:] = [(429, {}, {"detail": "slow down"})] * 4
     with pytest.raises(GatewayError) as info:
-        _client_at(scripted_server.url, RetryPolicy(retries=2, backoff_s=0)).query(
-            "r", CompletionRequest("p"))
+        _client_at(scripted_server.url, RetryPolicy(retries=2, backoff_s=0)).query("r", CompletionRequest("p"))
     assert info.value.status == 429 and len(scripted_server.seen) == 3
 
 
@@ -128,8 +142,11 @@ def _client_at(url, retry):
 
 @responses.activate
 def test_other_errors_are_not_retried_and_name_the_field():
-    responses.post(QUERY, status=422, json={"detail": [
-        {"loc": ["body", "temperature"], "msg": "Input should be less than or equal to 2"}]})
+    responses.post(
+        QUERY,
+        status=422,
+        json={"detail": [{"loc": ["body", "temperature"], "msg": "Input should be less than or equal to 2"}]},
+    )
     with pytest.raises(GatewayError) as info:
         _client(RetryPolicy(retries=3, backoff_s=0)).query("r", CompletionRequest("p", 3.0))
     assert info.value.status == 422 and "temperature" in info.value.message

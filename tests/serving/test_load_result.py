@@ -19,9 +19,10 @@ PROMPTS = ("one", "two", "three")
 def _result(latencies_ms, oks=None, answers=None, expected=None, elapsed_s=2.0):
     oks = oks or [True] * len(latencies_ms)
     answers = answers or ["a"] * len(latencies_ms)
-    samples = tuple(Sample(i % len(PROMPTS), ms / 1000, ok, 200 if ok else 503,
-                           answer if ok else "busy")
-                    for i, (ms, ok, answer) in enumerate(zip(latencies_ms, oks, answers)))
+    samples = tuple(
+        Sample(i % len(PROMPTS), ms / 1000, ok, 200 if ok else 503, answer if ok else "busy")
+        for i, (ms, ok, answer) in enumerate(zip(latencies_ms, oks, answers))
+    )
     return LoadResult(PROMPTS, samples, elapsed_s, 2, expected)
 
 
@@ -56,15 +57,25 @@ def test_no_answered_request_has_no_percentiles():
     assert result.percentiles() == {} and "no answered request" in result.summary()
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"duration_s": 0}, "duration_s"), ({"duration_s": -1.0}, "duration_s"),
-    ({"duration_s": math.nan}, "duration_s"), ({"duration_s": math.inf}, "duration_s"),
-    ({"concurrency": 0}, "concurrency"), ({"concurrency": 65}, "concurrency"),
-    ({"concurrency": 2.0}, "concurrency"), ({"max_tokens": 0}, "max_tokens"),
-    ({"prompts": []}, "prompts"), ({"prompts": "one"}, "prompts"),
-    ({"prompts": ["a", "a"]}, "prompts"), ({"prompts": ["a", ""]}, "prompts"),
-    ({"expected": {"one": "x"}}, "expected"), ({"expected": ["x"]}, "expected"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"duration_s": 0}, "duration_s"),
+        ({"duration_s": -1.0}, "duration_s"),
+        ({"duration_s": math.nan}, "duration_s"),
+        ({"duration_s": math.inf}, "duration_s"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"concurrency": 65}, "concurrency"),
+        ({"concurrency": 2.0}, "concurrency"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"prompts": []}, "prompts"),
+        ({"prompts": "one"}, "prompts"),
+        ({"prompts": ["a", "a"]}, "prompts"),
+        ({"prompts": ["a", ""]}, "prompts"),
+        ({"expected": {"one": "x"}}, "expected"),
+        ({"expected": ["x"]}, "expected"),
+    ],
+)
 def test_invalid_arguments_name_the_field_and_the_allowed_range(kwargs, field):
     arguments = {"prompts": PROMPTS, "duration_s": 0.1, "concurrency": 2, **kwargs}
     with pytest.raises(ValueError, match=rf"^{field}\b.*allowed") as error:

@@ -17,7 +17,7 @@ from harness.serving.logs import LogPump
 
 _MARK = "HARNESS_PROCESSES_PROBE"
 
-_DRIVER = textwrap.dedent('''
+_DRIVER = textwrap.dedent("""
     import signal, sys, time
     from harness.serving.processes import stop_on_signals
     from harness.serving.servers import ServerProcess, free_port
@@ -40,16 +40,19 @@ _DRIVER = textwrap.dedent('''
         if phase == "raise":
             raise RuntimeError("the owner failed")
         time.sleep(600)
-''')
+""")
 
 
 def _run_driver(tmp_path, phase, stubborn=False):
     (tmp_path / "driver.py").write_text(_DRIVER)
     mark = uuid.uuid4().hex
-    process = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), phase,
-                                str(tmp_path / "logs"), "1" if stubborn else "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, _MARK: mark})
+    process = subprocess.Popen(
+        [sys.executable, str(tmp_path / "driver.py"), phase, str(tmp_path / "logs"), "1" if stubborn else "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, _MARK: mark},
+    )
     return process, mark
 
 
@@ -111,8 +114,7 @@ def test_the_log_is_redacted_capped_and_records_watched_values(tmp_path, monkeyp
     pump = LogPump(tmp_path / "child.log", max_bytes=4096, watch=[canary])
     code = f"import sys\nfor i in range(400): print('line', i, 'x' * 40)\nprint('leak {canary}')"
     monkeypatch.setenv("SOME_API_TOKEN", canary)  # credential-looking: masked everywhere
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=pump.child_fd,
-                             stderr=subprocess.STDOUT)
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=pump.child_fd, stderr=subprocess.STDOUT)
     pump.started()
     assert child.wait(timeout=30) == 0
     pump.join(timeout=10)

@@ -16,9 +16,14 @@ TOKEN = "dapi-not-a-real-token-1234567890"
 SEED_ARGS = {  # the seed's Step 6 call, with its missing comma and pasted token fixed
     "name": "completions-mpt-7b-instruct",
     "route_type": "llm/v1/completions",
-    "model": {"name": "my-endpoint", "provider": "databricks-model-serving",
-              "config": {"databricks_api_token": "$DATABRICKS_TOKEN",
-                         "databricks_workspace_url": "https://example.cloud.databricks.com"}},
+    "model": {
+        "name": "my-endpoint",
+        "provider": "databricks-model-serving",
+        "config": {
+            "databricks_api_token": "$DATABRICKS_TOKEN",
+            "databricks_workspace_url": "https://example.cloud.databricks.com",
+        },
+    },
 }
 
 
@@ -28,10 +33,13 @@ def test_seed_route_builds_the_create_route_body():
     assert route.create_route_body() == SEED_ARGS
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("name", "bad name/with slash", "name="),
-    ("provider", "openai", "model.provider"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("name", "bad name/with slash", "name="),
+        ("provider", "openai", "model.provider"),
+    ],
+)
 def test_invalid_fields_are_named(field, value, message):
     data = {**SEED_ARGS, "model": dict(SEED_ARGS["model"])}
     if field == "name":
@@ -43,8 +51,10 @@ def test_invalid_fields_are_named(field, value, message):
 
 
 def test_literal_token_is_rejected_without_showing_it():
-    data = {**SEED_ARGS, "model": {**SEED_ARGS["model"], "config": {
-        **SEED_ARGS["model"]["config"], "databricks_api_token": TOKEN}}}
+    data = {
+        **SEED_ARGS,
+        "model": {**SEED_ARGS["model"], "config": {**SEED_ARGS["model"]["config"], "databricks_api_token": TOKEN}},
+    }
     with pytest.raises(RouteError, match="databricks_api_token must be an environment reference") as info:
         RouteSpec.from_dict(data)
     assert TOKEN not in str(info.value)
@@ -52,8 +62,10 @@ def test_literal_token_is_rejected_without_showing_it():
 
 def test_workspace_url_with_credentials_is_rejected_without_showing_them():
     url = f"https://user:{TOKEN}@example.cloud.databricks.com"
-    data = {**SEED_ARGS, "model": {**SEED_ARGS["model"], "config": {
-        **SEED_ARGS["model"]["config"], "databricks_workspace_url": url}}}
+    data = {
+        **SEED_ARGS,
+        "model": {**SEED_ARGS["model"], "config": {**SEED_ARGS["model"]["config"], "databricks_workspace_url": url}},
+    }
     with pytest.raises(RouteError, match="must not carry credentials") as info:
         RouteSpec.from_dict(data)
     assert TOKEN not in str(info.value)

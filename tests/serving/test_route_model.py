@@ -22,25 +22,43 @@ def pytest_generate_tests(metafunc):
 def route_model(mock_gateway, monkeypatch):
     monkeypatch.setenv("MOCK_GATEWAY_TOKEN", mock_gateway.token)
     model = RouteBackedModel()
-    model.load_context(SimpleNamespace(model_config={
-        "gateway_url": mock_gateway.base_url, "route": ROUTE, "token_env": "$MOCK_GATEWAY_TOKEN",
-        "template": "Answer briefly: {prompt}", "retries": 0, "timeout_s": 2}))
+    model.load_context(
+        SimpleNamespace(
+            model_config={
+                "gateway_url": mock_gateway.base_url,
+                "route": ROUTE,
+                "token_env": "$MOCK_GATEWAY_TOKEN",
+                "template": "Answer briefly: {prompt}",
+                "retries": 0,
+                "timeout_s": 2,
+            }
+        )
+    )
     return model
 
 
 def test_answers_each_row_through_the_route_with_the_template(route_model, candidate):
-    answers = route_model.predict(None, pd.DataFrame({"prompt": ["a", "b"]}),
-                                  params={"temperature": 0.0, "max_tokens": 4})
-    direct = candidate.predict(pd.DataFrame({"prompt": ["Answer briefly: a", "Answer briefly: b"]}),
-                               params={"temperature": 0.0, "max_tokens": 4})
+    answers = route_model.predict(
+        None, pd.DataFrame({"prompt": ["a", "b"]}), params={"temperature": 0.0, "max_tokens": 4}
+    )
+    direct = candidate.predict(
+        pd.DataFrame({"prompt": ["Answer briefly: a", "Answer briefly: b"]}),
+        params={"temperature": 0.0, "max_tokens": 4},
+    )
     assert answers == direct
 
 
-@pytest.mark.parametrize("fault, match", [
-    (Fault(status=429), "HTTP 429"), (Fault(status=500), "HTTP 500"), (Fault(status=503), "HTTP 503"),
-    (Fault(delay_s=10), "no answer within 2s"), (Fault(malformed=True), "malformed JSON"),
-    (Fault(connection_refused=True), "cannot connect"),
-])
+@pytest.mark.parametrize(
+    "fault, match",
+    [
+        (Fault(status=429), "HTTP 429"),
+        (Fault(status=500), "HTTP 500"),
+        (Fault(status=503), "HTTP 503"),
+        (Fault(delay_s=10), "no answer within 2s"),
+        (Fault(malformed=True), "malformed JSON"),
+        (Fault(connection_refused=True), "cannot connect"),
+    ],
+)
 def test_every_fault_becomes_a_clear_mlflow_exception(route_model, mock_gateway, fault, match):
     mock_gateway._sleep = lambda s: None
     mock_gateway.inject(fault)
@@ -61,12 +79,15 @@ def test_bad_token_is_401_without_the_token(route_model, monkeypatch, mock_gatew
     assert "mock-token" not in str(info.value)
 
 
-@pytest.mark.parametrize("config, field", [
-    ({"gateway_url": "http://x", "route": "r", "api": "grpc"}, "api"),
-    ({"gateway_url": "http://x", "route": "r", "template": "no placeholder"}, "template"),
-    ({"gateway_url": "http://x", "route": "r", "token_env": "dapi-literal"}, "token_env"),
-    ({"gateway_url": "http://x", "route": "r", "colour": 1}, "unknown model_config keys"),
-])
+@pytest.mark.parametrize(
+    "config, field",
+    [
+        ({"gateway_url": "http://x", "route": "r", "api": "grpc"}, "api"),
+        ({"gateway_url": "http://x", "route": "r", "template": "no placeholder"}, "template"),
+        ({"gateway_url": "http://x", "route": "r", "token_env": "dapi-literal"}, "token_env"),
+        ({"gateway_url": "http://x", "route": "r", "colour": 1}, "unknown model_config keys"),
+    ],
+)
 def test_bad_config_names_the_field(config, field):
     with pytest.raises(ValueError, match=field):
         RouteModelConfig.from_mapping(config)

@@ -12,8 +12,15 @@ import mlflow
 import pandas as pd
 import pytest
 
-from harness.serving.gateway import NO_RETRY, AnswerShape, CompletionRequest, DeploymentsGatewayClient, \
-    GatewayError, LegacyGatewayClient, Transport
+from harness.serving.gateway import (
+    NO_RETRY,
+    AnswerShape,
+    CompletionRequest,
+    DeploymentsGatewayClient,
+    GatewayError,
+    LegacyGatewayClient,
+    Transport,
+)
 from conftest import finish_owner
 from harness.gate.worker import processes_with_env
 from harness.serving.servers import ServerError, ServerProcess, scoring_server, start_loopback
@@ -28,6 +35,7 @@ PROMPT = "What is MLflow?"
 # One worker holds the shared loopback servers (xdist --dist loadgroup).
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("loopback")]
 
+
 @pytest.fixture(autouse=True)
 def _fail_fast(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -36,8 +44,7 @@ def _fail_fast(monkeypatch):
 def _direct(loopback, max_tokens=8):
     with loopback.store.activated():
         model = mlflow.pyfunc.load_model(loopback.uris["reference"])
-    return model.predict(pd.DataFrame({"prompt": [PROMPT]}),
-                         params={"temperature": 0.0, "max_tokens": max_tokens})
+    return model.predict(pd.DataFrame({"prompt": [PROMPT]}), params={"temperature": 0.0, "max_tokens": max_tokens})
 
 
 def test_query_through_the_gateway_equals_the_direct_answer(loopback):
@@ -70,12 +77,15 @@ def test_a_bare_string_answer_is_a_502(loopback):
     assert _status(loopback, "bare", CompletionRequest(PROMPT, 0.0, 8)).status == 502
 
 
-@pytest.mark.parametrize("request_, field", [
-    (CompletionRequest(PROMPT, temperature=3.0), "temperature"),
-    (CompletionRequest(PROMPT, temperature=-1.0), "temperature"),
-    (CompletionRequest(PROMPT, max_tokens=0), "max_tokens"),
-    (CompletionRequest(PROMPT, max_tokens=100_000), "max_tokens"),
-])
+@pytest.mark.parametrize(
+    "request_, field",
+    [
+        (CompletionRequest(PROMPT, temperature=3.0), "temperature"),
+        (CompletionRequest(PROMPT, temperature=-1.0), "temperature"),
+        (CompletionRequest(PROMPT, max_tokens=0), "max_tokens"),
+        (CompletionRequest(PROMPT, max_tokens=100_000), "max_tokens"),
+    ],
+)
 def test_invalid_settings_are_4xx_naming_the_field(loopback, request_, field):
     error = _status(loopback, "reference", request_)
     assert 400 <= error.status < 500 and field in error.message, error
@@ -88,11 +98,11 @@ def test_route_backed_model_answers_through_the_real_gateway(loopback, tmp_path)
 
     with StoreConfig(home=tmp_path).activated():
         with mlflow.start_run():
-            info = log_route_model(RouteModelConfig(
-                gateway_url=loopback.url, route=loopback.routes["reference"], api="deployments"))
+            info = log_route_model(
+                RouteModelConfig(gateway_url=loopback.url, route=loopback.routes["reference"], api="deployments")
+            )
         model = mlflow.pyfunc.load_model(info.model_uri)
-    answers = model.predict(pd.DataFrame({"prompt": [PROMPT, PROMPT]}),
-                            params={"temperature": 0.0, "max_tokens": 8})
+    answers = model.predict(pd.DataFrame({"prompt": [PROMPT, PROMPT]}), params={"temperature": 0.0, "max_tokens": 8})
     assert answers == _direct(loopback) * 2
 
 
@@ -136,8 +146,9 @@ def test_a_loopback_that_cannot_start_leaves_no_server_behind(loopback, tmp_path
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ServerProcess, "start", start)
         with pytest.raises(ServerError, match="exited with code"):
-            start_loopback({"good": loopback.uris["reference"], "bad": "models:/no-such-model/1"},
-                           loopback.store.uri, tmp_path)
+            start_loopback(
+                {"good": loopback.uris["reference"], "bad": "models:/no-such-model/1"}, loopback.store.uri, tmp_path
+            )
     assert len(spawned) == 2 and all(s.process is not None for s in spawned)
     assert all(_group_gone(s.process.pid) and not _listening(s.port) for s in spawned)
 
@@ -145,10 +156,23 @@ def test_a_loopback_that_cannot_start_leaves_no_server_behind(loopback, tmp_path
 def _serve(loopback, tmp_path, mark):
     """`harness serve` on the loopback store's model (already logged: no registration)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "serve", "--model-uri", loopback.uris["reference"],
-         "--tracking-uri", loopback.store.uri, "--home", str(tmp_path / "home")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, _MARK: mark})
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "serve",
+            "--model-uri",
+            loopback.uris["reference"],
+            "--tracking-uri",
+            loopback.store.uri,
+            "--home",
+            str(tmp_path / "home"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, _MARK: mark},
+    )
     lines, deadline = [], time.monotonic() + 120
     for line in process.stdout:
         lines.append(line)
@@ -186,8 +210,7 @@ def test_serve_exits_non_zero_naming_the_child_that_died(loopback, tmp_path, rec
     sent = time.monotonic()
     min(scoring, key=lambda p: p.pid).send_signal(signal.SIGKILL)  # what serve started
     output = "".join(lines) + _finish(process, mark)
-    record_property("measured", f"serve exited {time.monotonic() - sent:.2f}s after its "
-                                "scoring server was killed")
+    record_property("measured", f"serve exited {time.monotonic() - sent:.2f}s after its scoring server was killed")
     assert process.returncode == 1, output[-2000:]
     assert "the scoring-server was killed by SIGKILL; stopping the gateway" in output
     logs = list((tmp_path / "home" / "logs").glob("serve-*/gateway.log"))

@@ -22,8 +22,10 @@ from harness.testing import contracts
 from harness.testing.mock_gateway import MockGateway
 
 BASE = "http://gateway.mock"
-_CLIENTS = {"legacy": (LegacyGatewayClient, AnswerShape.CANDIDATES, "candidate_count"),
-            "current": (DeploymentsGatewayClient, AnswerShape.CHOICES, "n")}
+_CLIENTS = {
+    "legacy": (LegacyGatewayClient, AnswerShape.CANDIDATES, "candidate_count"),
+    "current": (DeploymentsGatewayClient, AnswerShape.CHOICES, "n"),
+}
 
 
 def _as_request(interaction, shape, count_field):
@@ -34,13 +36,20 @@ def _as_request(interaction, shape, count_field):
         body = json.loads(interaction.request.body or "")
     except ValueError:
         return None
-    if not isinstance(body, dict) or "prompt" not in body or \
-            set(body) - {"prompt", "temperature", "max_tokens", "stop", count_field}:
+    if (
+        not isinstance(body, dict)
+        or "prompt" not in body
+        or set(body) - {"prompt", "temperature", "max_tokens", "stop", count_field}
+    ):
         return None
     stop = body.get("stop")
-    request = CompletionRequest(body["prompt"], body.get("temperature"), body.get("max_tokens"),
-                                tuple(stop) if isinstance(stop, list) else stop,
-                                body.get(count_field))
+    request = CompletionRequest(
+        body["prompt"],
+        body.get("temperature"),
+        body.get("max_tokens"),
+        tuple(stop) if isinstance(stop, list) else stop,
+        body.get(count_field),
+    )
     return request if request.body(shape) == body else None
 
 
@@ -56,16 +65,20 @@ def _outcome(client, route, request):
 
 def _from_recording(interaction, client_type, route, request):
     with responses.RequestsMock() as mock:
-        mock.add(interaction.request.method, BASE + interaction.request.path,
-                 status=interaction.response.status, content_type=interaction.response.content_type,
-                 body=interaction.response.body if isinstance(interaction.response.body, str)
-                 else json.dumps(interaction.response.body))
+        mock.add(
+            interaction.request.method,
+            BASE + interaction.request.path,
+            status=interaction.response.status,
+            content_type=interaction.response.content_type,
+            body=interaction.response.body
+            if isinstance(interaction.response.body, str)
+            else json.dumps(interaction.response.body),
+        )
         return _outcome(client_type(Transport(BASE, retry=NO_RETRY)), route, request)
 
 
 @pytest.mark.parametrize("profile", ["legacy", "current"])
-def test_each_client_gets_the_same_outcome_from_the_recording_and_the_mock(profile, candidate,
-                                                                          record_property):
+def test_each_client_gets_the_same_outcome_from_the_recording_and_the_mock(profile, candidate, record_property):
     client_type, shape, count_field = _CLIENTS[profile]
     compared, differ = 0, []
     with MockGateway(profile=profile, base_url=BASE) as mock:
@@ -73,8 +86,9 @@ def test_each_client_gets_the_same_outcome_from_the_recording_and_the_mock(profi
         mock.add_route(seed_route("http://127.0.0.1:1"))
         client = client_type(Transport(BASE, retry=NO_RETRY))
         for interaction in contracts.load(profile):
-            query_path = interaction.request.path.endswith("/invocations") and \
-                interaction.request.path.startswith("/gateway/" if profile == "legacy" else "/endpoints/")
+            query_path = interaction.request.path.endswith("/invocations") and interaction.request.path.startswith(
+                "/gateway/" if profile == "legacy" else "/endpoints/"
+            )
             request = _as_request(interaction, shape, count_field) if query_path else None
             if request is None:
                 continue
@@ -86,8 +100,10 @@ def test_each_client_gets_the_same_outcome_from_the_recording_and_the_mock(profi
             if want[0] == "error" and want[1] == 422:
                 loc = interaction.response.body["detail"][0]["loc"]
                 assert len(loc) < 2 or str(loc[1]) in want[2], (interaction.case, want)
-    record_property("measured", f"{profile}: {client_type.__name__} outcome equal on "
-                                f"{compared - len(differ)} of {compared} recorded queries")
+    record_property(
+        "measured",
+        f"{profile}: {client_type.__name__} outcome equal on {compared - len(differ)} of {compared} recorded queries",
+    )
     assert compared >= 25 and not differ, differ
 
 

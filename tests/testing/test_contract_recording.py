@@ -24,11 +24,16 @@ def test_the_recording_says_what_the_seed_step_7_user_meets():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not LEGACY_VENV.exists(), reason="no cached MLflow 2.8.1 environment "
-                    "(create it: python scripts/record_contracts.py --create-venv)")
+@pytest.mark.skipif(
+    not LEGACY_VENV.exists(),
+    reason="no cached MLflow 2.8.1 environment (create it: python scripts/record_contracts.py --create-venv)",
+)
 def test_the_real_servers_still_answer_as_recorded(record_property):
-    run = subprocess.run([sys.executable, str(REPO / "scripts" / "record_contracts.py"), "--verify",
-                          "--home", str(REPO / ".harness")], capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "record_contracts.py"), "--verify", "--home", str(REPO / ".harness")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     record_property("measured", run.stdout.strip().splitlines()[-1] if run.stdout else "no output")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]

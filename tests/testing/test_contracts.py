@@ -26,10 +26,11 @@ def test_the_mock_keeps_every_recorded_contract(profile, mock_for, record_proper
     assert len(recorded) >= 40, "the committed recording is missing"
     assert {i.case for i in recorded} == {c.name for c in contracts.CASES[profile]()}
     with mock_for(profile) as mock:
-        problems = [p for i in recorded
-                    if (p := contracts.mismatch(i, *contracts.send(mock.base_url, i.request)))]
-    record_property("measured", f"{profile}: {len(recorded) - len(problems)} of {len(recorded)} "
-                                "recorded interactions matched by the mock")
+        problems = [p for i in recorded if (p := contracts.mismatch(i, *contracts.send(mock.base_url, i.request)))]
+    record_property(
+        "measured",
+        f"{profile}: {len(recorded) - len(problems)} of {len(recorded)} recorded interactions matched by the mock",
+    )
     assert not problems, "\n".join(problems)
 
 

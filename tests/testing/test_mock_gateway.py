@@ -6,8 +6,14 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from harness.serving.gateway import NO_RETRY, CompletionRequest, GatewayError, LegacyGatewayClient, \
-    RetryPolicy, Transport
+from harness.serving.gateway import (
+    NO_RETRY,
+    CompletionRequest,
+    GatewayError,
+    LegacyGatewayClient,
+    RetryPolicy,
+    Transport,
+)
 from harness.testing.mock_gateway import Fault
 from harness.serving.route import RouteSpec, Secret, seed_route
 from harness.model.signature import GATEWAY
@@ -25,8 +31,9 @@ def _client(gateway, token="mock-token", retry=NO_RETRY, timeout_s=5.0):
 
 def test_query_is_answered_by_the_model_in_process(mock_gateway, candidate):
     result = _client(mock_gateway).query(ROUTE, CompletionRequest("What is MLflow?", 0.0, 6))
-    direct = candidate.predict(pd.DataFrame({"prompt": ["What is MLflow?"]}),
-                               params={"temperature": 0.0, "max_tokens": 6})
+    direct = candidate.predict(
+        pd.DataFrame({"prompt": ["What is MLflow?"]}), params={"temperature": 0.0, "max_tokens": 6}
+    )
     assert result.shape.value == "candidates" and result.texts == tuple(direct)
     assert result.model == "mpt-7b-instruct"
 
@@ -35,11 +42,23 @@ def test_query_is_answered_by_the_model_in_process(mock_gateway, candidate):
 def test_crud_with_paging(mock_gateway, monkeypatch):
     monkeypatch.setenv("MOCK_DATABRICKS_TOKEN", "dapi-xyz")
     client = _client(mock_gateway)
-    routes = [RouteSpec.from_dict({
-        "name": f"r{i}", "route_type": "llm/v1/completions",
-        "model": {"name": "e", "provider": "databricks-model-serving",
-                  "config": {"databricks_api_token": "$MOCK_DATABRICKS_TOKEN",
-                             "databricks_workspace_url": "https://w.example"}}}) for i in range(4)]
+    routes = [
+        RouteSpec.from_dict(
+            {
+                "name": f"r{i}",
+                "route_type": "llm/v1/completions",
+                "model": {
+                    "name": "e",
+                    "provider": "databricks-model-serving",
+                    "config": {
+                        "databricks_api_token": "$MOCK_DATABRICKS_TOKEN",
+                        "databricks_workspace_url": "https://w.example",
+                    },
+                },
+            }
+        )
+        for i in range(4)
+    ]
     for route in routes:
         client.create_route(route)
     with pytest.raises(GatewayError) as info:
@@ -67,10 +86,13 @@ def test_unknown_route_is_404(mock_gateway):
     assert info.value.status == 404
 
 
-@pytest.mark.parametrize("body, field", [
-    (CompletionRequest("x", temperature=1.5), "temperature"),  # legacy: 0-1
-    (CompletionRequest("x", max_tokens=0), "max_tokens"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        (CompletionRequest("x", temperature=1.5), "temperature"),  # legacy: 0-1
+        (CompletionRequest("x", max_tokens=0), "max_tokens"),
+    ],
+)
 def test_invalid_payload_is_422_naming_the_field(mock_gateway, body, field):
     with pytest.raises(GatewayError) as info:
         _client(mock_gateway).query(ROUTE, body)
@@ -92,11 +114,13 @@ def test_model_rejection_is_400_naming_the_field(mock_gateway):
 
 
 def test_a_model_returning_a_bare_string_is_502(mock_gateway):
-    bare = SimpleNamespace(metadata=SimpleNamespace(signature=GATEWAY),
-                           predict=lambda data, params=None: "a bare string")
+    bare = SimpleNamespace(
+        metadata=SimpleNamespace(signature=GATEWAY), predict=lambda data, params=None: "a bare string"
+    )
     mock_gateway.serve_model("bare", bare)
-    mock_gateway.add_route(RouteSpec(ROUTE + "-bare", "bare", "mlflow-model-serving",
-                                     seed_route("http://127.0.0.1:1").config))
+    mock_gateway.add_route(
+        RouteSpec(ROUTE + "-bare", "bare", "mlflow-model-serving", seed_route("http://127.0.0.1:1").config)
+    )
     with pytest.raises(GatewayError) as info:
         _client(mock_gateway).query(ROUTE + "-bare", CompletionRequest("x"))
     assert info.value.status == 502

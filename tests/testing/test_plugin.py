@@ -4,6 +4,7 @@ in-process run drops the modules it imported afterwards, and numpy cannot load t
 import pytest
 
 from conftest import MUTANTS_FILE
+
 # Loaded before pytester snapshots sys.modules, so that numpy and MLflow (which cannot load
 # twice) are not dropped after a test that imported them first.
 from harness.gate.checks import CHECKS
@@ -21,16 +22,21 @@ def scratch(pytester, tiny_snapshot):
 
 
 def _args(tiny_snapshot, candidate):
-    return ["--harness-candidate", candidate, "--harness-snapshot", str(tiny_snapshot),
-            "--harness-no-serve", "--harness-explore", "4"]
+    return [
+        "--harness-candidate",
+        candidate,
+        "--harness-snapshot",
+        str(tiny_snapshot),
+        "--harness-no-serve",
+        "--harness-explore",
+        "4",
+    ]
 
 
 def test_a_mutant_fails_exactly_its_check_and_each_check_is_a_test(scratch, tiny_snapshot):
-    result = scratch.runpytest_subprocess(*_args(tiny_snapshot, f"{MUTANTS_FILE}:NoKVCache"),
-                                          "-rfs")
+    result = scratch.runpytest_subprocess(*_args(tiny_snapshot, f"{MUTANTS_FILE}:NoKVCache"), "-rfs")
     # no servers, no benchmark report, no --route: those checks say skipped
-    idle = [c for c in CHECKS.values()
-            if c.needs_serving or c.id in ("bench.budget", "route.spec")]
+    idle = [c for c in CHECKS.values() if c.needs_serving or c.id in ("bench.budget", "route.spec")]
     result.assert_outcomes(passed=len(CHECKS) - 1 - len(idle), failed=1, skipped=len(idle))
     result.stdout.fnmatch_lines(["*generate.use_cache: fail: *the KV cache is off*"])
     result.stdout.fnmatch_lines(["*--no-serve*"])

@@ -10,15 +10,22 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, \
-    register_check, skipped
+from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, register_check, skipped
 from harness.gate.spy import Script
 from harness.model.prompt import build_prompt
 
-SHORT = ["Hi.", "Name a colour.", "What is MLflow?", "Explain the KV cache in one line.",
-         " ".join(["Describe the route, the signature and the endpoint."] * 6)]
-UNICODE = [unicodedata.normalize("NFC", "Café crème, naïve?"),
-           unicodedata.normalize("NFD", "Café crème, naïve?"), "Ｆｕｌｌ ｗｉｄｔｈ ﬁ ligature"]
+SHORT = [
+    "Hi.",
+    "Name a colour.",
+    "What is MLflow?",
+    "Explain the KV cache in one line.",
+    " ".join(["Describe the route, the signature and the endpoint."] * 6),
+]
+UNICODE = [
+    unicodedata.normalize("NFC", "Café crème, naïve?"),
+    unicodedata.normalize("NFD", "Café crème, naïve?"),
+    "Ｆｕｌｌ ｗｉｄｔｈ ﬁ ligature",
+]
 
 
 def _reference_answer(ctx: GateContext, row: Row) -> str:
@@ -43,11 +50,15 @@ def same_weights(ctx: GateContext) -> str | None:
             return None
         return "the candidate never called transformers' generate, so its weights are unknown"
     if ctx.candidate_runtime() is None:
-        return (f"the candidate's model runs on {facts['device']} in {facts['dtype']}, which the "
-                "reference cannot run in (allowed: cpu or cuda; float32, bfloat16 or float16)")
+        return (
+            f"the candidate's model runs on {facts['device']} in {facts['dtype']}, which the "
+            "reference cannot run in (allowed: cpu or cuda; float32, bfloat16 or float16)"
+        )
     if facts["fingerprint"] != ctx.reference_answers.fingerprint:
-        return (f"the candidate's model ({facts['class']}, {facts['dtype']}) does not hold the "
-                f"snapshot's weights; pass --snapshot with its own weights")
+        return (
+            f"the candidate's model ({facts['class']}, {facts['dtype']}) does not hold the "
+            f"snapshot's weights; pass --snapshot with its own weights"
+        )
     return None
 
 
@@ -62,20 +73,23 @@ def near_limit(ctx: GateContext, room: int) -> str:
 def _differential_cases(ctx: GateContext) -> list[tuple[str, list[Row]]]:
     room = 6
     near = near_limit(ctx, room)
-    cases = [("mixed lengths, short first", [Row(i, 0.0, 12) for i in SHORT]),
-             ("mixed lengths, long first", [Row(i, 0.0, 12) for i in reversed(SHORT)]),
-             ("repeated instructions", [Row(SHORT[k], 0.0, 10) for k in (1, 3, 1, 1)]),
-             ("one row", [Row(SHORT[2], 0.0, 16)]),
-             ("more rows than a batch", [Row(f"Item {k}: {SHORT[k % 4]}", 0.0, 6) for k in range(11)]),
-             ("unicode forms", [Row(i, 0.0, 8) for i in UNICODE])]
-    cases += [(f"max_tokens={k}", [Row(SHORT[1], 0.0, k), Row(SHORT[3], 0.0, k)])
-              for k in (1, 2, 3, 5, 9, 17, 33)]
+    cases = [
+        ("mixed lengths, short first", [Row(i, 0.0, 12) for i in SHORT]),
+        ("mixed lengths, long first", [Row(i, 0.0, 12) for i in reversed(SHORT)]),
+        ("repeated instructions", [Row(SHORT[k], 0.0, 10) for k in (1, 3, 1, 1)]),
+        ("one row", [Row(SHORT[2], 0.0, 16)]),
+        ("more rows than a batch", [Row(f"Item {k}: {SHORT[k % 4]}", 0.0, 6) for k in range(11)]),
+        ("unicode forms", [Row(i, 0.0, 8) for i in UNICODE]),
+    ]
+    cases += [(f"max_tokens={k}", [Row(SHORT[1], 0.0, k), Row(SHORT[3], 0.0, k)]) for k in (1, 2, 3, 5, 9, 17, 33)]
     cases += [(f"near the context, max_tokens={k}", [Row(near, 0.0, k)]) for k in range(1, room + 1)]
     return cases
 
 
-@register_check("answers.reference", "every answer equals the reference's answer for that row "
-                "alone, whatever the batch (temperature 0, same weights)")
+@register_check(
+    "answers.reference",
+    "every answer equals the reference's answer for that row alone, whatever the batch (temperature 0, same weights)",
+)
 def answers_reference(ctx: GateContext) -> Outcome:
     ctx.reset()
     probe = Row(SHORT[0], 0.0, 2)
@@ -100,58 +114,87 @@ def answers_reference(ctx: GateContext) -> Outcome:
     total = sum(len(rows) for _, rows in cases)
     rule = ctx.reference_answers.rule
     how = "exactly" if rule.exact else f"under the tolerant rule ({rule.describe()})"
-    return passed(f"{total} answers in {len(cases)} batches agree with the reference's, {how}",
-                  cases=[label for label, _ in cases], reference=ctx.reference_answers.facts())
+    return passed(
+        f"{total} answers in {len(cases)} batches agree with the reference's, {how}",
+        cases=[label for label, _ in cases],
+        reference=ctx.reference_answers.facts(),
+    )
 
 
-def _explain_difference(ctx: GateContext, label: str, rows: list[Row], got: list[str],
-                        i: int) -> Outcome:
+def _explain_difference(ctx: GateContext, label: str, rows: list[Row], got: list[str], i: int) -> Outcome:
     want = [_reference_answer(ctx, r) for r in rows]
     # The ids the model saw for this row in the batch: the last call that held it.
-    seen = [c.prompt_ids(r) for c in ctx.calls() for r in range(len(c.input_ids))
-            if rows[i].instruction in ctx.decode(c.prompt_ids(r))]
+    seen = [
+        c.prompt_ids(r)
+        for c in ctx.calls()
+        for r in range(len(c.input_ids))
+        if rows[i].instruction in ctx.decode(c.prompt_ids(r))
+    ]
     ctx.reset()
     alone = answers(ctx.send([rows[i]]))
-    evidence = {"batch": label, "row": i, "instruction": rows[i].instruction[:200],
-                "max_tokens": rows[i].max_tokens, "expected": want[i], "got": got[i],
-                "alone": alone, "generate_prompt_ids": seen[-1:]}
+    evidence = {
+        "batch": label,
+        "row": i,
+        "instruction": rows[i].instruction[:200],
+        "max_tokens": rows[i].max_tokens,
+        "expected": want[i],
+        "got": got[i],
+        "alone": alone,
+        "generate_prompt_ids": seen[-1:],
+    }
     where = f"row {i} of a {len(rows)}-row batch ({label})"
-    earlier = {answer for settings, answer in
-               ctx.answers_by_instruction.get(rows[i].instruction, {}).items()
-               if settings != rows[i].settings}
+    earlier = {
+        answer
+        for settings, answer in ctx.answers_by_instruction.get(rows[i].instruction, {}).items()
+        if settings != rows[i].settings
+    }
     if got[i] in want and want.index(got[i]) != i:
-        return failed(f"{where} got row {want.index(got[i])}'s answer: answers are returned "
-                      "out of order", **evidence)
+        return failed(f"{where} got row {want.index(got[i])}'s answer: answers are returned out of order", **evidence)
     if got[i] in earlier:
-        return failed(f"{where} got the answer given earlier to the same instruction with other "
-                      "settings: answers are cached by prompt?", **evidence)
+        return failed(
+            f"{where} got the answer given earlier to the same instruction with other "
+            "settings: answers are cached by prompt?",
+            **evidence,
+        )
     # A longer answer that extends the reference's (a split character at its end aside).
     if len(got[i]) > len(want[i]) and got[i].startswith(want[i].rstrip("\ufffd")):
-        return failed(f"{where} ran past max_tokens={rows[i].max_tokens} (expected "
-                      f"{want[i]!r}): settings ignored for this batch?", **evidence)
+        return failed(
+            f"{where} ran past max_tokens={rows[i].max_tokens} (expected "
+            f"{want[i]!r}): settings ignored for this batch?",
+            **evidence,
+        )
     if got[i] == "" and want[i]:
-        return failed(f"{where} got an empty answer (expected {want[i]!r}): the row was "
-                      "not generated?", **evidence)
+        return failed(f"{where} got an empty answer (expected {want[i]!r}): the row was not generated?", **evidence)
     if len(rows) > 1 and alone == [want[i]]:
-        return failed(f"{where} got a different answer than alone: the batch changes answers "
-                      "(padded on the right, or the attention mask dropped?)", **evidence)
-    at = next((k for k, (a, b) in enumerate(zip(got[i], want[i])) if a != b),
-              min(len(got[i]), len(want[i])))
-    return failed(f"{where} differs from the reference at character {at}: expected "
-                  f"{want[i][at:at + 30]!r}, got {got[i][at:at + 30]!r}", **evidence)
+        return failed(
+            f"{where} got a different answer than alone: the batch changes answers "
+            "(padded on the right, or the attention mask dropped?)",
+            **evidence,
+        )
+    at = next((k for k, (a, b) in enumerate(zip(got[i], want[i])) if a != b), min(len(got[i]), len(want[i])))
+    return failed(
+        f"{where} differs from the reference at character {at}: expected "
+        f"{want[i][at : at + 30]!r}, got {got[i][at : at + 30]!r}",
+        **evidence,
+    )
 
 
 def _generated_counts(ctx: GateContext, rows: list[Row]) -> list[int | None]:
     counts = []
     for row in rows:
-        found = [len(c.new_ids(r)) for c in ctx.calls() for r in range(len(c.input_ids))
-                 if row.instruction in ctx.decode(c.prompt_ids(r))]
+        found = [
+            len(c.new_ids(r))
+            for c in ctx.calls()
+            for r in range(len(c.input_ids))
+            if row.instruction in ctx.decode(c.prompt_ids(r))
+        ]
         counts.append(found[0] if found else None)
     return counts
 
 
-@register_check("params.max_tokens", "max_tokens bounds the tokens generated at every temperature "
-                "and is reached when no EOS comes")
+@register_check(
+    "params.max_tokens", "max_tokens bounds the tokens generated at every temperature and is reached when no EOS comes"
+)
 def params_max_tokens(ctx: GateContext) -> Outcome:
     evidence: dict[str, Any] = {}
     # Sampling first: a candidate that cannot run temperature 0 is still judged there.
@@ -159,28 +202,35 @@ def params_max_tokens(ctx: GateContext) -> Outcome:
         for k in (1, 4, 11):
             # Columns candidates take settings per row: give the second row its own.
             other = k if ctx.uses_params else k + 3
-            rows = [Row("Count slowly to ten.", temperature, k),
-                    Row("Name the planets.", temperature, other)]
+            rows = [Row("Count slowly to ten.", temperature, k), Row("Name the planets.", temperature, other)]
             ctx.reset(Script(suppress_eos=True))
             ctx.send(rows)
             counts = _generated_counts(ctx, rows)
             evidence[f"t={temperature} max_tokens={k}"] = counts
             if all(c is None for c in counts):
-                return skipped("skipped: no generate call held these rows (the candidate "
-                               "decodes without generate, or answered from a cache); max_tokens "
-                               "is judged by answers.reference", **evidence)
+                return skipped(
+                    "skipped: no generate call held these rows (the candidate "
+                    "decodes without generate, or answered from a cache); max_tokens "
+                    "is judged by answers.reference",
+                    **evidence,
+                )
             for i, (row, count) in enumerate(zip(rows, counts)):
                 if count is None:
                     return failed(f"row {i} of {len(rows)} never reached generate", **evidence)
                 if count != row.max_tokens:
-                    first = (": it got row 0's max_tokens, so one request's rows share the "
-                             "first row's settings" if i and count == rows[0].max_tokens else "")
-                    return failed(f"max_tokens={row.max_tokens} at temperature {temperature}: "
-                                  f"row {i} generated {count} tokens with EOS withheld (expected "
-                                  f"exactly {row.max_tokens}){first}", **evidence)
+                    first = (
+                        ": it got row 0's max_tokens, so one request's rows share the first row's settings"
+                        if i and count == rows[0].max_tokens
+                        else ""
+                    )
+                    return failed(
+                        f"max_tokens={row.max_tokens} at temperature {temperature}: "
+                        f"row {i} generated {count} tokens with EOS withheld (expected "
+                        f"exactly {row.max_tokens}){first}",
+                        **evidence,
+                    )
     ctx.reset()
-    return passed("exactly max_tokens generated when no EOS comes, at temperature 0 and 0.8",
-                  **evidence)
+    return passed("exactly max_tokens generated when no EOS comes, at temperature 0 and 0.8", **evidence)
 
 
 @register_check("params.temperature_zero", "temperature 0 works, is greedy and repeats exactly")
@@ -199,12 +249,18 @@ def params_temperature_zero(ctx: GateContext) -> Outcome:
         evidence["greedy"] = greedy
         if len(first) != len(rows) or not all(_agrees(ctx, r, a) for r, a in zip(rows, first)):
             if [a.strip() for a in first] == [g.strip() for g in greedy]:
-                return passed("repeatable, and greedy: equal to the greedy reference but for "
-                              "whitespace at the ends (trim.exact judges that)", **evidence)
-            return failed("temperature 0 is repeatable, but its answers differ from greedy "
-                          "decoding of the same instructions: not greedy, or the prompt, length "
-                          "or trim differ (answers.reference, prompt.template and trim.exact "
-                          "say which)", **evidence)
+                return passed(
+                    "repeatable, and greedy: equal to the greedy reference but for "
+                    "whitespace at the ends (trim.exact judges that)",
+                    **evidence,
+                )
+            return failed(
+                "temperature 0 is repeatable, but its answers differ from greedy "
+                "decoding of the same instructions: not greedy, or the prompt, length "
+                "or trim differ (answers.reference, prompt.template and trim.exact "
+                "say which)",
+                **evidence,
+            )
     return passed("repeatable, and equal to greedy decoding", **evidence)
 
 
@@ -215,16 +271,17 @@ def params_temperature(ctx: GateContext) -> Outcome:
     got = [answers(ctx.send([row]))[0] for _ in range(4)]
     evidence = {"answers": got}
     if len(set(got)) == 1:
-        return failed(f"temperature {row.temperature} gave the same answer in {len(got)} calls: "
-                      "sampling is off, or a fixed seed is set", **evidence)
-    return passed(f"{len(set(got))} different answers in {len(got)} calls at temperature "
-                  f"{row.temperature}", **evidence)
+        return failed(
+            f"temperature {row.temperature} gave the same answer in {len(got)} calls: "
+            "sampling is off, or a fixed seed is set",
+            **evidence,
+        )
+    return passed(f"{len(set(got))} different answers in {len(got)} calls at temperature {row.temperature}", **evidence)
 
 
 _LOW_T = 0.01
 _RISK = 1e-6  # at most this chance that a correct sampler leaves greedy's path in 3 calls
-_POOL = ("Count slowly to ten.", "Name the planets.", "What is MLflow?",
-         "Tell a story about a lighthouse.")
+_POOL = ("Count slowly to ten.", "Name the planets.", "What is MLflow?", "Tell a story about a lighthouse.")
 
 
 def _decisive(ctx: GateContext) -> tuple[str, int] | None:
@@ -237,9 +294,13 @@ def _decisive(ctx: GateContext) -> tuple[str, int] | None:
     for instruction in _POOL:
         with torch.inference_mode():
             out = reference.model.generate(
-                **reference.encode([instruction]), do_sample=False, max_new_tokens=8,
-                output_scores=True, return_dict_in_generate=True,
-                pad_token_id=reference.tokenizer.pad_token_id)
+                **reference.encode([instruction]),
+                do_sample=False,
+                max_new_tokens=8,
+                output_scores=True,
+                return_dict_in_generate=True,
+                pad_token_id=reference.tokenizer.pad_token_id,
+            )
         risk, steps = 0.0, 0
         for scores in out.scores:
             risk += 3 * (1.0 - float(torch.softmax(scores[0].double() / _LOW_T, -1).max()))
@@ -251,33 +312,39 @@ def _decisive(ctx: GateContext) -> tuple[str, int] | None:
     return None
 
 
-@register_check("params.temperature_low", "a low temperature is applied: at 0.01 the answers "
-                "are greedy's where greedy decoding is decisive")
+@register_check(
+    "params.temperature_low",
+    "a low temperature is applied: at 0.01 the answers are greedy's where greedy decoding is decisive",
+)
 def params_temperature_low(ctx: GateContext) -> Outcome:
     if (found := _decisive(ctx)) is None:
-        return skipped("skipped: no instruction whose greedy choices are decisive enough to "
-                       "judge a low temperature by")
+        return skipped("skipped: no instruction whose greedy choices are decisive enough to judge a low temperature by")
     instruction, steps = found
     ctx.reset()
     greedy = answers(ctx.send([Row(instruction, 0.0, steps)]))
     evidence: dict[str, Any] = {"instruction": instruction, "max_tokens": steps, "greedy": greedy}
     if len(greedy) != 1 or not _agrees(ctx, Row(instruction, 0.0, steps), greedy[0]):
-        return skipped("skipped: the temperature-0 answer differs from the reference's "
-                       "(answers.reference judges that), so closeness to it cannot be read",
-                       **evidence)
+        return skipped(
+            "skipped: the temperature-0 answer differs from the reference's "
+            "(answers.reference judges that), so closeness to it cannot be read",
+            **evidence,
+        )
     got = [answers(ctx.send([Row(instruction, _LOW_T, steps)]))[0] for _ in range(3)]
     evidence["low_temperature"] = got
     if any(answer != greedy[0] for answer in got):
-        return failed(f"temperature {_LOW_T} gave {got!r}, not the greedy {greedy[0]!r}, over "
-                      f"{steps} steps where a correct sampler keeps to greedy's path but with a "
-                      f"chance below {_RISK:g}: the requested temperature is not applied (a "
-                      "fixed one instead?)"[:500], **evidence)
-    return passed(f"3 answers at temperature {_LOW_T} equal greedy's over {steps} decisive "
-                  "steps", **evidence)
+        return failed(
+            f"temperature {_LOW_T} gave {got!r}, not the greedy {greedy[0]!r}, over "
+            f"{steps} steps where a correct sampler keeps to greedy's path but with a "
+            f"chance below {_RISK:g}: the requested temperature is not applied (a "
+            "fixed one instead?)"[:500],
+            **evidence,
+        )
+    return passed(f"3 answers at temperature {_LOW_T} equal greedy's over {steps} decisive steps", **evidence)
 
 
-@register_check("prompt.context", "an instruction that cannot fit the context is rejected naming "
-                "`prompt`, never silently truncated")
+@register_check(
+    "prompt.context", "an instruction that cannot fit the context is rejected naming `prompt`, never silently truncated"
+)
 def prompt_context(ctx: GateContext) -> Outcome:
     words = ["route"] * ctx.context_length
     ctx.reset()
@@ -287,11 +354,16 @@ def prompt_context(ctx: GateContext) -> Outcome:
     except Exception as error:
         message = getattr(error, "message", None) or str(error)
         if "prompt" not in message:
-            return failed("not rejected up front: the error does not name 'prompt' (it may "
-                          f"have failed inside the model): {message[:150]}")
+            return failed(
+                "not rejected up front: the error does not name 'prompt' (it may "
+                f"have failed inside the model): {message[:150]}"
+            )
         return passed("rejected, naming prompt", error=message[:300])
-    return failed(f"an instruction of {len(words)} words (context {ctx.context_length} tokens) "
-                  "was answered: the prompt is silently truncated", answers=got)
+    return failed(
+        f"an instruction of {len(words)} words (context {ctx.context_length} tokens) "
+        "was answered: the prompt is silently truncated",
+        answers=got,
+    )
 
 
 @register_check("generate.use_cache", "decoding uses the KV cache: each step feeds one new position")
@@ -304,9 +376,11 @@ def generate_use_cache(ctx: GateContext) -> Outcome:
         return skipped("skipped: no generate call with several decoding steps was seen")
     steps = widths[0][1:]
     if any(w != 1 for w in steps):
-        return failed(f"each decoding step re-ran the whole sequence (widths {widths[0][:6]}): "
-                      "the KV cache is off (MPT's published generation config says use_cache: "
-                      "false; pass use_cache=True to generate, or set it in the model's "
-                      "generation config)", forward_widths=widths[0])
-    return passed(f"after the prompt, each of {len(steps)} steps fed one position",
-                  forward_widths=widths[0])
+        return failed(
+            f"each decoding step re-ran the whole sequence (widths {widths[0][:6]}): "
+            "the KV cache is off (MPT's published generation config says use_cache: "
+            "false; pass use_cache=True to generate, or set it in the model's "
+            "generation config)",
+            forward_widths=widths[0],
+        )
+    return passed(f"after the prompt, each of {len(steps)} steps fed one position", forward_widths=widths[0])

@@ -12,8 +12,17 @@ from typing import Any
 
 import pandas as pd
 
-from harness.gate.checks.registry import GateContext, Outcome, Row, answers, completion_text, \
-    failed, passed, register_check, skipped
+from harness.gate.checks.registry import (
+    GateContext,
+    Outcome,
+    Row,
+    answers,
+    completion_text,
+    failed,
+    passed,
+    register_check,
+    skipped,
+)
 from harness.gate.spy import Script
 from harness.model.prompt import build_prompt
 
@@ -27,13 +36,13 @@ INSTRUCTIONS = {
 }
 
 
-_NO_GENERATE = ("skipped: the candidate does not call transformers' generate; its answers are "
-                "judged by answers.reference")
+_NO_GENERATE = (
+    "skipped: the candidate does not call transformers' generate; its answers are judged by answers.reference"
+)
 
 
 def _sent_prompts(ctx: GateContext) -> list[str]:
-    return [ctx.decode(call.prompt_ids(r)) for call in ctx.calls()
-            for r in range(len(call.input_ids))]
+    return [ctx.decode(call.prompt_ids(r)) for call in ctx.calls() for r in range(len(call.input_ids))]
 
 
 def _find_row(ctx: GateContext, instruction: str):
@@ -50,22 +59,25 @@ def output_type(ctx: GateContext) -> Outcome:
     kind = type(raw).__name__
     if isinstance(raw, (pd.Series, pd.DataFrame)):
         # MLflow's scoring server sends these as records ([{"0": "..."}]), not strings.
-        return failed(f"a 1-row input returned a pandas {kind}: the scoring server sends it as "
-                      "records of objects, not a list of strings; return a list",
-                      returned=repr(raw)[:200])
+        return failed(
+            f"a 1-row input returned a pandas {kind}: the scoring server sends it as "
+            "records of objects, not a list of strings; return a list",
+            returned=repr(raw)[:200],
+        )
     if hasattr(raw, "tolist") and not isinstance(raw, str) and getattr(raw, "ndim", 1) == 1:
         raw = raw.tolist()
     if not isinstance(raw, (list, tuple)):
-        return failed(f"a 1-row input returned a {kind}, not a list of one string per row",
-                      returned=repr(raw)[:200])
+        return failed(f"a 1-row input returned a {kind}, not a list of one string per row", returned=repr(raw)[:200])
     if len(raw) == 1 and completion_text(raw[0]) is not None:
         # MLflow's transformers flavour, llm/v1/completions task: understood here; whether a
         # route can relay it is for the serving checks (the provider wants strings).
-        return passed("a list with one completions object (choices[].text) per row",
-                      returned_type=kind, returned=raw)
+        return passed("a list with one completions object (choices[].text) per row", returned_type=kind, returned=raw)
     if len(raw) != 1 or not all(isinstance(a, str) for a in raw):
-        return failed(f"a 1-row input returned {len(raw)} items of types "
-                      f"{sorted({type(a).__name__ for a in raw})}; expected 1 string", returned=raw)
+        return failed(
+            f"a 1-row input returned {len(raw)} items of types "
+            f"{sorted({type(a).__name__ for a in raw})}; expected 1 string",
+            returned=raw,
+        )
     return passed("a list with one string per row", returned_type=kind)
 
 
@@ -74,14 +86,14 @@ def rows_all(ctx: GateContext) -> Outcome:
     rows = [Row(f"Row {i}: name a colour number {i}.", 1.0, 4) for i in range(3)]
     ctx.reset()
     got = answers(ctx.send(rows))
-    missing = [r.instruction for r in rows if _find_row(ctx, r.instruction)[0] is None] \
-        if ctx.calls() else []  # without generate calls, the answer count is all we can see
+    missing = (
+        [r.instruction for r in rows if _find_row(ctx, r.instruction)[0] is None] if ctx.calls() else []
+    )  # without generate calls, the answer count is all we can see
     evidence = {"sent": [r.instruction for r in rows], "answers": got, "generate_prompts": _sent_prompts(ctx)}
     if len(got) != len(rows):
         return failed(f"{len(rows)} rows in, {len(got)} answers out", **evidence)
     if missing:
-        return failed(f"{len(missing)} of {len(rows)} rows never reached generate: {missing[0]!r}",
-                      **evidence)
+        return failed(f"{len(missing)} of {len(rows)} rows never reached generate: {missing[0]!r}", **evidence)
     return passed(f"{len(rows)} rows in, {len(rows)} answers out, each row generated", **evidence)
 
 
@@ -98,13 +110,14 @@ def prompt_template(ctx: GateContext) -> Outcome:
         evidence[name] = {"expected": expected, "sent": sent}
         if expected not in sent:
             got = sent[0] if sent else "<generate not called>"
-            at = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b),
-                      min(len(got), len(expected)))
-            return failed(f"{name} instruction: generate saw a different prompt; first difference "
-                          f"at character {at}: expected {expected[at:at + 25]!r}, "
-                          f"got {got[at:at + 25]!r}", **evidence)
-    return passed(f"template exact for {len(INSTRUCTIONS)} instructions "
-                  f"({', '.join(INSTRUCTIONS)})", **evidence)
+            at = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+            return failed(
+                f"{name} instruction: generate saw a different prompt; first difference "
+                f"at character {at}: expected {expected[at : at + 25]!r}, "
+                f"got {got[at : at + 25]!r}",
+                **evidence,
+            )
+    return passed(f"template exact for {len(INSTRUCTIONS)} instructions ({', '.join(INSTRUCTIONS)})", **evidence)
 
 
 def _scripts(ctx: GateContext) -> dict[str, tuple[list[int], list[int]]]:
@@ -127,8 +140,7 @@ _TRIM_ROWS = (Row("Short.", 1.0, 16), Row("A much longer instruction than the fi
 
 def _script(ids_by_row: tuple[list[int], list[int]]) -> Script:
     """Answer each input row by which of :data:`_TRIM_ROWS` it holds."""
-    return Script(by_marker=tuple((row.instruction, tuple(ids))
-                                  for row, ids in zip(_TRIM_ROWS, ids_by_row)))
+    return Script(by_marker=tuple((row.instruction, tuple(ids)) for row, ids in zip(_TRIM_ROWS, ids_by_row)))
 
 
 def _generated_text(ctx: GateContext, calls, instruction: str) -> str | None:
@@ -138,7 +150,7 @@ def _generated_text(ctx: GateContext, calls, instruction: str) -> str | None:
         for r in range(len(call.input_ids)):
             if instruction in ctx.decode(call.prompt_ids(r)):
                 new = call.new_ids(r)
-                return ctx.decode(new[:new.index(eos)] if eos in new else new)
+                return ctx.decode(new[: new.index(eos)] if eos in new else new)
     return None
 
 
@@ -146,12 +158,14 @@ def _generated_text(ctx: GateContext, calls, instruction: str) -> str | None:
 def trim_exact(ctx: GateContext) -> Outcome:
     # "eos_real": the real generate, row 0 made to emit EOS after 3 tokens while row 1 goes
     # on: the candidate's own EOS id and padding decide what follows it.
-    cases: dict[str, Any] = {"real": None, "eos_real": Script(eos_after=(
-        (_TRIM_ROWS[0].instruction, 3),)), **_scripts(ctx)}
+    cases: dict[str, Any] = {
+        "real": None,
+        "eos_real": Script(eos_after=((_TRIM_ROWS[0].instruction, 3),)),
+        **_scripts(ctx),
+    }
     evidence: dict[str, Any] = {}
     for case, ids_by_row in cases.items():
-        ctx.reset(ids_by_row if isinstance(ids_by_row, Script) else
-                  _script(ids_by_row) if ids_by_row else None)
+        ctx.reset(ids_by_row if isinstance(ids_by_row, Script) else _script(ids_by_row) if ids_by_row else None)
         error: Exception | None = None
         try:
             try:
@@ -163,8 +177,11 @@ def trim_exact(ctx: GateContext) -> Outcome:
             ctx.reset()
         # A scripted generate that could not answer as generate would leaves nothing to judge.
         if (reason := next((c.unsupported for c in calls if c.unsupported), None)) is not None:
-            return skipped(f"skipped: the {case} case was scripted, and a scripted generate "
-                           f"cannot honour what the candidate asked of it: {reason}", **evidence)
+            return skipped(
+                f"skipped: the {case} case was scripted, and a scripted generate "
+                f"cannot honour what the candidate asked of it: {reason}",
+                **evidence,
+            )
         if error is not None:
             raise error
         if not calls:
@@ -173,15 +190,22 @@ def trim_exact(ctx: GateContext) -> Outcome:
         evidence[case] = {"expected": expected, "answers": got}
         for i, (answer, want) in enumerate(zip(got, expected)):
             if want is not None and answer != want:
-                return failed(f"{case}: row {i} answer {answer!r} is not the decode of the ids "
-                              f"generated after the prompt up to EOS, {want!r}", **evidence)
+                return failed(
+                    f"{case}: row {i} answer {answer!r} is not the decode of the ids "
+                    f"generated after the prompt up to EOS, {want!r}",
+                    **evidence,
+                )
     return passed(f"answers exact for {len(cases)} generations ({', '.join(cases)})", **evidence)
 
 
 def _invalid_cases(ctx: GateContext) -> list[tuple[str, str, float, int]]:
-    cases = [("temperature", "-1", -1.0, 8), ("temperature", "3", 3.0, 8),
-             ("max_tokens", "0", 1.0, 0), ("max_tokens", "-1", 1.0, -1),
-             ("max_tokens", "beyond the context", 1.0, ctx.context_length)]
+    cases = [
+        ("temperature", "-1", -1.0, 8),
+        ("temperature", "3", 3.0, 8),
+        ("max_tokens", "0", 1.0, 0),
+        ("max_tokens", "-1", 1.0, -1),
+        ("max_tokens", "beyond the context", 1.0, ctx.context_length),
+    ]
     if ctx.uses_params:  # a NaN in a column reads as a missing value, which is allowed
         cases.insert(2, ("temperature", "NaN", math.nan, 8))
     return cases
@@ -197,16 +221,21 @@ def params_invalid(ctx: GateContext) -> Outcome:
             ctx.send([row])
         except Exception as error:
             message = getattr(error, "message", None) or str(error)
-            evidence[f"{field}={label}"] = {"error": f"{type(error).__name__}: {message}"[:300],
-                                            "generate_called": bool(ctx.calls())}
+            evidence[f"{field}={label}"] = {
+                "error": f"{type(error).__name__}: {message}"[:300],
+                "generate_called": bool(ctx.calls()),
+            }
             if field not in message:
-                return failed(f"{field}={label}: the error does not name {field!r}: "
-                              f"{type(error).__name__}: {message[:150]}", **evidence)
+                return failed(
+                    f"{field}={label}: the error does not name {field!r}: {type(error).__name__}: {message[:150]}",
+                    **evidence,
+                )
             if ctx.calls():
-                return failed(f"{field}={label}: rejected only from inside generate "
-                              f"({type(error).__name__}: {message[:120]})", **evidence)
+                return failed(
+                    f"{field}={label}: rejected only from inside generate ({type(error).__name__}: {message[:120]})",
+                    **evidence,
+                )
             continue
         evidence[f"{field}={label}"] = {"error": None}
         return failed(f"{field}={label} was accepted without an error", **evidence)
-    return passed("every out-of-range setting rejected before generate, naming the field",
-                  **evidence)
+    return passed("every out-of-range setting rejected before generate, naming the field", **evidence)

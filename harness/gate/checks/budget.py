@@ -6,8 +6,7 @@ from harness.bench.compare import Budget, check_budgets
 from harness.gate.checks.registry import GateContext, Outcome, failed, passed, register_check, skipped
 
 
-@register_check("bench.budget", "the benchmark report meets every --budget", needs_model=False,
-                needs_candidate=False)
+@register_check("bench.budget", "the benchmark report meets every --budget", needs_model=False, needs_candidate=False)
 def bench_budget(ctx: GateContext) -> Outcome:
     report, budgets = ctx.bench_report, ctx.budgets
     if report is None:
@@ -17,6 +16,8 @@ def bench_budget(ctx: GateContext) -> Outcome:
     failures, judged = check_budgets(report, [Budget.parse(b) for b in budgets])
     if failures:
         return failed("; ".join(failures), judged=judged, report=str(report))
-    return passed(f"{len(budgets)} budget(s) met: "
-                  + ", ".join(f"{k} ({v:.4g})" for k, v in judged.items()),
-                  judged=judged, report=str(report))
+    return passed(
+        f"{len(budgets)} budget(s) met: " + ", ".join(f"{k} ({v:.4g})" for k, v in judged.items()),
+        judged=judged,
+        report=str(report),
+    )

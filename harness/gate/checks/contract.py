@@ -7,8 +7,7 @@ from harness.model.signature import columns_payload, gateway_payload, parse_payl
 
 # What each route provider sends to the model server for one completions request.
 PROVIDER_PAYLOADS = {
-    "mlflow-model-serving": lambda: gateway_payload(["What is MLflow?"], temperature=0.0,
-                                                    max_tokens=16),
+    "mlflow-model-serving": lambda: gateway_payload(["What is MLflow?"], temperature=0.0, max_tokens=16),
     "columns": lambda: columns_payload(["What is MLflow?"], temperature=0.0, max_tokens=16),
 }
 
@@ -16,13 +15,11 @@ PROVIDER_PAYLOADS = {
 @register_check("load", "the candidate loads on this machine", needs_model=False)
 def load(ctx: GateContext) -> Outcome:
     if ctx.candidate is None:
-        return failed(ctx.load_error or "the candidate did not load",
-                      traceback=ctx.load_traceback)
+        return failed(ctx.load_error or "the candidate did not load", traceback=ctx.load_traceback)
     return passed("loaded with mlflow.pyfunc.load_model in its own process")
 
 
-@register_check("signature.present", "the model has a signature with a string prompt input",
-                needs_model=False)
+@register_check("signature.present", "the model has a signature with a string prompt input", needs_model=False)
 def signature_present(ctx: GateContext) -> Outcome:
     sig = ctx.signature
     if sig is None:
@@ -34,32 +31,41 @@ def signature_present(ctx: GateContext) -> Outcome:
         return failed(f"the input schema has no 'prompt' column (columns: {names})", **evidence)
     if next(c for c in inputs if c.get("name") == "prompt").get("type") != "string":
         return failed("the 'prompt' column is not a string", **evidence)
-    return passed(f"inputs {names}, params {[p['name'] for p in evidence['params'] or []]}",
-                  **evidence)
+    return passed(f"inputs {names}, params {[p['name'] for p in evidence['params'] or []]}", **evidence)
 
 
-@register_check("signature.payload", "the route provider's payload passes MLflow's parsing and enforcement",
-                needs_model=False)
+@register_check(
+    "signature.payload", "the route provider's payload passes MLflow's parsing and enforcement", needs_model=False
+)
 def signature_payload(ctx: GateContext) -> Outcome:
     payload = PROVIDER_PAYLOADS[ctx.provider]()
     try:
         data, params = parse_payload(payload, ctx.signature)
     except Exception as error:
         message = getattr(error, "message", str(error)).splitlines()[0][:300]
-        return failed(f"the {ctx.provider} payload is rejected by the model's signature: "
-                      f"{message}{payload_fix(ctx)}", payload=payload)
-    return passed(f"the {ctx.provider} payload is accepted", payload=payload,
-                  parsed={"data": data.to_dict("list") if hasattr(data, "to_dict") else repr(data),
-                          "params": params})
+        return failed(
+            f"the {ctx.provider} payload is rejected by the model's signature: {message}{payload_fix(ctx)}",
+            payload=payload,
+        )
+    return passed(
+        f"the {ctx.provider} payload is accepted",
+        payload=payload,
+        parsed={"data": data.to_dict("list") if hasattr(data, "to_dict") else repr(data), "params": params},
+    )
 
 
 def payload_fix(ctx: GateContext) -> str:
     """The one-line fix, where the signature says which way the model went."""
-    names = [c.get("name") for c in ctx.signature.inputs.to_dict()] \
-        if ctx.signature is not None and ctx.signature.inputs else []
+    names = (
+        [c.get("name") for c in ctx.signature.inputs.to_dict()]
+        if ctx.signature is not None and ctx.signature.inputs
+        else []
+    )
     if {"prompt", "temperature", "max_tokens"} <= set(names):
-        return (". Fix: the mlflow-model-serving provider sends {\"inputs\": [prompt], \"params\": "
-                "{...}}, but this signature wants settings as columns (a transformers-flavour "
-                "llm/v1/completions model, or the seed's column signature): wrap the model in a "
-                "PyFunc with harness.model.signature.GATEWAY (prompt column, settings as params)")
+        return (
+            '. Fix: the mlflow-model-serving provider sends {"inputs": [prompt], "params": '
+            "{...}}, but this signature wants settings as columns (a transformers-flavour "
+            "llm/v1/completions model, or the seed's column signature): wrap the model in a "
+            "PyFunc with harness.model.signature.GATEWAY (prompt column, settings as params)"
+        )
     return ""

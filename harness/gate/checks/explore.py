@@ -12,8 +12,7 @@ import math
 from typing import Any
 
 from harness.gate.checks.answers import near_limit, same_weights
-from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, \
-    register_check, skipped
+from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, register_check, skipped
 from harness.gate.explore.oracle import Oracle
 from harness.gate.explore.reproducer import evidence
 from harness.gate.explore.requests import Observed, Request, Step
@@ -39,14 +38,17 @@ def _payload(ctx: GateContext):
     def payload(request: Request) -> dict[str, Any]:
         if ctx.uses_params:
             return request.body()
-        return ctx.payload([Row(i, request.temperature, request.max_tokens, request.stop or ())
-                            for i in request.instructions])
+        return ctx.payload(
+            [Row(i, request.temperature, request.max_tokens, request.stop or ()) for i in request.instructions]
+        )
+
     return payload
 
 
 def _parse(ctx: GateContext, payload):
     """The instructions as the candidate receives them, after MLflow's parsing (its numpy
     casts), so the oracle answers the same text."""
+
     def parse(request: Request) -> list[str]:
         try:
             data, _ = parse_payload(payload(request), ctx.signature)
@@ -54,6 +56,7 @@ def _parse(ctx: GateContext, payload):
         except Exception:  # noqa: BLE001 - MLflow refusing the body is the candidate's verdict
             return list(request.instructions)
         return parsed if len(parsed) == len(request.instructions) else list(request.instructions)
+
     return parse
 
 
@@ -65,15 +68,27 @@ def _session(ctx: GateContext) -> Session:
         oracle = Oracle(ctx.reference_answers, _parse(ctx, payload))
         near = {room: near_limit(ctx, room) for room in range(1, 7)}
         limits = Limits(near=near, too_long=near[1] + " route" * 8)
-        pool = tuple(dict.fromkeys(piece for p in _POOL_PROMPTS
-                                   for piece in oracle.greedy_text(p, 10).split()
-                                   if piece and "\ufffd" not in piece))[:12]
+        pool = tuple(
+            dict.fromkeys(
+                piece
+                for p in _POOL_PROMPTS
+                for piece in oracle.greedy_text(p, 10).split()
+                if piece and "\ufffd" not in piece
+            )
+        )[:12]
         ctx.explore_state = (oracle, limits, pool)
     oracle, limits, pool = ctx.explore_state
-    return Session(send=lambda body: _send(ctx, body), oracle=oracle, payload=_payload(ctx),
-                   reload=lambda: bool(ctx.candidate.reload()), limits=limits, pool=pool,
-                   budget=Budget(ctx.explore.budget_s), history=ctx.sent,
-                   takes_stop=ctx.signature is None or ctx.accepts_stop)
+    return Session(
+        send=lambda body: _send(ctx, body),
+        oracle=oracle,
+        payload=_payload(ctx),
+        reload=lambda: bool(ctx.candidate.reload()),
+        limits=limits,
+        pool=pool,
+        budget=Budget(ctx.explore.budget_s),
+        history=ctx.sent,
+        takes_stop=ctx.signature is None or ctx.accepts_stop,
+    )
 
 
 def _cannot_judge(ctx: GateContext) -> Outcome | None:
@@ -85,31 +100,46 @@ def _cannot_judge(ctx: GateContext) -> Outcome | None:
     if (why := same_weights(ctx)) is not None:
         return skipped(f"skipped: {why}")
     if (error := ctx.temperature_zero_error()) is not None:
-        return skipped("skipped: judged at temperature 0, which raises in this candidate while "
-                       f"sampling works (params.temperature_zero fails for it): {error}"[:500])
+        return skipped(
+            "skipped: judged at temperature 0, which raises in this candidate while "
+            f"sampling works (params.temperature_zero fails for it): {error}"[:500]
+        )
     return None
 
 
 def _verdict(ctx: GateContext, result: SearchResult, session: Session, what: str) -> Outcome:
     if result.finding is not None:
         result.finding = reproduce(session, result.finding)
-    tried = {"seed": ctx.explore.seed, "examples": session.judged,
-             "requests": session.requests_sent, "reference_generations": session.oracle.calls}
+    tried = {
+        "seed": ctx.explore.seed,
+        "examples": session.judged,
+        "requests": session.requests_sent,
+        "reference_generations": session.oracle.calls,
+    }
     if (finding := result.finding) is None:
-        cut = (f"; stopped at the {session.budget.seconds:g}s time budget"
-               if session.budget.reached else "")
-        return passed(f"{session.judged} {what} (seed {ctx.explore.seed}, {session.requests_sent} "
-                      f"requests) all agree with the reference{cut}", tried=tried)
-    smallest = ("the smallest failing request" if len(finding.steps) == 1
-                else f"the smallest failing sequence, {len(finding.steps)} requests")
-    flaky = " (it did not fail again on replay: the candidate is not deterministic)" \
-        if finding.flaky else ""
+        cut = f"; stopped at the {session.budget.seconds:g}s time budget" if session.budget.reached else ""
+        return passed(
+            f"{session.judged} {what} (seed {ctx.explore.seed}, {session.requests_sent} "
+            f"requests) all agree with the reference{cut}",
+            tried=tried,
+        )
+    smallest = (
+        "the smallest failing request"
+        if len(finding.steps) == 1
+        else f"the smallest failing sequence, {len(finding.steps)} requests"
+    )
+    flaky = " (it did not fail again on replay: the candidate is not deterministic)" if finding.flaky else ""
     if finding.fresh is False:
-        flaky += (" (it did not fail again on a freshly loaded candidate: it needs state that "
-                  "earlier requests left behind, which the replay could not pin down)")
+        flaky += (
+            " (it did not fail again on a freshly loaded candidate: it needs state that "
+            "earlier requests left behind, which the replay could not pin down)"
+        )
     last = finding.steps[-1]
-    return failed(f"{finding.message}{flaky}; {smallest}: {last.request.show()}"[:900],
-                  tried=tried, **evidence(finding, ctx.model_uri, ctx.tracking_uri))
+    return failed(
+        f"{finding.message}{flaky}; {smallest}: {last.request.show()}"[:900],
+        tried=tried,
+        **evidence(finding, ctx.model_uri, ctx.tracking_uri),
+    )
 
 
 def _one_body(ctx: GateContext, body: dict[str, Any], observed: Observed) -> dict[str, Any]:
@@ -122,8 +152,11 @@ def _key(ctx: GateContext, check: str) -> str:
     return f"{ctx.candidate_key}|{check}|{ctx.provider}"
 
 
-@register_check("explore.answers", "requests drawn by hypothesis (special characters, unicode "
-                "forms, code, stop strings, range ends) get the reference's answers")
+@register_check(
+    "explore.answers",
+    "requests drawn by hypothesis (special characters, unicode "
+    "forms, code, stop strings, range ends) get the reference's answers",
+)
 def explore_answers(ctx: GateContext) -> Outcome:
     if (outcome := _cannot_judge(ctx)) is not None:
         return outcome
@@ -132,65 +165,84 @@ def explore_answers(ctx: GateContext) -> Outcome:
     return _verdict(ctx, result, session, "requests")
 
 
-@register_check("explore.sequences", "request sequences (settings that could leak, repeats, "
-                "requests after an error) each get the answer the request gets alone")
+@register_check(
+    "explore.sequences",
+    "request sequences (settings that could leak, repeats, "
+    "requests after an error) each get the answer the request gets alone",
+)
 def explore_sequences(ctx: GateContext) -> Outcome:
     if (outcome := _cannot_judge(ctx)) is not None:
         return outcome
     session = _session(ctx)
-    result = search_sequences(sequence_machine(session), ctx.explore,
-                              _key(ctx, "explore.sequences"))
+    result = search_sequences(sequence_machine(session), ctx.explore, _key(ctx, "explore.sequences"))
     return _verdict(ctx, result, session, "sequences")
 
 
-@register_check("params.boundaries", "both ends of every range are accepted, and the first "
-                "value past each end is refused naming the field")
+@register_check(
+    "params.boundaries",
+    "both ends of every range are accepted, and the first value past each end is refused naming the field",
+)
 def params_boundaries(ctx: GateContext) -> Outcome:
     if (outcome := _cannot_judge(ctx)) is not None:
         return outcome
     session = _session(ctx)
     near = near_limit(ctx, 3)
-    valid = [("temperature=0", Request(("Name a colour.",), 0.0, 6)),
-             ("temperature=2 (the upper end)", Request(("Name a colour.",), 2.0, 6)),
-             ("max_tokens=1", Request(("What is MLflow?",), 0.0, 1)),
-             ("max_tokens = the room left (3)", Request((near,), 0.0, 3))]
-    invalid = [("temperature", "just below 0", Request(("Name a colour.",), math.nextafter(0.0, -1.0), 4)),
-               ("temperature", "just above 2", Request(("Name a colour.",), math.nextafter(2.0, 3.0), 4)),
-               ("max_tokens", "0", Request(("Name a colour.",), 0.0, 0)),
-               ("max_tokens", "one past the room left (4)", Request((near,), 0.0, 4))]
+    valid = [
+        ("temperature=0", Request(("Name a colour.",), 0.0, 6)),
+        ("temperature=2 (the upper end)", Request(("Name a colour.",), 2.0, 6)),
+        ("max_tokens=1", Request(("What is MLflow?",), 0.0, 1)),
+        ("max_tokens = the room left (3)", Request((near,), 0.0, 3)),
+    ]
+    invalid = [
+        ("temperature", "just below 0", Request(("Name a colour.",), math.nextafter(0.0, -1.0), 4)),
+        ("temperature", "just above 2", Request(("Name a colour.",), math.nextafter(2.0, 3.0), 4)),
+        ("max_tokens", "0", Request(("Name a colour.",), 0.0, 0)),
+        ("max_tokens", "one past the room left (4)", Request((near,), 0.0, 4)),
+    ]
     seen: dict[str, Any] = {}
     for label, request in valid:
         step, why = session.run(request)
         seen[label] = step.to_dict()
         if why is not None:
-            return failed(f"{label}: {why}", cases=seen, **evidence(
-                Finding(why, (step,)), ctx.model_uri, ctx.tracking_uri))
+            return failed(
+                f"{label}: {why}", cases=seen, **evidence(Finding(why, (step,)), ctx.model_uri, ctx.tracking_uri)
+            )
     for field, label, request in invalid:
         observed = _send(ctx, session.payload(request))
         seen[f"{field} {label}"] = {"body": session.payload(request), "got": observed.show()}
         if observed.error is None:
-            return failed(f"{field} {label} ({getattr(request, field)!r}) was accepted: "
-                          f"{observed.show()[:100]}", cases=seen,
-                          **_one_body(ctx, session.payload(request), observed))
+            return failed(
+                f"{field} {label} ({getattr(request, field)!r}) was accepted: {observed.show()[:100]}",
+                cases=seen,
+                **_one_body(ctx, session.payload(request), observed),
+            )
         if field not in observed.error.message:
-            return failed(f"{field} {label}: the error does not name {field!r}: "
-                          f"{observed.error.describe()}", cases=seen,
-                          **_one_body(ctx, session.payload(request), observed))
-    return passed(f"{len(valid)} values at the ends of the ranges accepted, {len(invalid)} "
-                  "just past them refused naming the field", cases=seen)
+            return failed(
+                f"{field} {label}: the error does not name {field!r}: {observed.error.describe()}",
+                cases=seen,
+                **_one_body(ctx, session.payload(request), observed),
+            )
+    return passed(
+        f"{len(valid)} values at the ends of the ranges accepted, {len(invalid)} "
+        "just past them refused naming the field",
+        cases=seen,
+    )
 
 
-@register_check("params.error_kind", "a bad request is refused as MlflowException "
-                "(INVALID_PARAMETER_VALUE), which the scoring server answers 400 with the message")
+@register_check(
+    "params.error_kind",
+    "a bad request is refused as MlflowException "
+    "(INVALID_PARAMETER_VALUE), which the scoring server answers 400 with the message",
+)
 def params_error_kind(ctx: GateContext) -> Outcome:
-    cases = [("temperature=-1", Request(("Is this accepted?",), -1.0, 8)),
-             ("temperature=3", Request(("Is this accepted?",), 3.0, 8)),
-             ("max_tokens=0", Request(("Is this accepted?",), 0.0, 0)),
-             ("max_tokens beyond the context", Request(("Is this accepted?",), 0.0,
-                                                       ctx.context_length)),
-             ("max_tokens one past the room the prompt leaves",
-              Request((near_limit(ctx, 3),), 0.0, 4)),
-             ("prompt beyond the context", Request((near_limit(ctx, 1) + " route" * 8,), 0.0, 4))]
+    cases = [
+        ("temperature=-1", Request(("Is this accepted?",), -1.0, 8)),
+        ("temperature=3", Request(("Is this accepted?",), 3.0, 8)),
+        ("max_tokens=0", Request(("Is this accepted?",), 0.0, 0)),
+        ("max_tokens beyond the context", Request(("Is this accepted?",), 0.0, ctx.context_length)),
+        ("max_tokens one past the room the prompt leaves", Request((near_limit(ctx, 3),), 0.0, 4)),
+        ("prompt beyond the context", Request((near_limit(ctx, 1) + " route" * 8,), 0.0, 4)),
+    ]
     payload = _payload(ctx)
     seen: dict[str, Any] = {}
     for label, request in cases:
@@ -199,14 +251,18 @@ def params_error_kind(ctx: GateContext) -> Outcome:
         if observed.error is None:
             continue  # accepted: params.invalid and prompt.context judge that
         if not observed.error.documented:
-            return failed(f"{label} was refused with {observed.error.describe()}: the scoring "
-                          "server answers any exception but an MlflowException with a generic "
-                          "'unexpected error' and a stack trace, so the caller never learns which "
-                          "field; raise MlflowException(..., error_code=INVALID_PARAMETER_VALUE)",
-                          cases=seen, **_one_body(ctx, payload(request), observed))
+            return failed(
+                f"{label} was refused with {observed.error.describe()}: the scoring "
+                "server answers any exception but an MlflowException with a generic "
+                "'unexpected error' and a stack trace, so the caller never learns which "
+                "field; raise MlflowException(..., error_code=INVALID_PARAMETER_VALUE)",
+                cases=seen,
+                **_one_body(ctx, payload(request), observed),
+            )
     refused = [k for k, v in seen.items() if v.startswith("error")]
     if not refused:
-        return skipped("skipped: every bad request was accepted (params.invalid judges that)",
-                       cases=seen)
-    return passed(f"{len(refused)} bad requests refused the documented way (MlflowException, "
-                  "a 4xx with the candidate's message)", cases=seen)
+        return skipped("skipped: every bad request was accepted (params.invalid judges that)", cases=seen)
+    return passed(
+        f"{len(refused)} bad requests refused the documented way (MlflowException, a 4xx with the candidate's message)",
+        cases=seen,
+    )

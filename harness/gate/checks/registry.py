@@ -122,8 +122,11 @@ class GateContext:
     def uses_params(self) -> bool:
         """Whether the candidate takes settings as params (gateway style) or as columns."""
         sig = self.signature
-        return bool(sig is not None and sig.params is not None
-                    and {"temperature", "max_tokens"} <= {p.name for p in sig.params.params})
+        return bool(
+            sig is not None
+            and sig.params is not None
+            and {"temperature", "max_tokens"} <= {p.name for p in sig.params.params}
+        )
 
     @property
     def accepts_stop(self) -> bool:
@@ -137,8 +140,7 @@ class GateContext:
     @property
     def _stop_column(self) -> bool:
         inputs = getattr(self.signature, "inputs", None)
-        return bool(inputs is not None and inputs.has_input_names()
-                    and "stop" in inputs.input_names())
+        return bool(inputs is not None and inputs.has_input_names() and "stop" in inputs.input_names())
 
     def candidate_runtime(self) -> Runtime | None:
         """The device and dtype the candidate's model ran on (None before it generated, or
@@ -161,7 +163,8 @@ class GateContext:
             from harness.model.loading import LoadConfig
 
             self._references[runtime] = Generator.from_pretrained(
-                str(self.snapshot), LoadConfig(device=runtime.device, dtype=runtime.dtype))
+                str(self.snapshot), LoadConfig(device=runtime.device, dtype=runtime.dtype)
+            )
         return self._references[runtime]
 
     @property
@@ -203,12 +206,18 @@ class GateContext:
             if any(r.settings != first.settings for r in rows):
                 raise ValueError("params-style candidates take one setting per request")
             extra = {"stop": list(first.stop)} if first.stop else {}
-            return gateway_payload(prompts, temperature=first.temperature,
-                                   max_tokens=first.max_tokens, **extra)
-        return {"dataframe_records": [
-            {"prompt": r.instruction, "temperature": r.temperature, "max_tokens": r.max_tokens,
-             **({"stop": list(r.stop)} if r.stop and self._stop_column else {})}
-            for r in rows]}
+            return gateway_payload(prompts, temperature=first.temperature, max_tokens=first.max_tokens, **extra)
+        return {
+            "dataframe_records": [
+                {
+                    "prompt": r.instruction,
+                    "temperature": r.temperature,
+                    "max_tokens": r.max_tokens,
+                    **({"stop": list(r.stop)} if r.stop and self._stop_column else {}),
+                }
+                for r in rows
+            ]
+        }
 
     def send(self, rows: Sequence[Row]) -> Any:
         """Predict as the scoring server would: JSON payload -> MLflow parsing -> predict."""
@@ -272,15 +281,15 @@ class Check:
 CHECKS: dict[str, Check] = {}
 
 
-def register_check(check_id: str, summary: str, needs_model: bool = True,
-                   needs_serving: bool = False, needs_candidate: bool = True):
+def register_check(
+    check_id: str, summary: str, needs_model: bool = True, needs_serving: bool = False, needs_candidate: bool = True
+):
     """Decorator: add a check to the gate under ``check_id`` (ids are unique)."""
 
     def decorate(fn: CheckFn) -> CheckFn:
         if check_id in CHECKS:
             raise ValueError(f"check id {check_id!r} is registered twice")
-        CHECKS[check_id] = Check(check_id, fn, summary, needs_model, needs_serving,
-                                 needs_candidate)
+        CHECKS[check_id] = Check(check_id, fn, summary, needs_model, needs_serving, needs_candidate)
         return fn
 
     return decorate
@@ -307,10 +316,20 @@ def answers(raw: Any) -> list[str]:
     if hasattr(raw, "tolist"):
         raw = raw.tolist()
     if isinstance(raw, (list, tuple)):
-        return [v if isinstance(v, str) else t if (t := completion_text(v)) is not None else str(v)
-                for v in raw]
+        return [v if isinstance(v, str) else t if (t := completion_text(v)) is not None else str(v) for v in raw]
     return [str(raw)]
 
 
-__all__ = ["CHECKS", "Check", "GateContext", "Outcome", "Row", "answers", "completion_text",
-           "failed", "passed", "register_check", "skipped"]
+__all__ = [
+    "CHECKS",
+    "Check",
+    "GateContext",
+    "Outcome",
+    "Row",
+    "answers",
+    "completion_text",
+    "failed",
+    "passed",
+    "register_check",
+    "skipped",
+]

@@ -14,8 +14,17 @@ import requests
 
 from harness._redact import redact
 from harness.gate.checks.contract import PROVIDER_PAYLOADS, payload_fix
-from harness.gate.checks.registry import GateContext, Outcome, Row, answers, completion_text, \
-    failed, passed, register_check, skipped
+from harness.gate.checks.registry import (
+    GateContext,
+    Outcome,
+    Row,
+    answers,
+    completion_text,
+    failed,
+    passed,
+    register_check,
+    skipped,
+)
 from harness.serving.gateway import (
     NO_RETRY,
     CompletionRequest,
@@ -24,8 +33,14 @@ from harness.serving.gateway import (
     LegacyGatewayClient,
     Transport,
 )
-from harness.serving.route import MlflowServingConfig, Provider, RouteError, RouteSpec, \
-    routes_from_gateway_yaml, seed_route
+from harness.serving.route import (
+    MlflowServingConfig,
+    Provider,
+    RouteError,
+    RouteSpec,
+    routes_from_gateway_yaml,
+    seed_route,
+)
 from harness.serving.servers import ServerError, gateway_server, scoring_server
 
 _PROMPT = "What is MLflow?"
@@ -88,71 +103,103 @@ def _scoring(ctx: GateContext, in_background: bool = False):
     """The candidate behind the real scoring server. It gets the canaries (a leak shows in its
     log) and a hook that makes generate raise for prompts holding :data:`_FAILS_ON`."""
     path = os.pathsep.join(p for p in (str(_HOOKS), os.environ.get("PYTHONPATH")) if p)
-    env = {**ctx.canaries, "PYTHONPATH": path, "HARNESS_GENERATE_FAILS_ON": _FAILS_ON,
-           "HARNESS_SNAPSHOT": str(ctx.snapshot)}
-    return _server(ctx, "scoring_server", lambda: scoring_server(ctx.model_uri, ctx.tracking_uri,
-                                                                 env=env, **_logs(ctx)),
-                   in_background)
+    env = {
+        **ctx.canaries,
+        "PYTHONPATH": path,
+        "HARNESS_GENERATE_FAILS_ON": _FAILS_ON,
+        "HARNESS_SNAPSHOT": str(ctx.snapshot),
+    }
+    return _server(
+        ctx,
+        "scoring_server",
+        lambda: scoring_server(ctx.model_uri, ctx.tracking_uri, env=env, **_logs(ctx)),
+        in_background,
+    )
 
 
-@register_check("serving.scoring", "the scoring server answers the provider's payload",
-                needs_serving=True)
+@register_check("serving.scoring", "the scoring server answers the provider's payload", needs_serving=True)
 def serving_scoring(ctx: GateContext) -> Outcome:
     try:
         server = _scoring(ctx)
     except ServerError as error:
-        return failed(f"the scoring server did not start: {str(error).splitlines()[0]}",
-                      log_tail=str(error))
+        return failed(f"the scoring server did not start: {str(error).splitlines()[0]}", log_tail=str(error))
     payload = PROVIDER_PAYLOADS[ctx.provider]()
     response = requests.post(f"{server.url}/invocations", json=payload, timeout=60)
     evidence = {"payload": payload, "status": response.status_code, "body": response.text[:500]}
     if response.status_code != 200:
-        return failed(f"the scoring server answered {response.status_code} to the "
-                      f"{ctx.provider} payload{payload_fix(ctx)}", **evidence)
+        return failed(
+            f"the scoring server answered {response.status_code} to the {ctx.provider} payload{payload_fix(ctx)}",
+            **evidence,
+        )
     for rows in ([Row(_PROMPT, 0.0, 8)], [Row(p, 0.0, 6) for p in ("One.", _PROMPT, "Three?")]):
         response = requests.post(f"{server.url}/invocations", json=ctx.payload(rows), timeout=60)
         predictions = response.json().get("predictions") if response.ok else None
         evidence[f"{len(rows)} rows"] = {"status": response.status_code, "body": response.text[:300]}
-        if not (isinstance(predictions, list) and len(predictions) == len(rows)
-                and all(isinstance(p, str) or completion_text(p) is not None
-                        for p in predictions)):
-            return failed(f"a {len(rows)}-row request did not come back as a JSON list of "
-                          f"{len(rows)} answers (strings or completions objects): "
-                          f"{response.text[:100]}", **evidence)
+        if not (
+            isinstance(predictions, list)
+            and len(predictions) == len(rows)
+            and all(isinstance(p, str) or completion_text(p) is not None for p in predictions)
+        ):
+            return failed(
+                f"a {len(rows)}-row request did not come back as a JSON list of "
+                f"{len(rows)} answers (strings or completions objects): "
+                f"{response.text[:100]}",
+                **evidence,
+            )
     return passed(f"200, and a JSON list of one answer per row, from {server.url}", **evidence)
 
 
-@register_check("serving.errors", "a generate that raises reaches the caller as an error "
-                "status, never as a 200 answer", needs_serving=True)
+@register_check(
+    "serving.errors",
+    "a generate that raises reaches the caller as an error status, never as a 200 answer",
+    needs_serving=True,
+)
 def serving_errors(ctx: GateContext) -> Outcome:
     if not ctx.candidate.model_facts():
         ctx.send([Row(_PROMPT, 0.0, 2)])  # one request, in case no check has asked yet
     if not ctx.candidate.model_facts():
-        return skipped("skipped: the candidate decodes without transformers' generate, so a "
-                       "failing generate cannot be scripted for it")
+        return skipped(
+            "skipped: the candidate decodes without transformers' generate, so a "
+            "failing generate cannot be scripted for it"
+        )
     server = _scoring(ctx)
-    plain = requests.post(f"{server.url}/invocations", json=ctx.payload([Row(_PROMPT, 0.0, 4)]),
-                          timeout=60)
+    plain = requests.post(f"{server.url}/invocations", json=ctx.payload([Row(_PROMPT, 0.0, 4)]), timeout=60)
     if not plain.ok:  # an error status would prove nothing about a raising generate
-        return skipped(f"skipped: the scoring server answers {plain.status_code} even when "
-                       "generate succeeds (see serving.scoring)", body=plain.text[:300])
+        return skipped(
+            f"skipped: the scoring server answers {plain.status_code} even when "
+            "generate succeeds (see serving.scoring)",
+            body=plain.text[:300],
+        )
     body = ctx.payload([Row(f"{_FAILS_ON}: this request's generate raises.", 0.0, 4)])
     response = requests.post(f"{server.url}/invocations", json=body, timeout=60)
     evidence = {"status": response.status_code, "body": response.text[:300]}
     if response.ok:
-        return failed(f"generate raised, yet the scoring server answered {response.status_code} "
-                      f"with {response.text[:80]!r}: the wrapper swallows errors into answers",
-                      **evidence)
+        return failed(
+            f"generate raised, yet the scoring server answered {response.status_code} "
+            f"with {response.text[:80]!r}: the wrapper swallows errors into answers",
+            **evidence,
+        )
     return passed(f"generate raised and the caller got {response.status_code}", **evidence)
 
 
-@register_check("serving.concurrent", "concurrent requests with different settings get the "
-                "answers the same requests get one by one", needs_serving=True)
+@register_check(
+    "serving.concurrent",
+    "concurrent requests with different settings get the answers the same requests get one by one",
+    needs_serving=True,
+)
 def serving_concurrent(ctx: GateContext) -> Outcome:
     server = _scoring(ctx)
-    bodies = [ctx.payload([Row(p, 0.0, k)]) for p, k in
-              (("Name a colour.", 3), ("What is MLflow?", 9), ("Hi.", 5), ("Name a colour.", 12),
-               ("What is MLflow?", 2), ("Explain caching.", 7))]
+    bodies = [
+        ctx.payload([Row(p, 0.0, k)])
+        for p, k in (
+            ("Name a colour.", 3),
+            ("What is MLflow?", 9),
+            ("Hi.", 5),
+            ("Name a colour.", 12),
+            ("What is MLflow?", 2),
+            ("Explain caching.", 7),
+        )
+    ]
 
     def post(body):
         response = requests.post(f"{server.url}/invocations", json=body, timeout=120)
@@ -163,15 +210,22 @@ def serving_concurrent(ctx: GateContext) -> Outcome:
         together = list(pool.map(post, bodies))
     evidence = {"alone": [a[1][:200] for a in alone], "concurrent": [c[1][:200] for c in together]}
     if not any(status == 200 for status, _ in alone):
-        return skipped(f"skipped: every request was refused ({alone[0][0]}) even one at a time, "
-                       "so there is nothing to compare (see serving.scoring)", **evidence)
+        return skipped(
+            f"skipped: every request was refused ({alone[0][0]}) even one at a time, "
+            "so there is nothing to compare (see serving.scoring)",
+            **evidence,
+        )
     for i, (a, c) in enumerate(zip(alone, together)):
         if a != c:
-            return failed(f"request {i} of {len(bodies)} sent concurrently got {c[1][:80]!r} "
-                          f"(status {c[0]}); alone it got {a[1][:80]!r} (status {a[0]}): "
-                          "settings or state leak between concurrent requests", **evidence)
-    return passed(f"{len(bodies)} concurrent requests with different settings answered as "
-                  "when sent one by one", **evidence)
+            return failed(
+                f"request {i} of {len(bodies)} sent concurrently got {c[1][:80]!r} "
+                f"(status {c[0]}); alone it got {a[1][:80]!r} (status {a[0]}): "
+                "settings or state leak between concurrent requests",
+                **evidence,
+            )
+    return passed(
+        f"{len(bodies)} concurrent requests with different settings answered as when sent one by one", **evidence
+    )
 
 
 def _answer_text(response: requests.Response) -> str:
@@ -191,32 +245,41 @@ def _route(ctx: GateContext) -> RouteSpec | None:
     return routes_from_gateway_yaml(Path(ctx.route_file).read_text())[0]
 
 
-@register_check("route.spec", "the route validates and its secrets are environment references",
-                needs_model=False,
-                needs_candidate=False)
+@register_check(
+    "route.spec",
+    "the route validates and its secrets are environment references",
+    needs_model=False,
+    needs_candidate=False,
+)
 def route_spec(ctx: GateContext) -> Outcome:
     if ctx.route_file is None:
-        return skipped("skipped: no --route given; the server checks use the seed's route "
-                       "(mlflow-model-serving on loopback)")
+        return skipped(
+            "skipped: no --route given; the server checks use the seed's route (mlflow-model-serving on loopback)"
+        )
     try:
         route = _route(ctx)
     except (RouteError, OSError, ValueError) as error:
         return failed(f"{ctx.route_file}: {error}")
     secrets = {k: str(v) for k, v in route.secrets().items()}
-    return passed(f"route {route.name!r} ({route.provider.value}) is valid; secrets as "
-                  f"references: {secrets or 'none'}", route=route.public())
+    return passed(
+        f"route {route.name!r} ({route.provider.value}) is valid; secrets as references: {secrets or 'none'}",
+        route=route.public(),
+    )
 
 
-@register_check("route.gateway", "a query through the real loopback gateway returns the documented shape",
-                needs_serving=True)
+@register_check(
+    "route.gateway", "a query through the real loopback gateway returns the documented shape", needs_serving=True
+)
 def route_gateway(ctx: GateContext) -> Outcome:
     try:
         route = _route(ctx)
     except (RouteError, OSError, ValueError) as error:
         return failed(f"the route is invalid: {error}")
     if route is not None and route.provider is not Provider.MLFLOW_MODEL_SERVING:
-        return skipped(f"{route.provider.value} routes call a remote workspace, which is not "
-                       "reachable from here; route.spec checked the route itself")
+        return skipped(
+            f"{route.provider.value} routes call a remote workspace, which is not "
+            "reachable from here; route.spec checked the route itself"
+        )
     server = _scoring(ctx)
     gateway = _gateway(ctx, route, server)
     route = _served_route(route, server)
@@ -227,30 +290,43 @@ def route_gateway(ctx: GateContext) -> Outcome:
         legacy = LegacyGatewayClient(Transport(gateway.url, retry=NO_RETRY)).query(route.name, request)
         current = DeploymentsGatewayClient(gateway.url).query(route.name, request)
     except GatewayError as error:
-        refused = (" (the model refused the payload the route's provider sends: see "
-                   "signature.payload)") if error.status == 400 else ""
-        return failed(f"the gateway answered {error.status}: {error.message[:200]}{refused}",
-                      gateway_log=gateway.log_tail(10))
+        refused = (
+            (" (the model refused the payload the route's provider sends: see signature.payload)")
+            if error.status == 400
+            else ""
+        )
+        return failed(
+            f"the gateway answered {error.status}: {error.message[:200]}{refused}", gateway_log=gateway.log_tail(10)
+        )
     direct = answers(ctx.send([Row(_PROMPT, 0.0, 8)]))
-    evidence = {"route": route.public(), "legacy_path": legacy.texts, "endpoints_path": current.texts,
-                "shape": current.shape.value, "direct": list(direct)}
+    evidence = {
+        "route": route.public(),
+        "legacy_path": legacy.texts,
+        "endpoints_path": current.texts,
+        "shape": current.shape.value,
+        "direct": list(direct),
+    }
     if len(current.texts) != 1 or len(legacy.texts) != 1:
         return failed("expected one candidate per request", **evidence)
     if current.text != list(direct)[0] or legacy.text != current.text:
-        return failed("the gateway's answer differs from the model's direct answer at "
-                      "temperature 0", **evidence)
-    return passed(f"one {current.shape.value} answer equal to the direct answer, through "
-                  f"/endpoints and /gateway on {gateway.url}", **evidence)
+        return failed("the gateway's answer differs from the model's direct answer at temperature 0", **evidence)
+    return passed(
+        f"one {current.shape.value} answer equal to the direct answer, through "
+        f"/endpoints and /gateway on {gateway.url}",
+        **evidence,
+    )
 
 
 def _served_route(route: RouteSpec | None, server: Any) -> RouteSpec:
     """The user's route (or the seed's) pointed at the loopback scoring server."""
-    return seed_route(server.url) if route is None else \
-        RouteSpec(route.name, route.model_name, route.provider, MlflowServingConfig(server.url))
+    return (
+        seed_route(server.url)
+        if route is None
+        else RouteSpec(route.name, route.model_name, route.provider, MlflowServingConfig(server.url))
+    )
 
 
-def _gateway(ctx: GateContext, route: RouteSpec | None, server: Any,
-             in_background: bool = False) -> Any:
+def _gateway(ctx: GateContext, route: RouteSpec | None, server: Any, in_background: bool = False) -> Any:
     served = _served_route(route, server)
     return _server(ctx, "gateway", lambda: gateway_server([served], **_logs(ctx)), in_background)
 
@@ -275,18 +351,21 @@ def _haystacks(ctx: GateContext) -> dict[str, str]:
     params/tags."""
     from mlflow.tracking import MlflowClient
 
-    texts = {"report": redact(json.dumps([r.to_dict() for r in ctx.results], default=str)),
-             "answers": "\n".join(ctx.answers_seen)}
+    texts = {
+        "report": redact(json.dumps([r.to_dict() for r in ctx.results], default=str)),
+        "answers": "\n".join(ctx.answers_seen),
+    }
     for log in ctx.candidate_logs:  # one per start of the candidate
         if Path(log).is_file():
-            texts["candidate log"] = texts.get("candidate log", "") + Path(log).read_text(
-                errors="replace")
+            texts["candidate log"] = texts.get("candidate log", "") + Path(log).read_text(errors="replace")
     for earlier in ctx.earlier_workers:
         if getattr(earlier, "log", None) is not None:
             texts["candidate log"] = texts.get("candidate log", "") + "\n".join(earlier.log.seen)
-    owners = {"candidate log": ctx.worker,
-              "scoring_server log": ctx.started.get("scoring_server"),
-              "gateway log": ctx.started.get("gateway")}
+    owners = {
+        "candidate log": ctx.worker,
+        "scoring_server log": ctx.started.get("scoring_server"),
+        "gateway log": ctx.started.get("gateway"),
+    }
     for where, owner in owners.items():
         if getattr(owner, "log", None) is not None:
             # The file holds the masked text; what the process printed is recorded here.
@@ -296,23 +375,28 @@ def _haystacks(ctx: GateContext) -> dict[str, str]:
     client = MlflowClient(ctx.tracking_uri)
     for experiment in client.search_experiments():
         for run in client.search_runs([experiment.experiment_id], max_results=200):
-            texts[f"run {run.info.run_id} params/tags"] = json.dumps(
-                {**run.data.params, **run.data.tags})
+            texts[f"run {run.info.run_id} params/tags"] = json.dumps({**run.data.params, **run.data.tags})
     return texts
 
 
-@register_check("secrets.no_leak", "no route secret or credential canary appears in answers, "
-                "reports, logs or MLflow params", needs_model=False,
-                needs_candidate=False)
+@register_check(
+    "secrets.no_leak",
+    "no route secret or credential canary appears in answers, reports, logs or MLflow params",
+    needs_model=False,
+    needs_candidate=False,
+)
 def secrets_no_leak(ctx: GateContext) -> Outcome:
-    secrets = {**_secret_values(ctx), **{f"${name} (canary)": value
-                                         for name, value in ctx.canaries.items()}}
+    secrets = {**_secret_values(ctx), **{f"${name} (canary)": value for name, value in ctx.canaries.items()}}
     if not secrets:
         return skipped("skipped: no route secret is set and no canary was planted")
     haystacks = _haystacks(ctx)
-    leaks = [f"{field} in {where}" for field, value in secrets.items()
-             for where, text in haystacks.items() if value in text]
+    leaks = [
+        f"{field} in {where}" for field, value in secrets.items() for where, text in haystacks.items() if value in text
+    ]
     if leaks:
         return failed(f"secret value found: {', '.join(leaks)}")
-    return passed(f"{len(secrets)} secret(s) and canaries absent from {len(haystacks)} places",
-                  scanned=sorted(haystacks), planted=sorted(secrets))
+    return passed(
+        f"{len(secrets)} secret(s) and canaries absent from {len(haystacks)} places",
+        scanned=sorted(haystacks),
+        planted=sorted(secrets),
+    )

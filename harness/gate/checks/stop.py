@@ -7,8 +7,7 @@ Judged against the candidate's own answers without stop, so a wrong template or 
 from __future__ import annotations
 
 from harness.gate.checks.answers import SHORT
-from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, \
-    register_check, skipped
+from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, register_check, skipped
 from harness.model.generation import cut_at_stop  # the contract's cut, as the reference does it
 
 
@@ -18,9 +17,8 @@ def _pieces(answer: str) -> list[str]:
     stays, so a cut is never trivially empty)."""
     found = []
     for start in range(max(1, len(answer) // 3), len(answer) - 2):
-        piece = answer[start:start + 2]
-        if piece.isprintable() and not any(c.isspace() or c == "\ufffd" for c in piece) \
-                and piece not in found:
+        piece = answer[start : start + 2]
+        if piece.isprintable() and not any(c.isspace() or c == "\ufffd" for c in piece) and piece not in found:
             found.append(piece)
     return found
 
@@ -72,9 +70,11 @@ def params_stop(ctx: GateContext) -> Outcome:
     evidence = {"without_stop": own, "stop": list(stops), "expected": want, "got": got}
     for i, (o, g, w) in enumerate(zip(own, got, want)):
         if g != w:
-            return failed(f"row {i}: with stop {list(stops)} the answer should be {w!r}, got "
-                          f"{g!r}: {_stop_diagnosis(o, g, w, stops)}"[:500], **evidence)
+            return failed(
+                f"row {i}: with stop {list(stops)} the answer should be {w!r}, got "
+                f"{g!r}: {_stop_diagnosis(o, g, w, stops)}"[:500],
+                **evidence,
+            )
     if len(got) != len(rows):
         return failed(f"{len(rows)} rows with stop, {len(got)} answers", **evidence)
-    return passed(f"each answer cut before the earliest of {list(stops)}, the stop string "
-                  "dropped", **evidence)
+    return passed(f"each answer cut before the earliest of {list(stops)}, the stop string dropped", **evidence)

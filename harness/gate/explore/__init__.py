@@ -6,5 +6,4 @@ from harness.gate.explore.oracle import Expected, Oracle
 from harness.gate.explore.requests import Observed, Request, Step
 from harness.gate.explore.search import ExploreConfig, Finding, SearchResult
 
-__all__ = ["ExploreConfig", "Expected", "Finding", "Observed", "Oracle", "Request",
-           "SearchResult", "Step"]
+__all__ = ["ExploreConfig", "Expected", "Finding", "Observed", "Oracle", "Request", "SearchResult", "Step"]

@@ -60,19 +60,19 @@ class Oracle:
     def expected(self, request: Request) -> Expected:
         instructions = list(self.parse(request))
         try:
-            settings = GenerationSettings(request.temperature, request.max_tokens,
-                                          request.stop or ())
+            settings = GenerationSettings(request.temperature, request.max_tokens, request.stop or ())
             rows = [RowRequest(i, settings) for i in instructions]
             self.reference.generator.validate(rows)
         except (InvalidParameter, PromptError) as error:
-            return Expected(rejects=getattr(error, "field", "prompt"), reason=str(error)[:200],
-                            blank=isinstance(error, PromptError)
-                            and all(isinstance(i, str) for i in instructions))
+            return Expected(
+                rejects=getattr(error, "field", "prompt"),
+                reason=str(error)[:200],
+                blank=isinstance(error, PromptError) and all(isinstance(i, str) for i in instructions),
+            )
         if not request.greedy:
             return Expected(answers=tuple(None for _ in instructions))
         self.reference.traces([(i, request.max_tokens) for i in instructions])  # one batch
-        return Expected(answers=tuple(self.answer(i, request.max_tokens, request.stop or ())
-                                      for i in instructions))
+        return Expected(answers=tuple(self.answer(i, request.max_tokens, request.stop or ()) for i in instructions))
 
     def judge(self, request: Request, observed: Observed) -> tuple[str | None, str]:
         """(why the candidate's outcome is wrong, or None; what the reference gives)."""
@@ -80,8 +80,7 @@ class Oracle:
         instructions = list(self.parse(request))
         if want.rejects is not None:
             return self._judge_rejection(want, observed), f"rejected naming {want.rejects}: {want.reason}"
-        shown = (f"answers {list(want.answers)!r}"[:400] if request.greedy
-                 else "any answers without a stop string")
+        shown = f"answers {list(want.answers)!r}"[:400] if request.greedy else "any answers without a stop string"
         if observed.error is not None:
             return (f"a valid request was refused: {observed.error.describe()}"), shown
         got = list(observed.answers or ())
@@ -89,14 +88,19 @@ class Oracle:
             return f"{len(want.answers)} rows in, {len(got)} answers out", shown
         stop = request.stop or ()
         for i, (answer, right) in enumerate(zip(got, want.answers)):
-            if right is not None and not (agreement := self.reference.agree(
-                    answer, instructions[i], request.max_tokens, stop)).ok:
+            if (
+                right is not None
+                and not (agreement := self.reference.agree(answer, instructions[i], request.max_tokens, stop)).ok
+            ):
                 alone = " alone" if agreement.exact or self.reference.rule.exact else ""
-                return (f"row {i} got {answer[:80]!r}, the reference's answer for that row{alone} "
-                        f"is {right[:80]!r}"), shown
+                return (
+                    f"row {i} got {answer[:80]!r}, the reference's answer for that row{alone} is {right[:80]!r}"
+                ), shown
             if hit := [s for s in request.stop or () if s in answer]:
-                return (f"row {i} at temperature {request.temperature:g} still holds the stop "
-                        f"string {hit[0]!r}: {answer[:80]!r}"), shown
+                return (
+                    f"row {i} at temperature {request.temperature:g} still holds the stop "
+                    f"string {hit[0]!r}: {answer[:80]!r}"
+                ), shown
         return None, shown
 
     @staticmethod
@@ -104,13 +108,14 @@ class Oracle:
         if observed.error is None:
             if want.blank:
                 return None  # answering a blank instruction is the wrapper's choice
-            return (f"accepted a request the reference rejects ({want.reason}); it answered "
-                    f"{observed.show()[:120]}")
+            return f"accepted a request the reference rejects ({want.reason}); it answered {observed.show()[:120]}"
         if not observed.error.documented:
-            return (f"rejected with {observed.error.describe()}, which the scoring server answers "
-                    "with a generic error and a stack trace, not this message: raise "
-                    "MlflowException(..., error_code=INVALID_PARAMETER_VALUE) (a 400 naming "
-                    f"{want.rejects})")
+            return (
+                f"rejected with {observed.error.describe()}, which the scoring server answers "
+                "with a generic error and a stack trace, not this message: raise "
+                "MlflowException(..., error_code=INVALID_PARAMETER_VALUE) (a 400 naming "
+                f"{want.rejects})"
+            )
         return None
 
 

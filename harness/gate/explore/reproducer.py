@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.gate.explore.search import Finding
 
-_PYTHON = '''import json, mlflow
+_PYTHON = """import json, mlflow
 from harness.model.signature import parse_payload  # the scoring server's own parsing
 {tracking}model = mlflow.pyfunc.load_model({uri!r})
 for body in json.loads({bodies!r}):
@@ -19,7 +19,7 @@ for body in json.loads({bodies!r}):
         print(repr(model.predict(data, params=params)))
     except Exception as error:  # what the scoring server turns into its error answer
         print(type(error).__name__, getattr(error, "error_code", ""), error)
-'''
+"""
 
 
 def python_snippet(finding: Finding, model_uri: str | None, tracking_uri: str | None) -> str:
@@ -30,23 +30,26 @@ def python_snippet(finding: Finding, model_uri: str | None, tracking_uri: str | 
 
 def curl_lines(finding: Finding) -> list[str]:
     """One curl per request, in order, against ``$SCORING_URL`` (``mlflow models serve``)."""
-    return [f"curl -s -X POST \"$SCORING_URL/invocations\" -H 'Content-Type: application/json' "
-            f"-d {shlex.quote(json.dumps(step.body, ensure_ascii=False))}"
-            for step in finding.steps]
+    return [
+        f"curl -s -X POST \"$SCORING_URL/invocations\" -H 'Content-Type: application/json' "
+        f"-d {shlex.quote(json.dumps(step.body, ensure_ascii=False))}"
+        for step in finding.steps
+    ]
 
 
-def evidence(finding: Finding, model_uri: str | None, tracking_uri: str | None
-             ) -> dict[str, Any]:
+def evidence(finding: Finding, model_uri: str | None, tracking_uri: str | None) -> dict[str, Any]:
     """The report's reproducer: the smallest request (or sequence), what each side gave at
     each step, and ready-to-run reproductions."""
-    return {"reproducer": {
-        "requests": len(finding.steps),
-        "steps": [step.to_dict() for step in finding.steps],
-        "bodies": [step.body for step in finding.steps],
-        "python": python_snippet(finding, model_uri, tracking_uri),
-        "curl": curl_lines(finding),
-        "flaky": finding.flaky,
-    }}
+    return {
+        "reproducer": {
+            "requests": len(finding.steps),
+            "steps": [step.to_dict() for step in finding.steps],
+            "bodies": [step.body for step in finding.steps],
+            "python": python_snippet(finding, model_uri, tracking_uri),
+            "curl": curl_lines(finding),
+            "flaky": finding.flaky,
+        }
+    }
 
 
 __all__ = ["curl_lines", "evidence", "python_snippet"]

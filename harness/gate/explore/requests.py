@@ -38,8 +38,10 @@ class Request:
         """Short enough for a message: long instructions are cut, with their length."""
         shown = [i if len(i) <= 60 else f"{i[:40]!r}…({len(i)} chars)" for i in self.instructions]
         stop = "" if self.stop is None else f", stop={list(self.stop)!r}"
-        return (f"{len(self.instructions)} row(s) {json.dumps(shown, ensure_ascii=False)[:300]}, "
-                f"temperature={self.temperature!r}, max_tokens={self.max_tokens}{stop}")
+        return (
+            f"{len(self.instructions)} row(s) {json.dumps(shown, ensure_ascii=False)[:300]}, "
+            f"temperature={self.temperature!r}, max_tokens={self.max_tokens}{stop}"
+        )
 
 
 @dataclass(frozen=True)

@@ -41,12 +41,17 @@ class ExploreConfig:
     budget_s: float = 60.0
 
     def __post_init__(self) -> None:
-        for name, low, high in (("seed", 0, 2**32 - 1), ("examples", 1, 100_000),
-                                ("sequences", 1, 100_000), ("steps", 1, 50)):
+        for name, low, high in (
+            ("seed", 0, 2**32 - 1),
+            ("examples", 1, 100_000),
+            ("sequences", 1, 100_000),
+            ("steps", 1, 50),
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"explore {name}={str(value)[:20]!r} is invalid: allowed an "
-                                 f"integer in [{low}, {high}]")
+                raise ValueError(
+                    f"explore {name}={str(value)[:20]!r} is invalid: allowed an integer in [{low}, {high}]"
+                )
 
     @classmethod
     def scaled(cls, examples: int, **kw: Any) -> ExploreConfig:
@@ -80,12 +85,18 @@ class SearchResult:
 
 
 def _settings(cfg: ExploreConfig, examples: int) -> settings:
-    database = (DirectoryBasedExampleDatabase(str(cfg.database)) if cfg.database is not None
-                else None)
-    return settings(max_examples=examples, deadline=None, database=database,
-                    suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
-                    phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
-                    stateful_step_count=cfg.steps, verbosity=Verbosity.quiet, print_blob=False)
+    database = DirectoryBasedExampleDatabase(str(cfg.database)) if cfg.database is not None else None
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        database=database,
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+        phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
+        stateful_step_count=cfg.steps,
+        verbosity=Verbosity.quiet,
+        print_blob=False,
+    )
 
 
 class Budget:
@@ -132,15 +143,23 @@ def search(body: Callable[[Any], None], cfg: ExploreConfig, key: str) -> SearchR
     return _outcome(run, result)
 
 
-def search_sequences(machine: type[RuleBasedStateMachine], cfg: ExploreConfig, key: str
-                     ) -> SearchResult:
+def search_sequences(machine: type[RuleBasedStateMachine], cfg: ExploreConfig, key: str) -> SearchResult:
     """Run the state machine ``cfg.sequences`` times (up to ``cfg.steps`` rules each)."""
     machine._hypothesis_internal_add_digest = key.encode()  # type: ignore[attr-defined]
     seeded = seed(cfg.seed)(machine)
     result = SearchResult()
-    return _outcome(lambda: run_state_machine_as_test(
-        seeded, settings=_settings(cfg, cfg.sequences)), result)
+    return _outcome(lambda: run_state_machine_as_test(seeded, settings=_settings(cfg, cfg.sequences)), result)
 
 
-__all__ = ["Budget", "DEFAULT_EXAMPLES", "DEFAULT_SEED", "DEFAULT_SEQUENCES", "ExploreConfig", "Finding",
-           "Mismatch", "SearchResult", "search", "search_sequences"]
+__all__ = [
+    "Budget",
+    "DEFAULT_EXAMPLES",
+    "DEFAULT_SEED",
+    "DEFAULT_SEQUENCES",
+    "ExploreConfig",
+    "Finding",
+    "Mismatch",
+    "SearchResult",
+    "search",
+    "search_sequences",
+]

@@ -53,16 +53,14 @@ class Session:
         return Step(request, body, observed.show(), expected), why
 
 
-def _replay(session: Session, before: list[dict[str, Any]], requests: list[Request]
-            ) -> Finding | None:
+def _replay(session: Session, before: list[dict[str, Any]], requests: list[Request]) -> Finding | None:
     """On a freshly loaded candidate, ``before`` as sent then ``requests`` in order, judged:
     the steps up to the first wrong outcome, or None when every outcome is right."""
     if not session.reload():
         raise _CannotReload
     steps = []
     for body in before:
-        steps.append(Step(None, body, session.send(body).show(),
-                          "not judged: an earlier request the failure needs"))
+        steps.append(Step(None, body, session.send(body).show(), "not judged: an earlier request the failure needs"))
     for request in map(session.adapt, requests):
         body = session.payload(request)
         observed = session.send(body)
@@ -86,7 +84,7 @@ def reproduce(session: Session, finding: Finding, seconds: float = 30.0) -> Find
     each left out in turn) and put before it, so the reproducer is what a user can really
     rerun."""
     failing = [step.request for step in finding.steps if step.request is not None]
-    before_all = session.history[:max(0, len(session.history) - len(failing))]
+    before_all = session.history[: max(0, len(session.history) - len(failing))]
     deadline = time.monotonic() + seconds
     try:
         if (found := _replay(session, [], failing)) is not None:
@@ -123,8 +121,7 @@ def answers_body(session: Session) -> Callable[[Any], None]:
         request = data.draw(requests(session.limits, session.pool), label="request")
         from_answer = data.draw(st.integers(0, 3), label="stop from the answer") > 0
         if from_answer and _valid(session, request):
-            answer = session.oracle.greedy_text(session.oracle.parse(request)[0],
-                                                request.max_tokens)
+            answer = session.oracle.greedy_text(session.oracle.parse(request)[0], request.max_tokens)
             cut = data.draw(answer_stops(answer), label="stop")
             request = replace(request, stop=tuple(dict.fromkeys((*(request.stop or ()), *cut))))
         if request not in seen:  # hypothesis draws some requests twice: judged once
@@ -138,19 +135,26 @@ def answers_body(session: Session) -> Callable[[Any], None]:
     return body
 
 
-def _invalid_requests(limits: Limits | None, pool: tuple[str, ...]
-                      ) -> st.SearchStrategy[Request]:
+def _invalid_requests(limits: Limits | None, pool: tuple[str, ...]) -> st.SearchStrategy[Request]:
     """A request that must be refused, with stop strings most of the time: one invalid
     setting (refused before anything runs), or a prompt or max_tokens past the context
     (refused only once the prompt is tokenized). Either must leave nothing behind."""
-    early = st.builds(Request, st.just(("Name a colour.",)),
-                      st.sampled_from((-0.5, 2.5, 0.0, 1.0)),
-                      st.sampled_from((0, -1, 4)), stops(pool)).filter(
-        lambda r: not 0 <= r.temperature <= 2 or r.max_tokens < 1)
+    early = st.builds(
+        Request,
+        st.just(("Name a colour.",)),
+        st.sampled_from((-0.5, 2.5, 0.0, 1.0)),
+        st.sampled_from((0, -1, 4)),
+        stops(pool),
+    ).filter(lambda r: not 0 <= r.temperature <= 2 or r.max_tokens < 1)
     if limits is None:
         return early
-    late = st.builds(Request, st.sampled_from(((limits.too_long,), ("Hi.", limits.too_long))),
-                     st.sampled_from((0.0, 1.0)), st.integers(1, 8), stops(pool))
+    late = st.builds(
+        Request,
+        st.sampled_from(((limits.too_long,), ("Hi.", limits.too_long))),
+        st.sampled_from((0.0, 1.0)),
+        st.integers(1, 8),
+        stops(pool),
+    )
     return st.one_of(early, late)
 
 
@@ -189,8 +193,11 @@ def sequence_machine(session: Session) -> type[RuleBasedStateMachine]:
         def send_invalid(self, request: Request) -> None:
             self._step(request)
 
-        @rule(refused=_invalid_requests(session.limits, session.pool),
-              then=requests(None, session.pool, max_rows=1), length=st.integers(16, 48))
+        @rule(
+            refused=_invalid_requests(session.limits, session.pool),
+            then=requests(None, session.pool, max_rows=1),
+            length=st.integers(16, 48),
+        )
         def send_after_error(self, refused: Request, then: Request, length: int) -> None:
             """A refused request, then a plain one of a typical length (no stop, temperature
             0): whatever the refused one set must be gone by then."""

@@ -21,14 +21,74 @@ from hypothesis import strategies as st
 from harness.gate.explore.requests import Request
 from harness.model.settings import TEMPERATURE_MAX, TEMPERATURE_MIN
 
-WORDS = ("What", "is", "MLflow", "the", "route", "a", "model", "Explain", "list", "three",
-         "why", "cache", "tokens", "answer", "in", "one", "line", "please", "Name", "colour")
-SPECIAL = ("{name}", "{}", "{0}", "{{x}}", "%s", "%(x)s", "%d", "100%", "$HOME", "${x}", "$$",
-           "\\n", "\\", "\\d+", ".*", "(a|b)", "[x]", "^", "$", "?", "+", "*", "|",
-           "<b>", "&amp;", "'", '"', "`", "~", "#", "@", "=", ";")
-SNIPPETS = ("```python\nprint('hi')\n```", '{"key": [1, 2], "ok": true}', "**bold** and _it_",
-            "# Title\n- item one\n- item two", "SELECT * FROM t WHERE x = '%';",
-            "def f(x):\n    return x ** 2", "a\tb\tc", "1. first\n2. second", "> quoted")
+WORDS = (
+    "What",
+    "is",
+    "MLflow",
+    "the",
+    "route",
+    "a",
+    "model",
+    "Explain",
+    "list",
+    "three",
+    "why",
+    "cache",
+    "tokens",
+    "answer",
+    "in",
+    "one",
+    "line",
+    "please",
+    "Name",
+    "colour",
+)
+SPECIAL = (
+    "{name}",
+    "{}",
+    "{0}",
+    "{{x}}",
+    "%s",
+    "%(x)s",
+    "%d",
+    "100%",
+    "$HOME",
+    "${x}",
+    "$$",
+    "\\n",
+    "\\",
+    "\\d+",
+    ".*",
+    "(a|b)",
+    "[x]",
+    "^",
+    "$",
+    "?",
+    "+",
+    "*",
+    "|",
+    "<b>",
+    "&amp;",
+    "'",
+    '"',
+    "`",
+    "~",
+    "#",
+    "@",
+    "=",
+    ";",
+)
+SNIPPETS = (
+    "```python\nprint('hi')\n```",
+    '{"key": [1, 2], "ok": true}',
+    "**bold** and _it_",
+    "# Title\n- item one\n- item two",
+    "SELECT * FROM t WHERE x = '%';",
+    "def f(x):\n    return x ** 2",
+    "a\tb\tc",
+    "1. first\n2. second",
+    "> quoted",
+)
 WHITESPACE = (" ", "  ", "\n", "\n\n", "\t", "\r\n", "\u00a0", "\u2003", " \n ")
 UNICODE = ("Café crème", "naïve", "東京", "🎉", "ﬁ", "Ｆｕｌｌ", "①", "Ω", "ǅ", "é", "ß", "İ")
 # Invisible format characters: joiners, a byte-order mark, a soft hyphen, a bidi mark.
@@ -53,9 +113,15 @@ def _normalised(draw: st.DrawFn) -> str:
 
 
 def _piece() -> st.SearchStrategy[str]:
-    return st.one_of(st.sampled_from(WORDS), st.sampled_from(SPECIAL), st.sampled_from(SNIPPETS),
-                     st.sampled_from(UNICODE), _normalised(), st.sampled_from(INVISIBLE),
-                     st.text(_TEXT, min_size=1, max_size=8))
+    return st.one_of(
+        st.sampled_from(WORDS),
+        st.sampled_from(SPECIAL),
+        st.sampled_from(SNIPPETS),
+        st.sampled_from(UNICODE),
+        _normalised(),
+        st.sampled_from(INVISIBLE),
+        st.text(_TEXT, min_size=1, max_size=8),
+    )
 
 
 @st.composite
@@ -106,7 +172,9 @@ def any_instruction(limits: Limits | None) -> st.SearchStrategy[str]:
     """Mostly :func:`instructions`; now and then blank text, or text at or past the
     context limit (long prompts cost the most to generate)."""
     options: list[tuple[int, st.SearchStrategy[str]]] = [
-        (16, instructions()), (1, st.sampled_from(("", " ", "\n", " \t ")))]
+        (16, instructions()),
+        (1, st.sampled_from(("", " ", "\n", " \t "))),
+    ]
     if limits is not None:
         options += [(2, st.sampled_from(sorted(limits.near.values()))), (1, st.just(limits.too_long))]
     return weighted(*options)
@@ -115,9 +183,16 @@ def any_instruction(limits: Limits | None) -> st.SearchStrategy[str]:
 def temperatures() -> st.SearchStrategy[float]:
     """0 mostly (the answers can then be compared), both ends of the range, values in
     between, and the first invalid values past each end."""
-    return weighted((13, st.just(0.0)), (5, st.sampled_from((TEMPERATURE_MAX, 1.0, 0.7, 1e-3))),
-                    (2, st.sampled_from((math.nextafter(TEMPERATURE_MIN, -math.inf),
-                                         math.nextafter(TEMPERATURE_MAX, math.inf), -1.0, 2.5))))
+    return weighted(
+        (13, st.just(0.0)),
+        (5, st.sampled_from((TEMPERATURE_MAX, 1.0, 0.7, 1e-3))),
+        (
+            2,
+            st.sampled_from(
+                (math.nextafter(TEMPERATURE_MIN, -math.inf), math.nextafter(TEMPERATURE_MAX, math.inf), -1.0, 2.5)
+            ),
+        ),
+    )
 
 
 def stops(pool: Sequence[str] = ()) -> st.SearchStrategy[tuple[str, ...] | None]:
@@ -126,8 +201,10 @@ def stops(pool: Sequence[str] = ()) -> st.SearchStrategy[tuple[str, ...] | None]
     stops are met); rarely an empty stop string, which is invalid (it would cut every
     answer to nothing)."""
     kinds: list[tuple[int, st.SearchStrategy[str]]] = [
-        (4, st.sampled_from(STOP_WHITESPACE)), (3, st.sampled_from(STOP_SYMBOLS)),
-        (1, st.sampled_from(STOP_TEMPLATE))]
+        (4, st.sampled_from(STOP_WHITESPACE)),
+        (3, st.sampled_from(STOP_SYMBOLS)),
+        (1, st.sampled_from(STOP_TEMPLATE)),
+    ]
     if pool:
         kinds.append((4, st.sampled_from(tuple(pool))))
     some = st.lists(weighted(*kinds), min_size=1, max_size=3, unique=True).map(tuple)
@@ -149,15 +226,16 @@ def answer_stops(answer: str) -> st.SearchStrategy[tuple[str, ...]]:
     def pieces(draw: st.DrawFn) -> tuple[str, ...]:
         text = draw(st.sampled_from(stretches))
         spaces = [i for i, c in enumerate(text) if c.isspace()]
-        kind = draw(weighted((2, st.just("one")), (3, st.just("overlap")), (2, st.just("space")),
-                             (1, st.just("absent"))))
+        kind = draw(
+            weighted((2, st.just("one")), (3, st.just("overlap")), (2, st.just("space")), (1, st.just("absent")))
+        )
         if kind == "space" and spaces:
             start = draw(st.sampled_from(spaces))
         else:
             start = draw(st.integers(0, len(text) - 1))
         end = draw(st.integers(start + 1, min(len(text), start + 6)))
         first = text[start:end]
-        other = {"overlap": text[max(0, start - 2):end + 1], "absent": "zq-absent-stop"}
+        other = {"overlap": text[max(0, start - 2) : end + 1], "absent": "zq-absent-stop"}
         found = (first, other[kind]) if kind in other else (first,)
         if draw(st.booleans()):
             found = found[::-1]
@@ -166,8 +244,7 @@ def answer_stops(answer: str) -> st.SearchStrategy[tuple[str, ...]]:
     return pieces()
 
 
-def requests(limits: Limits | None, pool: Sequence[str] = (), max_rows: int = 3
-             ) -> st.SearchStrategy[Request]:
+def requests(limits: Limits | None, pool: Sequence[str] = (), max_rows: int = 3) -> st.SearchStrategy[Request]:
     """Whole requests: 1..max_rows instructions and one setting per request; max_tokens is
     mostly small, sometimes exactly the room a near-limit row leaves or one past it, or 0."""
 
@@ -178,8 +255,11 @@ def requests(limits: Limits | None, pool: Sequence[str] = (), max_rows: int = 3
         # Tiny and untrained models often open every answer with the same token: a few
         # tokens more show where two prompts part.
         options: list[tuple[int, st.SearchStrategy[int]]] = [
-            (9, st.integers(4, 16)), (3, st.integers(17, 32)), (6, st.integers(1, 3)),
-            (1, st.just(0))]
+            (9, st.integers(4, 16)),
+            (3, st.integers(17, 32)),
+            (6, st.integers(1, 3)),
+            (1, st.just(0)),
+        ]
         if rooms:
             options += [(4, st.just(min(rooms))), (2, st.just(min(rooms) + 1))]
         return Request(rows, draw(temperatures()), draw(weighted(*options)), draw(stops(pool)))
@@ -187,5 +267,14 @@ def requests(limits: Limits | None, pool: Sequence[str] = (), max_rows: int = 3
     return build()
 
 
-__all__ = ["Limits", "STOP_CATEGORIES", "answer_stops", "any_instruction", "instructions",
-           "requests", "stops", "temperatures", "weighted"]
+__all__ = [
+    "Limits",
+    "STOP_CATEGORIES",
+    "answer_stops",
+    "any_instruction",
+    "instructions",
+    "requests",
+    "stops",
+    "temperatures",
+    "weighted",
+]
