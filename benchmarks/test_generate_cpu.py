@@ -3,7 +3,7 @@
 
 import pytest
 
-from harness.bench.core import fixed_length_call
+from harness.bench.measure import fixed_length_call
 
 
 @pytest.mark.parametrize("batch", [1, 4])

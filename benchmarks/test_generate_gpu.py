@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.bench.core import fixed_length_call
+from harness.bench.measure import fixed_length_call
 
 pytestmark = pytest.mark.gpu
 

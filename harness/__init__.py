@@ -13,6 +13,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "ConfigError": "harness._validation",
+    "ReportDirError": "harness._reporting",
+    "ensure_writable": "harness._reporting",
+    "RedactingStream": "harness._redact",
+    "StoreUnreachable": "harness.store",
     "build_prompt": "harness.model.prompt",
     "extract_instruction": "harness.model.prompt",
     "PromptError": "harness.model.prompt",

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import mlflow
@@ -22,11 +22,15 @@ from mlflow.tracking import MlflowClient
 
 from harness._redact import redact
 from harness._mlflow_compat import current_store_uris, restore_store_uris
+from harness._validation import ConfigError, invalid
 from harness.model.config import DEFAULT_HOME, check_name
 from harness.model.loading import LoadConfig
 from harness.model.prompt import PREFIX, SUFFIX
 from harness.model.signature import SignatureKind
 from harness.model.wrapper import ARTIFACT_KEY, MPTInstruct
+
+if TYPE_CHECKING:
+    from mlflow.models.model import ModelInfo
 
 DEFAULT_MODEL_NAME = "mpt-7b-instruct"
 EXPERIMENT = "harness"
@@ -53,6 +57,7 @@ class StoreConfig:
 
     @property
     def uri(self) -> str:
+        assert self.tracking_uri is not None  # __post_init__ always resolves it
         return self.tracking_uri
 
     def require_reachable(self, timeout_s: float = 3.0) -> None:
@@ -128,40 +133,38 @@ class RegisterConfig:
 
     def __post_init__(self) -> None:
         if self.flavour not in FLAVOURS:
-            raise ValueError(f"flavour={str(self.flavour)[:20]!r} is invalid: allowed {FLAVOURS}")
+            raise invalid("flavour", self.flavour, str(FLAVOURS))
         self._check_flavour_options()
         object.__setattr__(self, "snapshot", Path(self.snapshot).absolute())
         object.__setattr__(self, "signature", SignatureKind(self.signature))
         if not (self.snapshot / "config.json").is_file():
-            raise ValueError(
+            raise ConfigError(
+                "snapshot",
                 f"snapshot={str(self.snapshot)!r} is not a model snapshot "
-                "(no config.json); build one with `harness snapshot tiny DIR`"
+                "(no config.json); build one with `harness snapshot tiny DIR`",
             )
         check_name("name", self.name)
 
     def _check_flavour_options(self) -> None:
         object.__setattr__(self, "generate_config", tuple(tuple(kv) for kv in self.generate_config))
         if self.flavour != "transformers" and (self.generate_config or self.prompt_template != MPT_TEMPLATE):
-            raise ValueError(
+            raise ConfigError(
+                "generate_config" if self.generate_config else "prompt_template",
                 "prompt_template and generate_config are options of the "
-                "transformers flavour: allowed with flavour='transformers' only"
+                "transformers flavour: allowed with flavour='transformers' only",
             )
         template = self.prompt_template
         if template is not None and (template.count("{prompt}") != 1 or len(template) > 4000):
-            raise ValueError(
-                f"prompt_template={template[:30]!r} is invalid: allowed text of at "
-                "most 4000 characters with {prompt} exactly once"
-            )
+            raise invalid("prompt_template", template, "text of at most 4000 characters with {prompt} exactly once")
         for key, value in self.generate_config:
             if not isinstance(key, str) or not _GENERATE_KEY.fullmatch(key):
-                raise ValueError(
+                raise ConfigError(
+                    "generate_config",
                     f"generate_config key {str(key)[:20]!r} is invalid: allowed a "
-                    "generate argument name (lowercase letters, digits, _)"
+                    "generate argument name (lowercase letters, digits, _)",
                 )
             if not isinstance(value, (bool, int, float, str)):
-                raise ValueError(
-                    f"generate_config[{key!r}]={str(value)[:20]!r} is invalid: allowed a number, a boolean or a string"
-                )
+                raise invalid(f"generate_config[{key!r}]", value, "a number, a boolean or a string")
 
 
 @dataclass(frozen=True)
@@ -196,7 +199,7 @@ def log_model(
     registered_model_name: str | None = None,
     model_config: dict | None = None,
     input_example: Any = _SIGNATURE_EXAMPLE,
-):
+) -> ModelInfo:
     """``mlflow.pyfunc.log_model`` as it would be deployed; returns MLflow's ModelInfo.
 
     ``input_example`` defaults to the signature's; the gate passes None so that a
@@ -260,7 +263,7 @@ def log_transformers(
     registered_model_name: str | None = None,
     prompt_template: str | None = MPT_TEMPLATE,
     model_config: dict | None = None,
-):
+) -> ModelInfo:
     """The snapshot the way MLflow documents for completions: a transformers pipeline logged
     with ``task="llm/v1/completions"``, (by default) the MPT-Instruct ``prompt_template``, and
     ``model_config`` as the generate defaults."""

@@ -29,6 +29,7 @@ def test_prompt_imports_neither_torch_nor_mlflow():
         "harness.model.generation",
         "harness.model.loading",
         "harness.bench.core",
+        "harness.bench.measure",
         "harness.bench.report",
         "harness._stats",
         "harness.bench.compare",
@@ -46,17 +47,18 @@ def test_public_api_resolves():
 # What each part may import (besides itself): the data flows one way,
 # cli -> gate/bench -> serving/store -> model, and nothing below cli imports it.
 _ALLOWED = {
-    "model": {"_mlflow_compat"},
-    "store": {"model", "_mlflow_compat", "_redact"},
-    "serving": {"store", "model", "_mlflow_compat", "_redact", "_stats"},
-    "bench": {"serving", "store", "model", "_reporting", "_redact", "_stats"},
-    "gate": {"bench", "serving", "store", "model", "_reporting", "_mlflow_compat", "_redact"},
-    "testing": {"gate", "bench", "serving", "store", "model", "_reporting", "_mlflow_compat"},
+    "model": {"_mlflow_compat", "_validation"},
+    "store": {"model", "_mlflow_compat", "_redact", "_validation"},
+    "serving": {"store", "model", "_mlflow_compat", "_redact", "_stats", "_validation"},
+    "bench": {"serving", "store", "model", "_reporting", "_redact", "_stats", "_validation"},
+    "gate": {"bench", "serving", "store", "model", "_reporting", "_mlflow_compat", "_redact", "_validation"},
+    "testing": {"gate", "bench", "serving", "store", "model", "_reporting", "_mlflow_compat", "_validation"},
     "_reporting": {"_redact"},
     "_mlflow_compat": set(),
     "_redact": set(),
     "_stats": set(),
-    "cli": {"gate", "bench", "serving", "store", "model", "testing", "_reporting", "_redact"},
+    "_validation": set(),
+    "cli": {"gate", "bench", "serving", "store", "model", "testing", "_reporting", "_redact", "_validation"},
 }
 
 

@@ -6,7 +6,7 @@ Reads harness ``bench.json``, ``bench-serve.json`` and pytest-benchmark JSON ali
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +97,8 @@ def load_metrics(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, 
     if data.get("kind") == "bench-serve":  # `harness bench serve`: one case per load level
         from harness.bench.serve_report import ServeReport
 
-        report = ServeReport.from_json(json.dumps(data))
-        return report.identity(), report.metrics()
+        serve = ServeReport.from_json(json.dumps(data))
+        return serve.identity(), serve.metrics()
     report = BenchReport.from_json(json.dumps(data))
     return report.identity(), report.metrics()
 
@@ -120,7 +120,7 @@ class Comparison:
     rows: list[tuple[str, str, float, float, float]]  # case, metric, base, new, change %
     failures: list[str]
     # Past a threshold, but inside both runs' 95% intervals: not called a regression.
-    within_noise: list[str] = ()
+    within_noise: list[str] = field(default_factory=list)
 
 
 def compare(base: str | Path, new: str | Path, thresholds: list[Threshold]) -> Comparison:

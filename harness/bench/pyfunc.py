@@ -16,20 +16,16 @@ import threading
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from harness.bench.core import (
-    BenchConfig,
-    Case,
-    Timer,
-    _cache_impl,
-    _instruction_for,
-    _measure,
-    _raw_fn,
-    peak_bandwidth,
-)
+from harness.bench.core import BenchConfig
+from harness.bench.measure import Case, Labels, cache_impl, instruction_for, measure, peak_bandwidth, raw_fn
 from harness.model.intercept import Interception, generate_inputs, intercept, sequences
+
+
+if TYPE_CHECKING:
+    from harness.store import StoreConfig
 
 
 class ModelBenchError(RuntimeError):
@@ -52,7 +48,7 @@ class _HeldGenerate:
     ``generate`` on a transformers model is recorded and held to greedy decoding of exactly
     ``tokens`` new tokens; otherwise (the raw path) it is the real one."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         from transformers import GenerationMixin
 
         self._owner, self._original = GenerationMixin, GenerationMixin.generate
@@ -65,11 +61,11 @@ class _HeldGenerate:
         self._interception = intercept(self._owner, self._generate)
         return self
 
-    def __exit__(self, *_exc) -> None:
+    def __exit__(self, *_exc: object) -> None:
         if self._interception is not None:
             self._interception.remove()
 
-    def _generate(self, model, original, args: tuple, kwargs: dict):
+    def _generate(self, model: Any, original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.tokens is None:
             return original(*args, **kwargs)
         kwargs = {**kwargs, "do_sample": False, "max_new_tokens": self.tokens, "min_new_tokens": self.tokens}
@@ -98,7 +94,7 @@ class _HeldGenerate:
         return seen
 
 
-def _batched(rows: list[list[int]], pad: int, device):
+def _batched(rows: list[list[int]], pad: int, device: Any) -> tuple[Any, Any]:
     """Left-padded ids and mask, as a decoder-only batch is generated."""
     import torch
 
@@ -108,7 +104,7 @@ def _batched(rows: list[list[int]], pad: int, device):
     return ids, mask
 
 
-def _request(pyfunc, texts: list[str], new: int) -> tuple[Any, dict | None]:
+def _request(pyfunc: Any, texts: list[str], new: int) -> tuple[Any, dict[str, int] | None]:
     """The request the model's signature asks for: its prompt column, and ``max_tokens``
     where it takes one (a param, else a column). Absent a signature: a ``prompt`` column."""
     import pandas as pd
@@ -122,7 +118,7 @@ def _request(pyfunc, texts: list[str], new: int) -> tuple[Any, dict | None]:
         if getattr(getattr(s, "type", None), "name", "") == "string"
     ]
     column = "prompt" if "prompt" in names or not strings else strings[0]
-    frame = {column: texts}
+    frame: dict[str, list[Any]] = {column: list(texts)}
     param_names = {p.name for p in params.params} if params is not None else set()
     if "max_tokens" in param_names:
         return pd.DataFrame(frame), {"max_tokens": new}
@@ -136,8 +132,8 @@ def _short(uri: str) -> str:
     return uri if len(uri) <= 120 else uri[:117] + "..."
 
 
-def _device_of(model) -> str:
-    return next(model.parameters()).device.type
+def _device_of(model: Any) -> str:
+    return str(next(model.parameters()).device.type)
 
 
 def _notes(uri: str, batch: int, seen: _Seen) -> list[str]:
@@ -156,9 +152,9 @@ def _notes(uri: str, batch: int, seen: _Seen) -> list[str]:
 
 
 def _point(
-    cfg: BenchConfig, held: _HeldGenerate, pyfunc, tokenizer, batch: int, prompt: int, new: int
+    cfg: BenchConfig, held: _HeldGenerate, pyfunc: Any, tokenizer: Any, batch: int, prompt: int, new: int
 ) -> tuple[list[Case], list[str]]:
-    texts = [_instruction_for(tokenizer, prompt)] * batch
+    texts = [instruction_for(tokenizer, prompt)] * batch
     data, params = _request(pyfunc, texts, new)
 
     def wrapped(n: int) -> Any:
@@ -169,7 +165,7 @@ def _point(
             held.tokens = None
 
     seen = held.watched(lambda: wrapped(2))
-    uri = _short(cfg.model_uri)
+    uri = _short(str(cfg.model_uri))
     if seen.model is None:
         raise ModelBenchError(
             f"{uri}: predict never called transformers' generate, so there is no raw path to compare it with"
@@ -180,17 +176,11 @@ def _point(
         raise ModelBenchError(f"{uri} runs generate on {device}, not {cfg.device}: pass --device {device}")
     pad = model.generation_config.pad_token_id
     ids, mask = _batched(seen.rows, 0 if pad is None else int(pad), model.device)
-    raw = _raw_fn(model, ids, True, mask=mask)
+    raw = raw_fn(model, ids, True, mask=mask)
     bandwidth = peak_bandwidth(_gpu_name(), cfg.peak_bandwidth) if device == "cuda" else None
-    cases = _measure(
-        cfg,
-        Timer(device),
-        {"raw": raw, "wrapped": wrapped},
-        new,
-        model,
-        ids,
-        (batch, True, bandwidth, "pyfunc.predict", _cache_impl(model, ids, True)),
-    )
+    labels = Labels(batch, True, bandwidth, "pyfunc.predict", cache_impl(model, ids, True))
+    fns = {"raw": raw, "wrapped": wrapped}
+    cases = measure(cfg.rounds_policy, cfg.warmup, device, fns, new, model, ids, labels)
     notes = _notes(uri, batch, seen)
     if any(n != 2 for n in seen.new_tokens):
         notes.append(
@@ -203,11 +193,11 @@ def _point(
 def _gpu_name() -> str:
     import torch
 
-    return torch.cuda.get_device_name(0)
+    return str(torch.cuda.get_device_name(0))
 
 
 def run_model_bench(
-    cfg: BenchConfig, store, progress: Callable[[str], None] = lambda _: None
+    cfg: BenchConfig, store: StoreConfig, progress: Callable[[str], None] = lambda _: None
 ) -> tuple[list[Case], list[str]]:
     """Every (batch, prompt, new tokens) case of ``cfg.model_uri``, predict and raw generate
     interleaved, the KV cache as the model keeps it on the predict side and on for raw."""
@@ -215,6 +205,8 @@ def run_model_bench(
 
     from harness.model.loading import load_tokenizer
 
+    if cfg.model_uri is None or cfg.snapshot is None:
+        raise ValueError("run_model_bench needs a BenchConfig with model_uri and snapshot")
     # A folder loads without a tracking store (mlflow-skinny on a GPU machine has none).
     registry = urlsplit(cfg.model_uri).scheme not in ("", "file")
     with store.activated() if registry else nullcontext():

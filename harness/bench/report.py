@@ -9,11 +9,14 @@ import re
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.bench.core import Case
 from harness._stats import Ratio, Stats
 from harness._reporting import SCHEMA_DIR, atomic_write, header, machine_info, package_version, require_schema, utc_now
+
+if TYPE_CHECKING:
+    from harness.store import StoreConfig
 
 # 1.1: raw samples, min/max/IQR and the median's interval per metric; rounds per case;
 # overhead intervals. 1.0 reports still load.
@@ -71,7 +74,7 @@ class BenchReport:
             if c.path == "wrapped" and (key := case_key(c).split(" ", 1)[1]) in raw:
                 base = raw[key].e2e_s
                 found[key] = (
-                    Ratio.of_medians(c.e2e_s.samples, base.samples)
+                    Ratio.of_medians(list(c.e2e_s.samples), list(base.samples))
                     if c.e2e_s.samples and base.samples
                     else Ratio(c.e2e_s.p50 / base.p50, c.e2e_s.p50 / base.p50, c.e2e_s.p50 / base.p50)
                 )
@@ -222,7 +225,7 @@ def write_png(report: BenchReport, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    groups: dict[tuple, list[Case]] = {}
+    groups: dict[tuple[str, int, int], list[Case]] = {}
     for c in report.cases:
         if c.use_cache:
             groups.setdefault((c.path, c.prompt_tokens, c.new_tokens), []).append(c)
@@ -246,7 +249,7 @@ def write_png(report: BenchReport, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def save_figure(fig, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
     """A matplotlib figure to ``path`` via a temporary file: never a half-written PNG."""
     import matplotlib.pyplot as plt
 
@@ -258,7 +261,7 @@ def save_figure(fig, path: Path) -> Path:
 
 
 def log_run(
-    store,
+    store: StoreConfig,
     run_name: str,
     config: dict[str, Any],
     tags: dict[str, str],
@@ -294,7 +297,7 @@ def log_run(
         return run.info.run_id
 
 
-def log_to_mlflow(report: BenchReport, files: list[Path], store) -> str:
+def log_to_mlflow(report: BenchReport, files: list[Path], store: StoreConfig) -> str:
     return log_run(
         store,
         "bench",

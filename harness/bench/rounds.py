@@ -8,29 +8,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 from harness._stats import median_ci
+from harness._validation import IntIn, Number, settings
 
 MIN_AUTO_ROUNDS = 6  # the fewest samples with a real 95% interval for the median
 
 
-@dataclass(frozen=True)
+@settings()
 class RoundsPolicy:
-    rounds: int | None = None  # None: auto
-    target_ci: float = 0.02  # ±2% on the median
-    max_rounds: int = 300
-    budget_s: float = 30.0  # per case, measured rounds only
-
-    def __post_init__(self) -> None:
-        if self.rounds is not None and not 1 <= self.rounds <= 1000:
-            raise ValueError(f"rounds={self.rounds!r} is invalid: allowed 1-1000 or 'auto'")
-        if not 0 < self.target_ci <= 0.5:
-            raise ValueError(f"target_ci={self.target_ci!r} is invalid: allowed (0, 50%]")
-        if not MIN_AUTO_ROUNDS <= self.max_rounds <= 10_000:
-            raise ValueError(f"max_rounds={self.max_rounds!r} is invalid: allowed {MIN_AUTO_ROUNDS}-10000")
-        if not 0 < self.budget_s <= 3600:
-            raise ValueError(f"budget_s={self.budget_s!r} is invalid: allowed (0, 3600] seconds")
+    rounds: Annotated[int | None, IntIn(1, 1000, "1-1000 or 'auto'")] = None  # None: auto
+    target_ci: Annotated[float, Number(0.0, 0.5, "(0, 50%]")] = 0.02  # ±2% on the median
+    max_rounds: Annotated[int, IntIn(MIN_AUTO_ROUNDS, 10_000)] = 300
+    budget_s: Annotated[float, Number(0.0, 3600.0, "(0, 3600] seconds")] = 30.0  # per case, measured rounds only
 
 
 @dataclass

@@ -12,112 +12,81 @@ tokenizer, which also counts the answers' tokens. The report is
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator
 
 import numpy as np
 
+from harness._validation import (
+    NAME_ALLOWED,
+    NAME_PATTERN,
+    ConfigError,
+    DistinctInts,
+    IntIn,
+    Matching,
+    Number,
+    OneOf,
+    settings,
+)
 from harness.bench.serve_report import Level, RequestSample, ServeReport, Slo
 from harness.serving.gateway import CompletionRequest, DeploymentsGatewayClient, GatewayError
-from harness.serving.load import APIS, MAX_CONCURRENCY, LoadResult, run_arrivals, run_load
+from harness.serving.load import APIS, MAX_CONCURRENCY, LoadResult, MaxTokens, run_arrivals, run_load
 from harness.serving.route import SEED_ROUTE_NAME
 
 MAX_PROMPT_TOKENS = 32768
-MAX_NEW_TOKENS = 4096
 MAX_DURATION_S = 3600.0
 MAX_RATE = 1000.0
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _WORD_RE = re.compile(r" [A-Za-z]{2,}")
 
 
-class ServeConfigError(ValueError):
+class ServeConfigError(ConfigError):
     """An invalid setting; ``field`` names it (the CLI maps it to its option)."""
-
-    def __init__(self, field: str, message: str):
-        self.field = field
-        super().__init__(message)
 
 
 class ServeBenchError(RuntimeError):
     """The route could not be measured at all (the warm-up request failed)."""
 
 
-def _ints(field: str, values: object, low: int, high: int) -> tuple[int, ...]:
-    if (
-        isinstance(values, (str, bytes))
-        or not isinstance(values, Sequence)
-        or not values
-        or any(isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high for v in values)
-        or len(set(values)) != len(values)
-    ):
-        raise ServeConfigError(
-            field, f"{field}={str(values)[:60]} is invalid: allowed distinct integers in {low}-{high}"
-        )
-    return tuple(values)
+def _one_or_many(value: object) -> object:
+    return (value,) if isinstance(value, str) else value
 
 
-def _number(field: str, value: object, low: float, high: float) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or not low < value <= high
-    ):
-        raise ServeConfigError(field, f"{field}={str(value)[:40]} is invalid: allowed a number in ({low:g}, {high:g}]")
-    return float(value)
+def _slos(slos: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return tuple(str(Slo.parse(s)) for s in slos)
+    except ValueError as error:
+        raise ServeConfigError("slo", str(error)) from None
 
 
-@dataclass(frozen=True)
+@settings(ServeConfigError)
 class ServeBenchConfig:
-    url: str | None = None  # the gateway; None: `harness bench serve` starts one
-    route: str = SEED_ROUTE_NAME
-    concurrency: tuple[int, ...] = (1, 2, 4, 8)
-    rate: float | None = None  # requests/s: an open loop, each concurrency caps what is in flight
-    duration_s: float = 10.0
-    prompt_tokens: tuple[int, ...] = (32, 128)
-    max_tokens: int = 16
-    slo: tuple[str, ...] = ()  # e.g. "e2e_p90_ms<=500"
-    seed: int = 0
-    api: str = "invocations"  # or "openai": the gateway's /v1/completions
+    # The gateway; None: `harness bench serve` starts one. Never quoted: a URL may carry a token.
+    url: Annotated[str | None, Matching(r"^https?://[^\s/]+", "an http:// or https:// URL", quote=False)] = None
+    route: Annotated[str, Matching(NAME_PATTERN, NAME_ALLOWED)] = SEED_ROUTE_NAME
+    concurrency: Annotated[tuple[int, ...], DistinctInts(1, MAX_CONCURRENCY)] = (1, 2, 4, 8)
+    # Requests/s: an open loop, each concurrency caps what is in flight.
+    rate: Annotated[float | None, Number(0.0, MAX_RATE)] = None
+    duration_s: Annotated[float, Number(0.0, MAX_DURATION_S)] = 10.0
+    prompt_tokens: Annotated[tuple[int, ...], DistinctInts(1, MAX_PROMPT_TOKENS)] = (32, 128)
+    max_tokens: MaxTokens = 16
+    slo: Annotated[tuple[str, ...], BeforeValidator(_one_or_many), AfterValidator(_slos)] = ()  # "e2e_p90_ms<=500"
+    seed: Annotated[int, IntIn(0, 2**63 - 1, "an integer >= 0")] = 0
+    api: Annotated[str, OneOf(APIS)] = "invocations"  # or "openai": the gateway's /v1/completions
     snapshot: str | None = None  # whose tokenizer counts tokens (default: the tiny snapshot)
-    prompts_per_length: int = 8
+    prompts_per_length: Annotated[int, IntIn(1, 256)] = 8
 
     def __post_init__(self) -> None:
-        if self.url is not None and (not isinstance(self.url, str) or not re.match(r"^https?://[^\s/]+", self.url)):
-            # Never quoted: a URL may carry a token.
-            raise ServeConfigError("url", "url is invalid: allowed an http:// or https:// URL")
-        if not isinstance(self.route, str) or not _NAME_RE.match(self.route):
+        if self.rate is not None and self.rate * self.duration_s < 1:
             raise ServeConfigError(
-                "route", f"route={str(self.route)[:40]!r} is invalid: allowed 1-128 letters, digits, '.', '_', '-'"
+                "rate",
+                f"rate={self.rate:g} is invalid with duration_s={self.duration_s:g}: allowed rate x "
+                "duration >= 1 (at least one request expected)",
             )
-        set_ = object.__setattr__
-        set_(self, "concurrency", _ints("concurrency", self.concurrency, 1, MAX_CONCURRENCY))
-        set_(self, "prompt_tokens", _ints("prompt_tokens", self.prompt_tokens, 1, MAX_PROMPT_TOKENS))
-        set_(self, "max_tokens", _ints("max_tokens", (self.max_tokens,), 1, MAX_NEW_TOKENS)[0])
-        set_(self, "prompts_per_length", _ints("prompts_per_length", (self.prompts_per_length,), 1, 256)[0])
-        set_(self, "duration_s", _number("duration_s", self.duration_s, 0.0, MAX_DURATION_S))
-        if self.rate is not None:
-            set_(self, "rate", _number("rate", self.rate, 0.0, MAX_RATE))
-            if self.rate * self.duration_s < 1:
-                raise ServeConfigError(
-                    "rate",
-                    f"rate={self.rate:g} is invalid with duration_s="
-                    f"{self.duration_s:g}: allowed rate x duration >= 1 "
-                    "(at least one request expected)",
-                )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ServeConfigError("seed", f"seed={str(self.seed)[:40]} is invalid: allowed an integer >= 0")
-        if self.api not in APIS:
-            raise ServeConfigError("api", f"api={str(self.api)[:40]!r} is invalid: allowed {APIS}")
-        slos = (self.slo,) if isinstance(self.slo, str) else tuple(self.slo)
-        try:
-            set_(self, "slo", tuple(str(Slo.parse(s)) for s in slos))
-        except ValueError as error:
-            raise ServeConfigError("slo", str(error)) from None
 
     def level_name(self, concurrency: int) -> str:
         return f"serve c={concurrency}" if self.rate is None else f"serve rate={self.rate:g} c={concurrency}"
@@ -137,11 +106,11 @@ def poisson_arrivals(rate: float, duration_s: float, seed: int) -> np.ndarray:
     return times[times < duration_s]
 
 
-def count_tokens(tokenizer, text: str) -> int:
+def count_tokens(tokenizer: Any, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def word_pool(tokenizer, limit: int = 4000) -> list[str]:
+def word_pool(tokenizer: Any, limit: int = 4000) -> list[str]:
     """Vocabulary entries that decode to one space-led word and encode back to themselves:
     joined, N of them are N tokens (a byte-level BPE splits before each space)."""
     pool = []
@@ -154,7 +123,7 @@ def word_pool(tokenizer, limit: int = 4000) -> list[str]:
     return pool
 
 
-def build_prompts(tokenizer, lengths: Sequence[int], per_length: int, seed: int) -> list[tuple[str, int]]:
+def build_prompts(tokenizer: Any, lengths: Sequence[int], per_length: int, seed: int) -> list[tuple[str, int]]:
     """``per_length`` distinct prompts of exactly each length in tokens, seeded."""
     pool = word_pool(tokenizer)
     if len(pool) < 2:
@@ -164,7 +133,8 @@ def build_prompts(tokenizer, lengths: Sequence[int], per_length: int, seed: int)
     rng = np.random.default_rng(seed)
     prompts: list[tuple[str, int]] = []
     for length in lengths:
-        made, tries = [], 0
+        made: list[str] = []
+        tries = 0
         while len(made) < per_length:
             tries += 1
             if tries > 50 * per_length:
@@ -195,7 +165,8 @@ def to_level(
     output_tokens: Callable[[str], int],
 ) -> Level:
     """A :class:`Level` from a load result (None: an open loop whose schedule was empty)."""
-    samples, examples = [], {}
+    samples: list[RequestSample] = []
+    examples: dict[str, str] = {}
     for s in result.samples if result is not None else ():
         samples.append(
             RequestSample(
@@ -226,7 +197,7 @@ def run_serve_bench(
     cfg: ServeBenchConfig,
     progress: Callable[[str], None] = lambda _: None,
     expected: Mapping[str, str] | None = None,
-    tokenizer=None,
+    tokenizer: Any = None,
     machine: Mapping[str, Any] | None = None,
 ) -> ServeReport:
     """Every level against ``cfg.url``; ``expected`` (prompt -> answer) counts mismatches
@@ -268,7 +239,8 @@ def run_serve_bench(
             )
         except GatewayError as error:
             raise ServeBenchError(f"the warm-up request failed: {error}") from None
-    levels = []
+    levels: list[Level] = []
+    result: LoadResult | None
     for concurrency in cfg.concurrency:
         progress(f"{cfg.level_name(concurrency)}: {cfg.duration_s:g} s ...")
         if cfg.rate is None:

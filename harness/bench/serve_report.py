@@ -11,12 +11,15 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness._reporting import SCHEMA_DIR, atomic_write, header, package_version, require_schema, utc_now
 from harness._stats import latency_stats
 from harness.bench.limits import meets, show, split_absolute
 from harness.bench.report import log_run, save_figure
+
+if TYPE_CHECKING:
+    from harness.store import StoreConfig
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_PATH = SCHEMA_DIR / "bench-serve.schema.json"
@@ -278,7 +281,9 @@ class ServeReport:
         )
 
     def to_table(self) -> str:
-        rows = [("level", "requests", "errors", "p50 ms", "p90 ms", "p99 ms", "req/s", "tok/s", "goodput/s", "SLO")]
+        rows: list[tuple[str, ...]] = [
+            ("level", "requests", "errors", "p50 ms", "p90 ms", "p99 ms", "req/s", "tok/s", "goodput/s", "SLO")
+        ]
         for level in self.levels:
             stats = level.e2e_s or {}
             results = level.slo_results()
@@ -349,15 +354,15 @@ def write_png(report: ServeReport, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    levels = [level for level in report.levels if level.e2e_s is not None]
+    levels = [(level, stats) for level in report.levels if (stats := level.e2e_s) is not None]
     fig, axis = plt.subplots(figsize=(7, 4.5))
-    x = [level.requests_per_s for level in levels]
+    x = [level.requests_per_s for level, _ in levels]
     for key, style in (("p50", "-o"), ("p90", "--s"), ("p99", ":^")):
-        axis.plot(x, [level.e2e_s[key] * 1e3 for level in levels], style, label=f"e2e {key}")
-    for level, rps in zip(levels, x):
+        axis.plot(x, [stats[key] * 1e3 for _, stats in levels], style, label=f"e2e {key}")
+    for (level, stats), rps in zip(levels, x):
         axis.annotate(
             level.name.removeprefix("serve "),
-            (rps, level.e2e_s["p50"] * 1e3),
+            (rps, stats["p50"] * 1e3),
             textcoords="offset points",
             xytext=(4, -12),
             fontsize=8,
@@ -374,9 +379,9 @@ def write_png(report: ServeReport, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def log_to_mlflow(report: ServeReport, files: list[Path], store) -> str:
+def log_to_mlflow(report: ServeReport, files: list[Path], store: StoreConfig) -> str:
     """Params, metrics per level (latencies in ms) and the files as one run; the run id."""
-    metrics = {}
+    metrics: dict[str, dict[str, float]] = {}
     for level in report.levels:
         values = {
             "requests": len(level.samples),
@@ -388,11 +393,5 @@ def log_to_mlflow(report: ServeReport, files: list[Path], store) -> str:
         if (stats := level.e2e_s) is not None:
             values.update({f"e2e_{k}_ms": stats[k] * 1e3 for k in ("p50", "p90", "p99")})
         metrics[level.name] = values
-    return log_run(
-        store,
-        "bench-serve",
-        report.config,
-        {"harness.kind": KIND, "slo_met": str(report.slo_met).lower()},
-        metrics,
-        files,
-    )
+    tags = {"harness.kind": KIND, "slo_met": str(report.slo_met).lower()}
+    return log_run(store, "bench-serve", report.config, tags, metrics, files)

@@ -1,19 +1,28 @@
 """``harness`` command line: parses options, calls library functions, prints.
 
 One module per concept: _models (snapshot, register), _gate, _serve, _bench; this one
-holds the group and what they share."""
+holds the group, what they share, and the one mapping of library errors to exit codes
+(:class:`_Command`): commands raise what the library raises and never catch it."""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
 from harness.model.config import DEFAULT_HOME  # noqa: F401 - the commands' default
+from harness.model.signature import SignatureKind
 from harness.model.snapshot import DEFAULT_TINY_DIR  # noqa: F401
 
-_SIGNATURES = click.Choice(["gateway", "columns"])
+_SIGNATURES = click.Choice([kind.value for kind in SignatureKind])
+
+
+def _default(cls: type, name: str) -> Any:
+    """A library settings class's default for ``name``: options show the library's own."""
+    return next(f.default for f in fields(cls) if f.name == name)
 
 
 def _echo_err(message: str) -> None:
@@ -27,6 +36,59 @@ class _UsageFailure(click.ClickException):
     exit_code = 2
 
 
+def _option(command: click.Command, field: str) -> str | None:
+    """The option that sets a settings field (``duration_s`` -> ``--duration``)."""
+    names = (field, field.removesuffix("_s"), field + "s", field + "_dir", field.split("_")[0])
+    for name in names:
+        for param in command.params:
+            if param.name == name and isinstance(param, click.Option):
+                return param.opts[0]
+    return None
+
+
+def _exit_for(error: Exception, command: click.Command) -> NoReturn:
+    """The one mapping of library errors to what the user sees and the exit code."""
+    from harness import ConfigError, ReportDirError, StoreUnreachable
+    from harness.bench.pyfunc import ModelBenchError
+    from harness.bench.report import IncompatibleReports
+    from harness.bench.serve import ServeBenchError
+    from harness.gate.candidate import CandidateError
+    from harness.model.snapshot import SnapshotError
+    from harness.serving.processes import Interrupted
+    from harness.serving.route import RouteError
+
+    if isinstance(error, Interrupted):
+        _echo_err(f"interrupted ({error.signame}); stopping")
+        raise SystemExit(error.exit_code) from None
+    if isinstance(error, ConfigError):  # a bad setting: exit 2, naming its option
+        raise click.BadParameter(str(error), param_hint=_option(command, error.field)) from None
+    if isinstance(error, (CandidateError, RouteError)):
+        raise click.UsageError(str(error)) from None
+    if isinstance(error, (ReportDirError, StoreUnreachable, ModelBenchError, ServeBenchError, IncompatibleReports)):
+        raise _UsageFailure(str(error)) from None  # found after parsing: one line, exit 2
+    if isinstance(error, SnapshotError):
+        raise click.ClickException(str(error)) from None  # exit 1
+    raise error
+
+
+_MAPPED = (ValueError, RuntimeError, OSError, KeyboardInterrupt)  # what _exit_for may know
+
+
+class _Command(click.Command):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _MAPPED as error:
+            if isinstance(error, (click.ClickException, click.exceptions.Exit, click.Abort)):
+                raise
+            _exit_for(error, self)
+
+
+class _Group(click.Group):
+    command_class = _Command
+    group_class = type  # subgroups are _Group too, so every command maps errors alike
+
+
 def _redact_output() -> None:
     """Everything this process prints from here on (click, logging, warnings, tqdm, a last
     traceback) passes one redaction function: the edge where secrets are masked."""
@@ -38,22 +100,13 @@ def _redact_output() -> None:
             setattr(sys, name, RedactingStream(stream))
 
 
-def _require_reachable(store) -> None:
-    from harness.store import StoreUnreachable
-
-    try:
-        store.require_reachable()
-    except StoreUnreachable as error:
-        raise _UsageFailure(str(error)) from None
-
-
 def _tiny_snapshot(path: Path | None) -> Path:
     from harness.model.snapshot import cached_tiny
 
     return path if path is not None else cached_tiny(progress=_echo_err)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Pre-deploy test and benchmark harness for MPT-style LLMs wrapped as MLflow
     PyFunc models and served behind an AI Gateway llm/v1/completions route.

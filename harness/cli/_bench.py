@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli import DEFAULT_HOME, _UsageFailure, _echo_err, _require_reachable, _tiny_snapshot, main
+from harness.cli import DEFAULT_HOME, _UsageFailure, _echo_err, _tiny_snapshot, main
 
 
 def _rounds(value: str) -> int | str:
@@ -233,7 +233,7 @@ def _run_cases(cfg, home: Path, progress):
 
     store = StoreConfig(home=home)
     if "://" in cfg.model_uri or cfg.model_uri.startswith("models:"):
-        _require_reachable(store)
+        store.require_reachable()
     try:
         return run_model_bench(cfg, store, progress=progress)
     except ModelBenchError as error:
@@ -434,7 +434,7 @@ def bench_serve(
         raise _UsageFailure(str(error)) from None
     store = StoreConfig(home=home)
     if url is None or not no_mlflow:
-        _require_reachable(store)
+        store.require_reachable()
     with stop_on_signals():
         try:
             if url is None:

@@ -8,7 +8,7 @@ import click
 
 from harness.gate.explore.search import DEFAULT_EXAMPLES, DEFAULT_SEED
 from harness.model.loading import DEVICES, DTYPES
-from harness.cli import DEFAULT_HOME, _SIGNATURES, _UsageFailure, _echo_err, _require_reachable, main
+from harness.cli import DEFAULT_HOME, _SIGNATURES, _UsageFailure, _echo_err, main
 
 
 _STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "skip"}
@@ -209,7 +209,7 @@ def gate(
         folder = ensure_writable(report_dir or default_report_dir())
     except ReportDirError as error:
         raise _UsageFailure(str(error)) from None
-    _require_reachable(cfg.store)
+    cfg.store.require_reachable()
 
     def show(result) -> None:
         mark = _STATUS_MARK[result.status.value]

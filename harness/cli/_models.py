@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli import DEFAULT_HOME, DEFAULT_TINY_DIR, _SIGNATURES, _echo_err, _require_reachable, _tiny_snapshot, main
+from harness.cli import DEFAULT_HOME, DEFAULT_TINY_DIR, _SIGNATURES, _echo_err, _tiny_snapshot, main
 
 
 @main.group()
@@ -45,12 +45,9 @@ def snapshot_tiny(directory: Path, seed: int, force: bool) -> None:
 def snapshot_download(repo_id: str, directory: Path, revision: str | None) -> None:
     """Download REPO_ID (e.g. mosaicml/mpt-7b-instruct) from the Hugging Face hub into
     DIRECTORY. Needs network access; fails fast when offline."""
-    from harness.model.snapshot import SnapshotError, download
+    from harness.model.snapshot import download
 
-    try:
-        click.echo(str(download(repo_id, directory, revision=revision)))
-    except SnapshotError as error:
-        raise click.ClickException(str(error)) from None
+    click.echo(str(download(repo_id, directory, revision=revision)))
 
 
 def _key_value(text: str) -> tuple[str, object]:
@@ -139,22 +136,16 @@ def register(
         template = MPT_TEMPLATE
     else:
         template = None if prompt_template.strip().lower() == "none" else prompt_template
-    try:
-        cfg = RegisterConfig(
-            snapshot=snapshot_dir,
-            signature=signature,
-            name=name,
-            store=StoreConfig(home=home, tracking_uri=tracking_uri),
-            flavour=flavour,
-            prompt_template=template,
-            generate_config=tuple(_key_value(kv) for kv in model_config),
-        )
-    except ValueError as error:
-        message = str(error).replace("prompt_template", "--prompt-template")
-        raise click.UsageError(
-            message.replace("generate_config", "--model-config").replace("flavour=", "--flavour ")
-        ) from None
-    _require_reachable(cfg.store)
+    cfg = RegisterConfig(
+        snapshot=snapshot_dir,
+        signature=signature,
+        name=name,
+        store=StoreConfig(home=home, tracking_uri=tracking_uri),
+        flavour=flavour,
+        prompt_template=template,
+        generate_config=tuple(_key_value(kv) for kv in model_config),
+    )
+    cfg.store.require_reachable()
     result = do_register(cfg, progress=_echo_err)
     _echo_err(
         f"registered {result.name} version {result.version} (run {result.run_id}); "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli import DEFAULT_HOME, _echo_err, _require_reachable, _tiny_snapshot, main
+from harness.cli import DEFAULT_HOME, _echo_err, _tiny_snapshot, main
 
 
 @main.command()
@@ -50,7 +50,7 @@ def serve(model_uri: str | None, snapshot_dir: Path | None, home: Path, tracking
     from harness.store import RegisterConfig, StoreConfig, register as do_register
 
     store = StoreConfig(home=home, tracking_uri=tracking_uri)
-    _require_reachable(store)
+    store.require_reachable()
     log_dir = store.home / "logs" / f"serve-{utc_now().replace(':', '')}"
     code = 0
     with stop_on_signals():

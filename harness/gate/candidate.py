@@ -90,6 +90,8 @@ class CandidateSpec:
             raise CandidateError(f"--python-model file not found: {path}")
         module_name = path.stem
         spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise CandidateError(f"--python-model {path} cannot be imported as a Python module")
         module = importlib.util.module_from_spec(spec)
         # Registered so cloudpickle stores a reference that code_paths resolves at load time.
         sys.modules[module_name] = module

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness._redact import CREDENTIAL_NAME, add_secret
 from harness._reporting import machine_info, utc_now
@@ -129,7 +130,7 @@ def _start_candidate(cfg: GateConfig, snapshot: Path, ctx: GateContext, progress
     return worker
 
 
-def _snapshot_tokenizer(snapshot: Path):
+def _snapshot_tokenizer(snapshot: Path) -> Any:
     from harness.model.loading import load_tokenizer
 
     return load_tokenizer(str(snapshot))
@@ -203,11 +204,16 @@ def run_gate(
     :func:`harness.serving.processes.stop_on_signals`) stops the candidate and every server,
     and the report says ``interrupted``, with the checks that finished."""
     results: list[CheckResult] = []
+
+    def record(result: CheckResult) -> None:
+        results.append(result)
+        on_result(result)
+
     interrupted = snapshot = ctx = None
     try:
         snapshot = resolve_snapshot(cfg.snapshot, progress)
         ctx = _context(cfg, snapshot)
-        _run_checks(cfg, snapshot, ctx, progress, lambda r: (results.append(r), on_result(r)))
+        _run_checks(cfg, snapshot, ctx, progress, record)
     except KeyboardInterrupt as error:
         interrupted = getattr(error, "signame", "SIGINT")
     finally:

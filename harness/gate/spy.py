@@ -16,7 +16,7 @@ and raised as :class:`ScriptUnsupported`, for the check to skip rather than misj
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +83,8 @@ _to_lists = to_lists
 
 _SIMPLE = (bool, int, float, str, type(None))
 
+Decode = Callable[[list[int]], str]  # prompt ids -> text
+
 
 class GenerateSpy:
     """Wraps ``owner.generate`` (a model class or one model instance) until :meth:`remove`.
@@ -92,7 +94,9 @@ class GenerateSpy:
     neither the call nor the model names a padding or EOS id (generate pads with those).
     """
 
-    def __init__(self, owner: Any, pad_token_id: int, decode=None, eos_token_id: int | None = None):
+    def __init__(
+        self, owner: Any, pad_token_id: int, decode: Decode | None = None, eos_token_id: int | None = None
+    ) -> None:
         self.owner, self.pad_token_id = owner, pad_token_id
         self.decode, self.eos_token_id = decode, eos_token_id
         self.calls: list[GenerateCall] = []
@@ -113,7 +117,7 @@ class GenerateSpy:
             self.calls = []
             self.script = script
 
-    def _generate(self, model: Any, original, args: tuple, kwargs: dict):
+    def _generate(self, model: Any, original: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         inputs = generate_inputs(args, kwargs)
         call = GenerateCall(
             input_ids=inputs.input_ids,
@@ -130,27 +134,27 @@ class GenerateSpy:
         if script is not None and script.suppress_eos and self.eos_token_id is not None:
             kwargs = {**kwargs, "suppress_tokens": [self.eos_token_id]}
         if script is not None and script.eos_after and self.eos_token_id is not None:
-            args, kwargs = self._with_forced_eos(args, kwargs, inputs, call, script)
+            args, kwargs = self._with_forced_eos(args, kwargs, inputs, call, script, self.eos_token_id)
         hook = model.register_forward_pre_hook(_width_recorder(call), with_kwargs=True)
         try:
             output = original(*args, **kwargs)
         finally:
             hook.remove()
-        call.output = to_lists(sequences(output))
+        call.output = to_lists(sequences(output)) or []
         return output
 
     def _with_forced_eos(
-        self, args: tuple, kwargs: dict, inputs: GenerateInputs, call: GenerateCall, script: Script
+        self, args: tuple, kwargs: dict, inputs: GenerateInputs, call: GenerateCall, script: Script, eos: int
     ) -> tuple[tuple, dict]:
         from transformers import LogitsProcessorList
 
-        rows = {}
+        rows: dict[int, int] = {}
         for r in range(len(call.input_ids)):
             text = self.decode(call.prompt_ids(r)) if self.decode else ""
             rows.update({r: n for marker, n in script.eos_after if marker in text})
         if not rows:
             return args, kwargs
-        forced = _ForceEos(call.width, rows, self.eos_token_id)
+        forced = _ForceEos(call.width, rows, eos)
         processors = LogitsProcessorList([*(inputs.arguments.get("logits_processor") or []), forced])
         return with_argument(args, kwargs, "logits_processor", processors)
 
@@ -188,7 +192,9 @@ class _Scripted:
     step's tokens go to the streamer, stopping criteria and lengths end rows, finished rows
     get padding, and the streamer is ended however the call ends."""
 
-    def __init__(self, spy: GenerateSpy, model: Any, call: GenerateCall, script: Script, inputs: GenerateInputs):
+    def __init__(
+        self, spy: GenerateSpy, model: Any, call: GenerateCall, script: Script, inputs: GenerateInputs
+    ) -> None:
         self.spy, self.model, self.call, self.script = spy, model, call, script
         self.named = inputs.arguments
         self.device = getattr(inputs.source, "device", "cpu")
@@ -221,7 +227,7 @@ class _Scripted:
             self.call.unsupported = reason
             raise ScriptUnsupported(f"a scripted generate cannot honour {reason}")
 
-    def _config(self):
+    def _config(self) -> Any:
         """The settings ``generate`` would run with: the passed config or the model's, the
         call's keyword settings over it, transformers' defaults under it."""
         import copy
@@ -237,7 +243,7 @@ class _Scripted:
         config.update(**settings)
         return config
 
-    def _lengths(self, config) -> tuple[int, int]:
+    def _lengths(self, config: Any) -> tuple[int, int]:
         """(most, least) new tokens, as ``generate`` reads max/min settings: max_new_tokens
         over max_length; with neither set anywhere, 20 new tokens."""
         width = self.call.width
@@ -256,7 +262,7 @@ class _Scripted:
         least = config.min_new_tokens if config.min_new_tokens is not None else max((config.min_length or 0) - width, 0)
         return most, min(least, most)
 
-    def _criteria(self, config):
+    def _criteria(self, config: Any) -> Any:
         from transformers import StoppingCriteriaList
 
         criteria = StoppingCriteriaList(self.named.get("stopping_criteria") or [])
@@ -271,7 +277,7 @@ class _Scripted:
             criteria.append(StopStringCriteria(self.named["tokenizer"], config.stop_strings))
         return criteria
 
-    def _processors(self):
+    def _processors(self) -> Any:
         from transformers import LogitsProcessorList
 
         processors = LogitsProcessorList(self.named.get("logits_processor") or [])
@@ -281,7 +287,7 @@ class _Scripted:
             processors.append(PrefixConstrainedLogitsProcessor(allowed, num_beams=1))
         return processors
 
-    def _steps(self, config, streamer) -> list[list[int]]:
+    def _steps(self, config: Any, streamer: Any) -> list[list[int]]:
         import torch
 
         most, least = self._lengths(config)
@@ -308,7 +314,7 @@ class _Scripted:
                 done = [d or bool(s) for d, s in zip(done, self._stopped(criteria, rows))]
         return rows
 
-    def _stopped(self, criteria, rows: list[list[int]]) -> list[bool]:
+    def _stopped(self, criteria: Any, rows: list[list[int]]) -> list[bool]:
         import torch
 
         try:
@@ -317,7 +323,7 @@ class _Scripted:
             self._refuse(f"a stopping criterion that fails without scores ({type(error).__name__}: {str(error)[:120]})")
         return torch.as_tensor(stopped).reshape(-1).expand(len(rows)).tolist()
 
-    def _changed_by(self, processors, rows: list[list[int]], tokens: list[int], done: list[bool]) -> str | None:
+    def _changed_by(self, processors: Any, rows: list[list[int]], tokens: list[int], done: list[bool]) -> str | None:
         """Whether the processors would make greedy decoding pick other than the script: the
         scripted token leads every row's scores by a margin; a processor that bans or
         outranks it changes the ids."""
@@ -340,7 +346,7 @@ class _Scripted:
         return None
 
 
-def _unsupported(config) -> str | None:
+def _unsupported(config: Any) -> str | None:
     """Why a script cannot answer as ``generate`` would with these settings, if it cannot."""
     for flag, why in (
         ("output_scores", "scores"),
@@ -367,10 +373,10 @@ def _id_set(value: Any) -> set[int]:
 class _ForceEos:
     """A logits processor: row r may emit only EOS once it has ``rows[r]`` new tokens."""
 
-    def __init__(self, width: int, rows: dict[int, int], eos: int):
+    def __init__(self, width: int, rows: dict[int, int], eos: int) -> None:
         self.width, self.rows, self.eos = width, rows, eos
 
-    def __call__(self, input_ids, scores):
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
         step = input_ids.shape[-1] - self.width
         for row, after in self.rows.items():
             if step == after and row < scores.shape[0]:
@@ -379,9 +385,9 @@ class _ForceEos:
         return scores
 
 
-def _width_recorder(call: GenerateCall):
-    def record(module, args, kwargs):
-        ids = kwargs.get("input_ids", args[0] if args else None)
+def _width_recorder(call: GenerateCall) -> Callable[[Any, tuple, dict], None]:
+    def record(module: Any, args: tuple, kwargs: dict) -> None:
+        ids: Any = kwargs.get("input_ids", args[0] if args else None)
         call.forward_widths.append(int(ids.shape[-1]) if hasattr(ids, "shape") else -1)
 
     return record

@@ -20,13 +20,16 @@ import uuid
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from harness.gate.candidate import CandidateSpec
 from harness.serving.logs import LogPump
 from harness.serving.processes import disown, own, spawning
+
+if TYPE_CHECKING:
+    from harness.gate.spy import GenerateCall, Script
 
 TAG_VAR = "HARNESS_GATE_WORKER"
 _OPS = ("predict", "calls", "reset", "seed", "model_facts", "reload")
@@ -115,13 +118,13 @@ class Loaded:
 class Worker:
     """The gate's side: start, ask with a deadline, stop (always)."""
 
-    def __init__(self, spec: WorkerSpec, load_timeout: float = 300.0):
+    def __init__(self, spec: WorkerSpec, load_timeout: float = 300.0) -> None:
         self.spec, self.load_timeout = spec, load_timeout
         self.tag = uuid.uuid4().hex
         self.deadline: float | None = None  # set per check by the runner
         self.ended: str | None = None  # why the worker is gone, once it is
-        self._process = None
-        self._conn = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
         self.log: LogPump | None = None
 
     def start(self) -> Loaded:
@@ -157,7 +160,7 @@ class Worker:
             raise WorkerError(self.ended)
         timeout = 600.0 if self.deadline is None else max(0.0, self.deadline - time.monotonic())
         try:
-            self._conn.send((op, args))
+            self._pipe.send((op, args))
         except (OSError, ValueError):
             raise WorkerError(self._gone(f"{op}")) from None
         kind, *payload = self._receive(timeout, f"answering {op}")
@@ -169,10 +172,10 @@ class Worker:
     def predict(self, payload: dict[str, Any]) -> Any:
         return self.call("predict", payload)
 
-    def calls(self) -> list:
+    def calls(self) -> list[GenerateCall]:
         return self.call("calls")
 
-    def reset(self, script=None) -> None:
+    def reset(self, script: Script | None = None) -> None:
         self.call("reset", script)
 
     def seed(self, value: int) -> None:
@@ -188,7 +191,7 @@ class Worker:
         """Processes the candidate started (its worker aside), and the ports they listen on."""
         found = []
         for proc in processes_with_env(TAG_VAR, self.tag):
-            if proc.pid == self._process.pid:
+            if proc.pid == self._popen.pid:
                 continue
             try:
                 ports = sorted(
@@ -199,20 +202,32 @@ class Worker:
                 continue
         return found
 
-    def _receive(self, timeout: float, doing: str):
-        if not self._conn.poll(timeout):
+    def _receive(self, timeout: float, doing: str) -> Any:
+        if not self._pipe.poll(timeout):
             self.ended = f"the candidate hung: no answer within {timeout:g}s while {doing}"
             self.stop()
             raise WorkerTimeout(self.ended)
         try:
-            message = self._conn.recv()
+            message = self._pipe.recv()
         except (EOFError, OSError):
             raise WorkerError(self._gone(doing)) from None
         return message[1] if message[0] == "loaded" else message
 
+    @property
+    def _popen(self) -> subprocess.Popen[bytes]:
+        if self._process is None:
+            raise RuntimeError("the worker has not been started")
+        return self._process
+
+    @property
+    def _pipe(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("the worker has not been started")
+        return self._conn
+
     def _gone(self, doing: str) -> str:
         try:
-            code = self._process.wait(timeout=2)
+            code = self._popen.wait(timeout=2)
         except subprocess.TimeoutExpired:
             code = None
         how = (
@@ -256,7 +271,8 @@ class Worker:
             self._process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass  # unkillable (a zombie's parent is us, so wait reaps it; this is a D state)
-        self._conn.close()
+        if self._conn is not None:  # None when starting failed before the pipe was made
+            self._conn.close()
         if self.log is not None:
             self.log.join(timeout=1.0)
         disown(self)

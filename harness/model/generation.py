@@ -6,7 +6,7 @@ on machines without MLflow; the PyFunc wrapper is a thin adapter over it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,7 @@ def trim_generated(sequences: Any, prompt_len: int, decode: Callable[..., str], 
     return [cut_at_stop(decode(row[prompt_len:], skip_special_tokens=True), stop) for row in sequences]
 
 
-def _chunks(items: list[int], size: int):
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -49,7 +49,7 @@ class Generator:
 
     def __init__(
         self, model: Any, tokenizer: Any, max_batch_size: int = 8, device: str = "cpu", attn_impl: str = "torch"
-    ):
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
@@ -99,7 +99,7 @@ class Generator:
                 )
             check_max_tokens(request.settings.max_tokens, room)
 
-    def encode(self, instructions: Sequence[str]):
+    def encode(self, instructions: Sequence[str]) -> Any:
         prompts = [build_prompt(i) for i in instructions]
         return self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
 
@@ -127,7 +127,7 @@ class Generator:
             "attention_mask": torch.from_numpy(mask.astype(np.int64)).to(self.device),
         }
 
-    def generate_ids(self, encoded: Any, settings: GenerationSettings, **extra: Any):
+    def generate_ids(self, encoded: Any, settings: GenerationSettings, **extra: Any) -> Any:
         """``generate`` with the settings' kwargs; ``extra`` overrides them (benchmarks fix lengths)."""
         import torch
 

@@ -105,20 +105,25 @@ class Interception:
     base class is still honoured. Once removed, a wrapper some later patch still holds passes
     calls straight through, so removal order cannot strand a handler."""
 
-    def __init__(self, owner: Any, handler: Handler, name: str = "generate"):
+    def __init__(self, owner: Any, handler: Handler, name: str = "generate") -> None:
         self.owner, self.handler, self.name = owner, handler, name
         self._is_class = isinstance(owner, type)
         self._had_own = name in vars(owner)
         self._own = vars(owner).get(name)
         self._active = True
+        wrapper: Callable[..., Any]
         if self._is_class:
 
-            def wrapper(model, *args, **kwargs):
+            def class_wrapper(model: Any, *args: Any, **kwargs: Any) -> Any:
                 return self._call(model, args, kwargs)
+
+            wrapper = class_wrapper
         else:
 
-            def wrapper(*args, **kwargs):
+            def instance_wrapper(*args: Any, **kwargs: Any) -> Any:
                 return self._call(owner, args, kwargs)
+
+            wrapper = instance_wrapper
 
         # Signature introspection (pipelines, MLflow) still sees generate's parameters.
         self._wrapper = functools.update_wrapper(wrapper, getattr(owner, name))

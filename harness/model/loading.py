@@ -9,9 +9,12 @@ import importlib.util
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.model.config import from_mapping
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def resolve_dtype(requested: str, device: str):
+def resolve_dtype(requested: str, device: str) -> torch.dtype:
     import torch
 
     if requested == "auto":
@@ -95,7 +98,7 @@ def set_attn_impl(config: Any, wanted: str, device: str) -> str:
     if (reason := _unavailable_reason(wanted, remote_code, device)) is not None:
         logger.warning("attention %r unavailable (%s); falling back to 'torch'", wanted, reason)
         wanted = "torch"
-    if remote_code:
+    if isinstance(attn, dict):  # remote_code
         attn["attn_impl"] = wanted
     elif attn is not None:
         attn.attn_impl = wanted
@@ -113,13 +116,13 @@ def config_context_length(config: Any, tokenizer: Any = None) -> int:
     return int(getattr(config, "max_seq_len", None) or getattr(config, "max_position_embeddings", None) or fallback)
 
 
-def load_tokenizer(path: str):
+def load_tokenizer(path: str) -> Any:
     from transformers import AutoTokenizer
 
     return ensure_pad_token(AutoTokenizer.from_pretrained(path, padding_side="left"))
 
 
-def ensure_pad_token(tokenizer):
+def ensure_pad_token(tokenizer: Any) -> Any:
     """Left padding, and a pad token when the tokenizer declares none (MPT's doesn't)."""
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
@@ -128,7 +131,7 @@ def ensure_pad_token(tokenizer):
     return tokenizer
 
 
-def load_model(path: str, cfg: LoadConfig):
+def load_model(path: str, cfg: LoadConfig) -> tuple[Any, str, str]:
     """Return ``(model, device, attn_impl)`` loaded as ``cfg`` asks."""
     from transformers import AutoConfig, AutoModelForCausalLM
 

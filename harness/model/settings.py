@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
+from typing import SupportsInt, cast
 
 from harness.model.errors import quote
 
@@ -49,7 +50,9 @@ def check_max_tokens(value: object, limit: int | None = None) -> int:
         # Columns arrive as float when pandas saw a NaN elsewhere: 100.0 is fine, 1.5 is not.
         if not (math.isfinite(value) and float(value).is_integer()):
             raise InvalidParameter("max_tokens", value, allowed)
-        value = int(value)
+        # typeshed's numbers.Real declares no __int__ (only __trunc__, loosely typed), but
+        # every real type that arrives here (float, numpy floats, Decimal, Fraction) has one.
+        value = int(cast(SupportsInt, value))
     if not isinstance(value, numbers.Integral):
         raise InvalidParameter("max_tokens", value, allowed)
     value = int(value)

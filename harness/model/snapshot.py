@@ -18,12 +18,16 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from filelock import FileLock
 
 from harness.model.config import DEFAULT_HOME
 from harness.model.prompt import INSTRUCTION_KEY, INTRO_BLURB, RESPONSE_KEY
+
+if TYPE_CHECKING:
+    from transformers import GPTNeoXTokenizer, MptForCausalLM
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|padding|>"  # in the vocabulary, as in GPT-NeoX, but not declared as pad
@@ -83,7 +87,7 @@ def _corpus() -> list[str]:
     return templated + list(_CORPUS_LINES[1:]) * 4
 
 
-def _train_tokenizer(spec: TinySpec):
+def _train_tokenizer(spec: TinySpec) -> GPTNeoXTokenizer:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import GPTNeoXTokenizer
 
@@ -111,7 +115,7 @@ def _train_tokenizer(spec: TinySpec):
     )
 
 
-def _build_model(spec: TinySpec, vocab_size: int):
+def _build_model(spec: TinySpec, vocab_size: int) -> MptForCausalLM:
     import torch
     from transformers import GenerationConfig, MptConfig, MptForCausalLM
 

@@ -60,7 +60,7 @@ class InputError(MlflowException):
     names the field.
     """
 
-    def __init__(self, message: str):
+    def __init__(self, message: str) -> None:
         super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
 
     @property
@@ -81,7 +81,7 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _mapping_frame(model_input: Mapping) -> pd.DataFrame:
+def _mapping_frame(model_input: Mapping[str, Any]) -> pd.DataFrame:
     try:
         return pd.DataFrame({k: v if isinstance(v, list) else [v] for k, v in model_input.items()})
     except ValueError as error:  # columns of different lengths: the caller's mistake, not ours
@@ -115,7 +115,8 @@ def _as_frame(model_input: Any) -> pd.DataFrame:
 def _row_settings(row: Mapping[str, Any], params: Mapping[str, Any]) -> GenerationSettings:
     # A value in the row's own column wins: MLflow fills ParamSchema defaults into
     # params even when the caller sent none, so params are only the fallback.
-    values = {"temperature": DEFAULT_TEMPERATURE, "max_tokens": DEFAULT_MAX_TOKENS, "stop": ()}
+    # Any: the values are the caller's, unchecked until GenerationSettings validates them.
+    values: dict[str, Any] = {"temperature": DEFAULT_TEMPERATURE, "max_tokens": DEFAULT_MAX_TOKENS, "stop": ()}
     for field in _SETTING_FIELDS:
         if field in params and params[field] is not None:
             values[field] = params[field]
@@ -149,7 +150,7 @@ with warnings.catch_warnings(record=True):
     class MPTInstruct(PythonModel):
         """Answers every row of its input with MPT-Instruct; one string per row."""
 
-        def load_context(self, context) -> None:
+        def load_context(self, context: Any) -> None:
             try:
                 cfg = LoadConfig.from_mapping(getattr(context, "model_config", None))
             except ValueError as error:
@@ -162,7 +163,9 @@ with warnings.catch_warnings(record=True):
             self.model = self.generator.model
             self.tokenizer = self.generator.tokenizer
 
-        def predict(self, context, model_input, params=None):
+        # Typed by a comment, not annotations: MLflow reads predict's annotations to infer and
+        # enforce a signature, which would replace the one given at log time.
+        def predict(self, context, model_input, params=None):  # type: (Any, Any, Mapping[str, Any] | None) -> list[str]
             try:
                 requests = requests_from_input(model_input, params)
                 if not requests:

@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
+from harness._validation import IntIn, Number, checked, settings
 from harness.serving.route import RouteSpec, Secret
 
 ROUTES_API = "/api/2.0/gateway/routes"
@@ -85,9 +87,10 @@ def parse_completion(data: Any, route: str | None = None) -> Completion:
     else:
         raise GatewayError(None, route, f"answer has neither 'candidates' nor 'choices': keys {sorted(data)}")
     texts = [c.get("text") if isinstance(c, Mapping) else None for c in items]
-    if not texts or not all(isinstance(t, str) for t in texts):
+    strings = tuple(t for t in texts if isinstance(t, str))
+    if not texts or len(strings) != len(texts):
         raise GatewayError(None, route, "answer has a candidate without a string 'text'")
-    return Completion(tuple(texts), shape, model, reasons, usage)
+    return Completion(strings, shape, model, reasons, usage)
 
 
 def error_message(response: requests.Response) -> str:
@@ -106,21 +109,15 @@ def error_message(response: requests.Response) -> str:
     return str(detail)[:500]
 
 
-@dataclass(frozen=True)
+@settings()
 class RetryPolicy:
     """Bounded retries with exponential backoff, on 429 and 503 only, honouring Retry-After;
     carried out by urllib3's ``Retry`` under the session, for every call of both clients."""
 
-    retries: int = 2
-    backoff_s: float = 0.5
+    retries: Annotated[int, IntIn(0, 10)] = 2
+    backoff_s: Annotated[float, Number(0.0, 60.0, "0-60 seconds", closed=True)] = 0.5
     statuses: tuple[int, ...] = (429, 503)
-    max_retry_after_s: float = 60.0  # a server asking for longer is answered with its error
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.retries <= 10:
-            raise ValueError(f"retries={self.retries} is invalid: allowed 0-10")
-        if not 0 <= self.backoff_s <= 60:
-            raise ValueError(f"backoff_s={self.backoff_s} is invalid: allowed 0-60 seconds")
+    max_retry_after_s: Annotated[float, Number(0.0, 3600.0)] = 60.0  # a server asking longer gets its error
 
     def urllib3_retry(self, sleep: Callable[[float], None] = time.sleep) -> Retry:
         # Connection errors and timeouts are not retried: the caller hears of them at once.
@@ -146,7 +143,7 @@ class _SleepingRetry(Retry):
 
     _sleep_fn: Callable[[float], None] = staticmethod(time.sleep)
 
-    def sleep(self, response=None) -> None:
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         wait = self.get_retry_after(response) if response is not None and self.respect_retry_after_header else None
         wait = self.get_backoff_time() if wait is None else min(wait, self.backoff_max)
         if wait > 0:
@@ -168,8 +165,7 @@ class Transport:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        if not 0 < timeout_s <= 600:
-            raise ValueError(f"timeout_s={timeout_s} is invalid: allowed (0, 600] seconds")
+        timeout_s = checked("timeout_s", timeout_s, Number(0.0, 600.0, "(0, 600] seconds"), float)
         self.base_url = base_url.rstrip("/")
         self._token = token
         self.timeout_s = timeout_s
@@ -226,7 +222,8 @@ class LegacyGatewayClient:
         return self.transport.request("GET", f"{ROUTES_API}/{name}", name)
 
     def list_routes(self) -> list[dict[str, Any]]:
-        routes, token = [], None
+        routes: list[dict[str, Any]] = []
+        token: str | None = None
         while True:
             params = {"page_token": token} if token else None
             page = self.transport.request("GET", ROUTES_API, params=params) or {}
@@ -253,7 +250,8 @@ class DeploymentsGatewayClient:
         self.url = self.transport.base_url
 
     def list_endpoints(self) -> list[dict[str, Any]]:
-        endpoints, token = [], None
+        endpoints: list[dict[str, Any]] = []
+        token: str | None = None
         while True:
             params = {"page_token": token} if token else None
             page = self.transport.request("GET", "/api/2.0/endpoints/", params=params) or {}

@@ -10,19 +10,24 @@ failures, wrong answers) are computed from them.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 
 from harness._stats import latency_stats
+from harness._validation import DistinctStrings, IntIn, Number, OneOf, settings
 from harness.serving.gateway import CompletionRequest, DeploymentsGatewayClient, GatewayError
 
 MAX_CONCURRENCY = 64
+MAX_NEW_TOKENS = 4096
+MAX_LOAD_S = 86400.0
+Concurrency = Annotated[int, IntIn(1, MAX_CONCURRENCY)]
+MaxTokens = Annotated[int, IntIn(1, MAX_NEW_TOKENS)]
 # How a request reaches the route: its own /endpoints/NAME/invocations, or the gateway's
 # OpenAI-compatible /v1/completions with model=NAME.
 APIS = ("invocations", "openai")
@@ -36,7 +41,7 @@ class Sample:
     latency_s: float
     ok: bool
     status: int | None  # 200 when ok; the HTTP status of a failure, None when there was none
-    answer: str | None  # the answer when ok, else the error message
+    answer: str  # the answer when ok, else the error message
     sent_s: float | None = None  # when it was sent (open loop: due), seconds after the start
 
 
@@ -84,6 +89,15 @@ class LoadResult:
         )
 
 
+@settings()
+class _Load:
+    prompts: Annotated[tuple[str, ...], DistinctStrings("a non-empty sequence of distinct, non-empty strings")]
+    duration_s: Annotated[float, Number(0.0, MAX_LOAD_S)]
+    concurrency: Concurrency
+    max_tokens: MaxTokens
+    api: Annotated[str, OneOf(APIS)] = APIS[0]
+
+
 def _validated(
     prompts: Sequence[str],
     expected: Mapping[str, str] | Sequence[str] | None,
@@ -91,29 +105,8 @@ def _validated(
     concurrency: int,
     max_tokens: int,
     api: str = APIS[0],
-):
-    if api not in APIS:
-        raise ValueError(f"api={str(api)[:40]!r} is invalid: allowed {APIS}")
-    if (
-        isinstance(prompts, str)
-        or not isinstance(prompts, Sequence)
-        or not prompts
-        or not all(isinstance(p, str) and p for p in prompts)
-    ):
-        raise ValueError("prompts is invalid: allowed a non-empty sequence of non-empty strings")
-    if len(set(prompts)) != len(prompts):
-        raise ValueError("prompts is invalid: allowed distinct prompts only (found repeats)")
-    if (
-        isinstance(duration_s, bool)
-        or not isinstance(duration_s, (int, float))
-        or not math.isfinite(duration_s)
-        or duration_s <= 0
-    ):
-        raise ValueError(f"duration_s={duration_s!r} is invalid: allowed a finite number of seconds > 0")
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise ValueError(f"concurrency={concurrency!r} is invalid: allowed 1-{MAX_CONCURRENCY}")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise ValueError(f"max_tokens={max_tokens!r} is invalid: allowed an integer >= 1")
+) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    prompts = _Load(prompts, duration_s, concurrency, max_tokens, api).prompts  # type: ignore[arg-type]  # checked
     if expected is None:
         return tuple(prompts), None
     if isinstance(expected, Mapping):
@@ -209,7 +202,7 @@ def run_arrivals(
     gateway_url: str,
     route_name: str,
     prompts: Sequence[str],
-    arrivals_s: Sequence[float],
+    arrivals_s: Sequence[float] | np.ndarray,
     expected: Mapping[str, str] | Sequence[str] | None = None,
     max_in_flight: int = MAX_CONCURRENCY,
     max_tokens: int = 8,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from io import BufferedWriter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -71,7 +72,7 @@ class LogPump:
         finally:
             out.close()
 
-    def _rotate(self, out):
+    def _rotate(self, out: BufferedWriter) -> BufferedWriter:
         out.close()
         os.replace(self.path, self.backup)
         return open(self.path, "ab")

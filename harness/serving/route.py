@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, NoReturn, cast
 from urllib.parse import urlparse
 
 import yaml
@@ -53,7 +53,7 @@ class Secret:
 
     __str__ = __repr__
 
-    def __reduce__(self):  # never pickled into a model or a report with its value
+    def __reduce__(self) -> NoReturn:  # never pickled into a model or a report with its value
         raise TypeError("a resolved Secret cannot be pickled")
 
 
@@ -87,7 +87,7 @@ class EnvRef:
 
 def _check_url(field: str, value: object) -> str:
     url = urlparse(value) if isinstance(value, str) else None
-    if url is None or url.scheme not in ("http", "https") or not url.hostname:
+    if not isinstance(value, str) or url is None or url.scheme not in ("http", "https") or not url.hostname:
         # The value itself is never quoted: a token pasted into a URL field is a secret.
         got = (
             f"a {url.scheme!r} URL"
@@ -180,9 +180,10 @@ class RouteSpec:
             raise RouteError(
                 f"model.provider={model.get('provider')!r} is invalid: allowed {[p.value for p in Provider]}"
             ) from None
+        # Unchecked here: __post_init__ validates both names (a RouteError otherwise).
         return cls(
-            name=data.get("name"),
-            model_name=model.get("name"),
+            name=cast(str, data.get("name")),
+            model_name=cast(str, model.get("name")),
             provider=provider,
             config=_provider_config(provider, model.get("config") or {}),
             route_type=route_type,

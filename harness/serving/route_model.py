@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
+from harness._validation import IntIn, Matching, Number, OneOf, settings
 from harness.model.config import from_mapping
 from harness.serving.gateway import (
     CompletionRequest,
@@ -27,35 +27,34 @@ from harness.serving.gateway import (
 )
 from harness.serving.route import EnvRef, RouteError
 
+if TYPE_CHECKING:
+    from mlflow.models.model import ModelInfo
+
 APIS = ("legacy", "deployments")
 
 
-@dataclass(frozen=True)
+@settings()
 class RouteModelConfig:
     gateway_url: str
     route: str
-    template: str = "{prompt}"
-    api: str = "legacy"
+    template: Annotated[str, Matching(r"\{prompt\}", "a template with the {prompt} placeholder")] = "{prompt}"
+    api: Annotated[str, OneOf(APIS)] = "legacy"
     token_env: str | None = None  # e.g. "$DATABRICKS_TOKEN"; never the token itself
-    timeout_s: float = 60.0
-    retries: int = 2
+    timeout_s: Annotated[float, Number(0.0, 600.0)] = 60.0
+    retries: Annotated[int, IntIn(0, 10)] = 2
 
     def __post_init__(self) -> None:
-        if self.api not in APIS:
-            raise ValueError(f"api={self.api!r} is invalid: allowed {APIS}")
-        if "{prompt}" not in self.template:
-            raise ValueError("template must contain the {prompt} placeholder")
         if self.token_env is not None:
             EnvRef.parse("token_env", self.token_env)
-        if not 0 < self.timeout_s <= 600:
-            raise ValueError(f"timeout_s={self.timeout_s} is invalid: allowed (0, 600]")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> RouteModelConfig:
         return from_mapping(cls, values)
 
 
-def build_client(cfg: RouteModelConfig, retry: RetryPolicy | None = None):
+def build_client(
+    cfg: RouteModelConfig, retry: RetryPolicy | None = None
+) -> DeploymentsGatewayClient | LegacyGatewayClient:
     token = EnvRef.parse("token_env", cfg.token_env).resolve() if cfg.token_env else None
     retry = retry or RetryPolicy(retries=cfg.retries)
     transport = Transport(cfg.gateway_url, token, cfg.timeout_s, retry)
@@ -78,14 +77,16 @@ with warnings.catch_warnings(record=True):  # see harness.model.wrapper: MLflow'
     class RouteBackedModel(PythonModel):
         """Answers each row by sending ``template.format(prompt=row)`` to the route."""
 
-        def load_context(self, context) -> None:
+        def load_context(self, context: Any) -> None:
             try:
                 self.config = RouteModelConfig.from_mapping(getattr(context, "model_config", None))
                 self.client = build_client(self.config)
             except (ValueError, RouteError) as error:
                 raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from error
 
-        def predict(self, context, model_input, params=None):
+        # Typed by a comment, not annotations: MLflow reads predict's annotations to infer and
+        # enforce a signature, which would replace the one given at log time.
+        def predict(self, context, model_input, params=None):  # type: (Any, Any, Mapping[str, Any] | None) -> list[str]
             params = dict(params or {})
             stop = params.get("stop") or None
             answers = []
@@ -104,7 +105,7 @@ with warnings.catch_warnings(record=True):  # see harness.model.wrapper: MLflow'
             return answers
 
 
-def log_route_model(cfg: RouteModelConfig, name: str = "route-model"):
+def log_route_model(cfg: RouteModelConfig, name: str = "route-model") -> ModelInfo:
     """Log a :class:`RouteBackedModel` with the gateway signature (prompt + params), so that
     temperature/max_tokens/stop reach it; returns MLflow's ModelInfo."""
     import mlflow

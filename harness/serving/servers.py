@@ -23,6 +23,7 @@ from pathlib import Path
 
 import requests
 
+from harness._validation import IntIn, checked
 from harness.serving.logs import DEFAULT_MAX_BYTES, LogPump
 from harness.serving.processes import disown, own, spawning
 from harness.serving.route import RouteSpec
@@ -67,7 +68,7 @@ class ServerProcess:
         self.watch = tuple(watch)  # values the log is searched for (secrets.no_leak)
         self.stop_signal = stop_signal
         self.log: LogPump | None = None
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -105,6 +106,8 @@ class ServerProcess:
         return self
 
     def _wait_ready(self) -> None:
+        if self.process is None:
+            raise ServerError(f"{self.name} was never started")
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -158,7 +161,7 @@ class ServerProcess:
     def __enter__(self) -> ServerProcess:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -170,7 +173,7 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-def _wait_group(process: subprocess.Popen, timeout: float) -> bool:
+def _wait_group(process: subprocess.Popen[bytes], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         process.poll()
@@ -196,8 +199,7 @@ def scoring_server(
     """``mlflow models serve`` for ``model_uri`` (not started: use ``with``); ``env`` adds
     to (or overrides) this process's environment for the server; ``watch``: values whose
     appearance in its log is recorded (they are masked when written)."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
-        raise ValueError(f"workers={str(workers)[:20]!r} is invalid: allowed an integer in [1, 64]")
+    checked("workers", workers, IntIn(1, 64, "an integer in [1, 64]"), int)
     port = port or free_port()
     argv = _mlflow_cli() + [
         "models",

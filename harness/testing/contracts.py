@@ -236,7 +236,8 @@ def mismatch(recorded: Interaction, status: int, content_type: str, body: Any) -
     )
 
 
-def _texts(body: Any) -> list[str]:
+def _texts(body: Any) -> list[object]:
+    """Each answer's ``text``, as recorded: None where an answer has none."""
     if not isinstance(body, dict):
         return []
     items = body.get("candidates") or body.get("choices") or []

@@ -40,6 +40,8 @@ PROFILES = ("legacy", "databricks", "current")
 _ENDPOINTS_API = "/api/2.0/endpoints"
 PAGE_SIZE = 2  # small, so that paging is exercised (the real server's is 3000)
 _JSON = {"Content-Type": "application/json"}
+# What a ``responses`` callback returns: status, headers, body.
+_Response = tuple[int, dict[str, str], str]
 
 
 @dataclass
@@ -55,11 +57,11 @@ class Fault:
     only: str = "query"  # "query" or "any"
 
 
-def _answer(status: int, body: Any, headers: dict | None = None) -> tuple[int, dict, str]:
+def _answer(status: int, body: Any, headers: dict[str, str] | None = None) -> _Response:
     return status, {**_JSON, **(headers or {})}, json.dumps(body)
 
 
-def _detail(status: int, detail: Any) -> tuple[int, dict, str]:
+def _detail(status: int, detail: Any) -> _Response:
     return _answer(status, {"detail": detail})
 
 
@@ -78,7 +80,7 @@ class MockGateway:
         base_url: str = "http://gateway.mock",
         token: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
-    ):
+    ) -> None:
         if profile not in PROFILES:
             raise ValueError(f"profile={str(profile)[:40]!r} is invalid: allowed {PROFILES}")
         self.profile = profile
@@ -117,7 +119,7 @@ class MockGateway:
 
     # --- dispatch ---------------------------------------------------------------------------
 
-    def _handle(self, request) -> tuple[int, dict, str]:
+    def _handle(self, request: requests.PreparedRequest) -> _Response:
         path = request.path_url.split("?")[0]
         self.requests.append({"method": request.method, "path": path})
         query_route = self._query_route(path)
@@ -145,11 +147,11 @@ class MockGateway:
                 return fault
         return None
 
-    def _apply(self, fault: Fault, request) -> tuple[int, dict, str]:
+    def _apply(self, fault: Fault, request: requests.PreparedRequest) -> _Response:
         if fault.connection_refused:
             raise requests.ConnectionError("[Errno 111] Connection refused (injected)")
         if fault.delay_s:
-            timeout = request.req_kwargs.get("timeout")
+            timeout = request.req_kwargs.get("timeout")  # type: ignore[attr-defined]  # set by responses
             timeout = timeout[-1] if isinstance(timeout, tuple) else timeout
             if timeout is not None and fault.delay_s >= timeout:
                 self._sleep(timeout)
@@ -165,7 +167,7 @@ class MockGateway:
 
     # --- routes and endpoints ---------------------------------------------------------------
 
-    def _routes_api(self, request, path: str) -> tuple[int, dict, str]:
+    def _routes_api(self, request: requests.PreparedRequest, path: str) -> _Response:
         method, trimmed = request.method, path.rstrip("/")
         for base, kind in ((ROUTES_API, "routes"), (_ENDPOINTS_API, "endpoints")):
             if kind == "endpoints" and self.profile != "current":
@@ -199,14 +201,14 @@ class MockGateway:
         found = {"name": route.name, "route_type": _value(route.route_type), "model": model, "route_url": url}
         return {**found, "limit": None} if self.profile == "current" else found
 
-    def _list(self, request, kind: str) -> tuple[int, dict, str]:
-        token = dict(request.params).get("page_token")
+    def _list(self, request: requests.PreparedRequest, kind: str) -> _Response:
+        token = dict(request.params).get("page_token")  # type: ignore[attr-defined]  # set by responses
         try:  # the real server's token: base64 of {"index": N}; a bad one was a bare 500
             start = int(json.loads(base64.b64decode(token))["index"]) if token else 0
         except (ValueError, KeyError, TypeError):
             return 500, {"Content-Type": "text/plain"}, "Internal Server Error"
         names = sorted(self.routes)
-        page = {
+        page: dict[str, Any] = {
             kind: [self._public(self.routes[n], kind) for n in names[start : start + PAGE_SIZE]],
             "next_page_token": None,
         }
@@ -214,7 +216,7 @@ class MockGateway:
             page["next_page_token"] = base64.b64encode(json.dumps({"index": start + PAGE_SIZE}).encode()).decode()
         return _answer(200, page)
 
-    def _get(self, name: str, kind: str) -> tuple[int, dict, str]:
+    def _get(self, name: str, kind: str) -> _Response:
         if name not in self.routes:
             word = "endpoint" if kind == "endpoints" else "route"
             return _detail(
@@ -222,7 +224,7 @@ class MockGateway:
             )
         return _answer(200, self._public(self.routes[name], kind))
 
-    def _create(self, body: Any) -> tuple[int, dict, str]:
+    def _create(self, body: bytes | str | None) -> _Response:
         try:
             data = json.loads(body or "{}")
             config = data.get("model", {}).get("config", {})
@@ -236,14 +238,14 @@ class MockGateway:
         self.routes[route.name] = route
         return _answer(200, self._public(route, "routes"))
 
-    def _delete(self, name: str) -> tuple[int, dict, str]:
+    def _delete(self, name: str) -> _Response:
         if self.routes.pop(name, None) is None:
             return self._get(name, "routes")
         return _answer(200, {})
 
     # --- queries ----------------------------------------------------------------------------
 
-    def _query(self, name: str, request) -> tuple[int, dict, str]:
+    def _query(self, name: str, request: requests.PreparedRequest) -> _Response:
         if name not in self.routes:
             return _detail(*_NOT_FOUND)  # no such dynamic route: FastAPI's own 404
         if request.method != "POST":
@@ -254,12 +256,13 @@ class MockGateway:
             fields, errors = validate(body)
         if errors is not None:
             return _detail(422, errors)
+        assert fields is not None  # validation returns fields exactly when it returns no errors
         route = self.routes[name]
         if route.model_name not in self.models:
             return _detail(502, f"no model server answers for {route.model_name!r}")
         return self._predict(route, fields)
 
-    def _predict(self, route: RouteSpec, fields: dict) -> tuple[int, dict, str]:
+    def _predict(self, route: RouteSpec, fields: dict[str, Any]) -> _Response:
         from mlflow.exceptions import MlflowException
 
         model = self.models[route.model_name]

@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import importlib.util
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import pytest
 
 from harness.model.loading import DEVICES, DTYPES
 
-_REPORT_KEY = pytest.StashKey[object]()
+if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr, TracebackStyle
+    from mlflow.pyfunc import PyFuncModel
+
+    from harness.gate.report import GateReport
+    from harness.model.wrapper import MPTInstruct
+    from harness.testing.mock_gateway import MockGateway
+
+_REPORT_KEY: pytest.StashKey[GateReport] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -98,7 +108,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 class _GateCollector(pytest.Collector):
-    def collect(self):
+    def collect(self) -> list[pytest.Item | pytest.Collector]:
         return []
 
 
@@ -116,16 +126,18 @@ class _GateCheckItem(pytest.Item):
         if result.status is not Status.PASS:
             raise GateCheckFailed(f"{self.name}: {result.status.value}: {result.message}")
 
-    def repr_failure(self, excinfo, style=None):
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: TracebackStyle | None = None
+    ) -> str | TerminalRepr:
         if isinstance(excinfo.value, GateCheckFailed):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style)
 
-    def reportinfo(self):
+    def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"harness gate check {self.name}"
 
 
-def _gate_report(config: pytest.Config):
+def _gate_report(config: pytest.Config) -> GateReport:
     """Run the gate once per session and share its report among the check items."""
     if _REPORT_KEY not in config.stash:
         from harness.gate.candidate import CandidateSpec
@@ -165,7 +177,7 @@ def tiny_snapshot(pytestconfig: pytest.Config) -> Path:
 
 
 @pytest.fixture(scope="session")
-def reference_model(tiny_snapshot: Path):
+def reference_model(tiny_snapshot: Path) -> MPTInstruct:
     """The reference PythonModel, loaded on the tiny snapshot (CPU unless a GPU is present)."""
     from harness.model.wrapper import MPTInstruct
 
@@ -175,7 +187,9 @@ def reference_model(tiny_snapshot: Path):
 
 
 @pytest.fixture(scope="session")
-def candidate(pytestconfig: pytest.Config, tiny_snapshot: Path, tmp_path_factory):
+def candidate(
+    pytestconfig: pytest.Config, tiny_snapshot: Path, tmp_path_factory: pytest.TempPathFactory
+) -> PyFuncModel:
     """The --harness-candidate (else the reference), logged and loaded as the gate does it:
     an MLflow PyFuncModel."""
     import mlflow
@@ -192,7 +206,7 @@ def candidate(pytestconfig: pytest.Config, tiny_snapshot: Path, tmp_path_factory
 
 
 @pytest.fixture
-def mock_gateway(request, candidate):
+def mock_gateway(request: pytest.FixtureRequest, candidate: PyFuncModel) -> Iterator[MockGateway]:
     """A started ``responses`` mock of the AI Gateway with the seed's route
     (``completions-mpt-7b-instruct``) answered by ``candidate``. Profile ``legacy`` (the
     open-source 2.8.1 server as recorded) unless parametrized indirectly with ``databricks``

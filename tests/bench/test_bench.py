@@ -7,7 +7,9 @@ import jsonschema
 import numpy as np
 import pytest
 
-from harness.bench.core import BenchConfig, Case, Stats, kv_bytes_per_step, mbu, peak_bandwidth
+from harness._stats import Stats
+from harness.bench.core import BenchConfig
+from harness.bench.measure import Case, kv_bytes_per_step, mbu, peak_bandwidth
 from harness.bench.compare import Budget, Threshold, check_budgets, compare
 from harness.bench.report import SCHEMA_PATH, BenchReport, IncompatibleReports
 

@@ -2,7 +2,11 @@
 PYTHONPATH): transformers' generate raises for any prompt holding the marker, so the gate
 can see what a caller gets when generation fails behind the real server."""
 
+from __future__ import annotations
+
 import os
+from collections.abc import Callable
+from typing import Any
 
 _MARKER = os.environ.get("HARNESS_GENERATE_FAILS_ON")
 _SNAPSHOT = os.environ.get("HARNESS_SNAPSHOT")
@@ -12,9 +16,9 @@ if _MARKER and _SNAPSHOT:
 
     from harness.model.intercept import generate_inputs, intercept
 
-    _tokenizer = []
+    _tokenizer: list[Any] = []  # the snapshot's tokenizer, loaded at the first generate
 
-    def _fail_on_marker(model, original, args, kwargs):
+    def _fail_on_marker(model: Any, original: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         inputs = generate_inputs(args, kwargs)
         if hasattr(inputs.source, "tolist"):
             if not _tokenizer:

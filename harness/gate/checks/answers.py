@@ -64,7 +64,8 @@ def same_weights(ctx: GateContext) -> str | None:
 
 def near_limit(ctx: GateContext, room: int) -> str:
     """An instruction whose prompt leaves exactly ``room`` tokens of context."""
-    words, limit = [], ctx.context_length
+    words: list[str] = []
+    limit = ctx.context_length
     while len(ctx.tokenizer.encode(build_prompt(" ".join(words + ["route"])))) + room <= limit:
         words.append("route")
     return " ".join(words)

@@ -23,7 +23,7 @@ from harness.gate.checks.registry import (
     register_check,
     skipped,
 )
-from harness.gate.spy import Script
+from harness.gate.spy import GenerateCall, Script
 from harness.model.prompt import build_prompt
 
 INSTRUCTIONS = {
@@ -45,7 +45,7 @@ def _sent_prompts(ctx: GateContext) -> list[str]:
     return [ctx.decode(call.prompt_ids(r)) for call in ctx.calls() for r in range(len(call.input_ids))]
 
 
-def _find_row(ctx: GateContext, instruction: str):
+def _find_row(ctx: GateContext, instruction: str) -> tuple[GenerateCall, int] | tuple[None, None]:
     for call in ctx.calls():
         for r in range(len(call.input_ids)):
             if instruction in ctx.decode(call.prompt_ids(r)):
@@ -143,7 +143,7 @@ def _script(ids_by_row: tuple[list[int], list[int]]) -> Script:
     return Script(by_marker=tuple((row.instruction, tuple(ids)) for row, ids in zip(_TRIM_ROWS, ids_by_row)))
 
 
-def _generated_text(ctx: GateContext, calls, instruction: str) -> str | None:
+def _generated_text(ctx: GateContext, calls: list[GenerateCall], instruction: str) -> str | None:
     """The decode of the row's new ids up to its first EOS: what the answer must be."""
     eos = ctx.tokenizer.eos_token_id
     for call in calls:

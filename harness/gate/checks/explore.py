@@ -9,6 +9,7 @@ bad request fails, on fixed cases: there are few enough to send them all.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from harness.gate.checks.answers import near_limit, same_weights
@@ -34,7 +35,7 @@ def _send(ctx: GateContext, body: dict[str, Any]) -> Observed:
     return Observed(answers=tuple(answers(raw)))
 
 
-def _payload(ctx: GateContext):
+def _payload(ctx: GateContext) -> Callable[[Request], dict[str, Any]]:
     def payload(request: Request) -> dict[str, Any]:
         if ctx.uses_params:
             return request.body()
@@ -45,7 +46,7 @@ def _payload(ctx: GateContext):
     return payload
 
 
-def _parse(ctx: GateContext, payload):
+def _parse(ctx: GateContext, payload: Callable[[Request], dict[str, Any]]) -> Callable[[Request], list[str]]:
     """The instructions as the candidate receives them, after MLflow's parsing (its numpy
     casts), so the oracle answers the same text."""
 
@@ -136,7 +137,7 @@ def _verdict(ctx: GateContext, result: SearchResult, session: Session, what: str
         )
     last = finding.steps[-1]
     return failed(
-        f"{finding.message}{flaky}; {smallest}: {last.request.show()}"[:900],
+        f"{finding.message}{flaky}; {smallest}: {last.show_request()}"[:900],
         tried=tried,
         **evidence(finding, ctx.model_uri, ctx.tracking_uri),
     )

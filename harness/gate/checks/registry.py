@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -17,6 +17,9 @@ from harness.gate.explore.search import ExploreConfig
 from harness.gate.reference import ReferenceAnswers, Runtime, TraceStore, cache_key
 from harness.gate.tolerance import Rule
 from harness.gate.spy import GenerateCall, Script
+
+if TYPE_CHECKING:
+    from harness.model.generation import Generator
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,7 @@ class GateContext:
         return self.candidate_runtime() or self.runtime.resolved()
 
     @property
-    def reference(self):
+    def reference(self) -> Generator:
         """Our Generator on the snapshot, on the judged device and dtype."""
         runtime = self.judged_runtime()
         if runtime not in self._references:
@@ -179,6 +182,8 @@ class GateContext:
             reference, rule = self.reference, Rule.for_runtime(runtime.device, runtime.dtype)
             fingerprint, store = weights_fingerprint(reference.model), None
             if self.reference_cache is not None:
+                if self.snapshot is None:
+                    raise ValueError("a reference cache needs the snapshot's folder (GateContext.snapshot)")
                 key = cache_key(fingerprint, self.snapshot, runtime, rule)
                 store = TraceStore(Path(self.reference_cache) / f"{key}.sqlite")
             self._answers[runtime] = ReferenceAnswers(reference, rule, store, fingerprint)
@@ -283,7 +288,7 @@ CHECKS: dict[str, Check] = {}
 
 def register_check(
     check_id: str, summary: str, needs_model: bool = True, needs_serving: bool = False, needs_candidate: bool = True
-):
+) -> Callable[[CheckFn], CheckFn]:
     """Decorator: add a check to the gate under ``check_id`` (ids are unique)."""
 
     def decorate(fn: CheckFn) -> CheckFn:
@@ -309,8 +314,8 @@ def answers(raw: Any) -> list[str]:
     completions object per row counts by its text."""
     if isinstance(raw, str):
         return [raw]
-    if completion_text(raw) is not None:
-        return [completion_text(raw)]
+    if (text := completion_text(raw)) is not None:
+        return [text]
     if isinstance(raw, pd.DataFrame):
         return [str(v) for v in raw.iloc[:, 0].tolist()]
     if hasattr(raw, "tolist"):

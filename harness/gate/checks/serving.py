@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -41,12 +42,12 @@ from harness.serving.route import (
     routes_from_gateway_yaml,
     seed_route,
 )
-from harness.serving.servers import ServerError, gateway_server, scoring_server
+from harness.serving.servers import ServerError, ServerProcess, gateway_server, scoring_server
 
 _PROMPT = "What is MLflow?"
 
 
-def _server(ctx: GateContext, key: str, factory, in_background: bool = False) -> Any:
+def _server(ctx: GateContext, key: str, factory: Callable[[], Any], in_background: bool = False) -> Any:
     """Start a server once per gate run (a failed start is not retried by later checks);
     ctx.close() stops it. A start :func:`prestart` began is waited for, not repeated."""
     started = time.monotonic()
@@ -99,9 +100,11 @@ _HOOKS = Path(__file__).parents[1] / "_server_hooks"
 _FAILS_ON = "HARNESS-SCRIPTED-FAILURE"
 
 
-def _scoring(ctx: GateContext, in_background: bool = False):
+def _scoring(ctx: GateContext, in_background: bool = False) -> ServerProcess:
     """The candidate behind the real scoring server. It gets the canaries (a leak shows in its
     log) and a hook that makes generate raise for prompts holding :data:`_FAILS_ON`."""
+    if (model_uri := ctx.model_uri) is None:
+        raise ServerError("there is no logged model to serve: the candidate was not logged")
     path = os.pathsep.join(p for p in (str(_HOOKS), os.environ.get("PYTHONPATH")) if p)
     env = {
         **ctx.canaries,
@@ -110,10 +113,7 @@ def _scoring(ctx: GateContext, in_background: bool = False):
         "HARNESS_SNAPSHOT": str(ctx.snapshot),
     }
     return _server(
-        ctx,
-        "scoring_server",
-        lambda: scoring_server(ctx.model_uri, ctx.tracking_uri, env=env, **_logs(ctx)),
-        in_background,
+        ctx, "scoring_server", lambda: scoring_server(model_uri, ctx.tracking_uri, env=env, **_logs(ctx)), in_background
     )
 
 
@@ -201,7 +201,7 @@ def serving_concurrent(ctx: GateContext) -> Outcome:
         )
     ]
 
-    def post(body):
+    def post(body: dict[str, Any]) -> tuple[int, str]:
         response = requests.post(f"{server.url}/invocations", json=body, timeout=120)
         return response.status_code, _answer_text(response)
 
@@ -252,14 +252,14 @@ def _route(ctx: GateContext) -> RouteSpec | None:
     needs_candidate=False,
 )
 def route_spec(ctx: GateContext) -> Outcome:
-    if ctx.route_file is None:
+    try:
+        route = _route(ctx)  # None exactly when no --route was given
+    except (RouteError, OSError, ValueError) as error:
+        return failed(f"{ctx.route_file}: {error}")
+    if route is None:
         return skipped(
             "skipped: no --route given; the server checks use the seed's route (mlflow-model-serving on loopback)"
         )
-    try:
-        route = _route(ctx)
-    except (RouteError, OSError, ValueError) as error:
-        return failed(f"{ctx.route_file}: {error}")
     secrets = {k: str(v) for k, v in route.secrets().items()}
     return passed(
         f"route {route.name!r} ({route.provider.value}) is valid; secrets as references: {secrets or 'none'}",

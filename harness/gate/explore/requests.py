@@ -67,9 +67,11 @@ class Step:
     got: str
     expected: str
 
+    def show_request(self) -> str:
+        return self.request.show() if self.request is not None else "an earlier request"
+
     def to_dict(self) -> dict[str, object]:
-        shown = self.request.show() if self.request is not None else "an earlier request"
-        return {"request": shown, "body": self.body, "got": self.got, "expected": self.expected}
+        return {"request": self.show_request(), "body": self.body, "got": self.got, "expected": self.expected}
 
 
 __all__ = ["Observed", "Request", "Step"]

@@ -145,7 +145,7 @@ def search(body: Callable[[Any], None], cfg: ExploreConfig, key: str) -> SearchR
 
 def search_sequences(machine: type[RuleBasedStateMachine], cfg: ExploreConfig, key: str) -> SearchResult:
     """Run the state machine ``cfg.sequences`` times (up to ``cfg.steps`` rules each)."""
-    machine._hypothesis_internal_add_digest = key.encode()  # type: ignore[attr-defined]
+    machine._hypothesis_internal_add_digest = key.encode()
     seeded = seed(cfg.seed)(machine)
     result = SearchResult()
     return _outcome(lambda: run_state_machine_as_test(seeded, settings=_settings(cfg, cfg.sequences)), result)
