@@ -42,6 +42,14 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def report_folder(kind: str, device: str | None = None) -> Path:
+    """Where a report goes unless told: ``reports/<kind>/<UTC time>``, or for a benchmark
+    of one device ``reports/<kind>/<device>-<UTC date>`` (a day's runs on it compare)."""
+    if device is not None:
+        return Path("reports") / kind / f"{device.replace(' ', '-')}-{utc_now()[:10]}"
+    return Path("reports") / kind / utc_now().replace(":", "")
+
+
 def package_version(name: str) -> str:
     try:
         return version(name)

@@ -41,9 +41,11 @@ def shown(value: object, limit: int = _PREFIX) -> str:
     return repr(cut) if isinstance(value, str) else cut
 
 
-def invalid(field: str, value: object, allowed: str, error: type[ConfigError] = ConfigError) -> ConfigError:
-    """The one message shape: ``field=<prefix> is invalid: allowed <allowed>``."""
-    return error(field, f"{field}={shown(value)} is invalid: allowed {allowed}")
+def invalid(
+    field: str, value: object, allowed: str, error: type[ConfigError] = ConfigError, label: str = ""
+) -> ConfigError:
+    """The one message shape: ``[label ]field=<prefix> is invalid: allowed <allowed>``."""
+    return error(field, f"{label}{field}={shown(value)} is invalid: allowed {allowed}")
 
 
 def _distinct(values: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -189,7 +191,7 @@ def _allowed(cls: type, name: str) -> Allowed | None:
 
 
 def _translate(
-    cls: type, caught: ValidationError, names: list[str], given: Mapping[str, Any], error: type[ConfigError]
+    cls: type, caught: ValidationError, names: list[str], given: Mapping[str, Any], error: type[ConfigError], label: str
 ) -> ConfigError:
     first = caught.errors()[0]
     raised = first.get("ctx", {}).get("error")
@@ -199,16 +201,17 @@ def _translate(
     name = names[at] if isinstance(at, int) and 0 <= at < len(names) else str(at)  # a positional argument
     allowed = _allowed(cls, name)
     if allowed is None:
-        return error(name, f"{name} is invalid: {first['msg']}")
+        return error(name, f"{label}{name} is invalid: {first['msg']}")
     if not allowed.quote:
-        return error(name, f"{name} is invalid: allowed {allowed.text}")
-    return invalid(name, given.get(name, first["input"]), allowed.text, error)
+        return error(name, f"{label}{name} is invalid: allowed {allowed.text}")
+    return invalid(name, given.get(name, first["input"]), allowed.text, error, label)
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, Field))
-def settings(error: type[ConfigError] = ConfigError) -> Callable[[type[_T]], type[_T]]:
+def settings(error: type[ConfigError] = ConfigError, label: str = "") -> Callable[[type[_T]], type[_T]]:
     """Make ``cls`` a frozen pydantic dataclass whose construction raises ``error`` (a
-    :class:`ConfigError`), never pydantic's ``ValidationError``."""
+    :class:`ConfigError`), never pydantic's ``ValidationError``; ``label`` starts every
+    message (``"explore "``: ``explore seed=-1 is invalid: ...``)."""
 
     def wrap(cls: type[_T]) -> type[_T]:
         made = pydantic.dataclasses.dataclass(frozen=True, config=ConfigDict(arbitrary_types_allowed=True))(cls)
@@ -220,7 +223,8 @@ def settings(error: type[ConfigError] = ConfigError) -> Callable[[type[_T]], typ
             try:
                 init(self, *args, **kwargs)
             except ValidationError as caught:
-                raise _translate(made, caught, names, {**dict(zip(names, args)), **kwargs}, error) from None
+                given = {**dict(zip(names, args)), **kwargs}
+                raise _translate(made, caught, names, given, error, label) from None
 
         made.__init__ = __init__  # type: ignore[method-assign]  # the one place errors are translated
         return cast("type[_T]", made)

@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from harness._redact import redact
 from harness._mlflow_compat import current_store_uris, restore_store_uris
+from harness._reporting import utc_now
 from harness._validation import ConfigError, invalid
 from harness.model.config import DEFAULT_HOME, check_name
 from harness.model.loading import LoadConfig
@@ -59,6 +60,10 @@ class StoreConfig:
     def uri(self) -> str:
         assert self.tracking_uri is not None  # __post_init__ always resolves it
         return self.tracking_uri
+
+    def log_dir(self, command: str) -> Path:
+        """Where one run of ``command`` keeps its servers' logs: ``<home>/logs/<command>-<UTC time>``."""
+        return self.home / "logs" / f"{command}-{utc_now().replace(':', '')}"
 
     def require_reachable(self, timeout_s: float = 3.0) -> None:
         """A remote tracking server that does not answer fails now, in seconds, rather than

@@ -48,7 +48,7 @@ def test_public_api_resolves():
 # cli -> gate/bench -> serving/store -> model, and nothing below cli imports it.
 _ALLOWED = {
     "model": {"_mlflow_compat", "_validation"},
-    "store": {"model", "_mlflow_compat", "_redact", "_validation"},
+    "store": {"model", "_mlflow_compat", "_redact", "_reporting", "_validation"},
     "serving": {"store", "model", "_mlflow_compat", "_redact", "_stats", "_validation"},
     "bench": {"serving", "store", "model", "_reporting", "_redact", "_stats", "_validation"},
     "gate": {"bench", "serving", "store", "model", "_reporting", "_mlflow_compat", "_redact", "_validation"},
@@ -70,6 +70,8 @@ def _harness_imports(path):
         names = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module == "harness":  # the public API: its module
+            names = [harness._EXPORTS[a.name] for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
         parts |= {n.split(".")[1] for n in names if n.startswith("harness.")}
@@ -93,6 +95,20 @@ def test_imports_flow_one_way(path):
     part = _part(path)
     imported = _harness_imports(path) - {part}
     assert imported <= _ALLOWED[part], f"{part} may not import {sorted(imported - _ALLOWED[part])}"
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "cli").glob("*.py")), ids=lambda p: p.name)
+def test_the_cli_imports_only_public_names(path):
+    """The CLI is a client of the library: public modules and names only (its own
+    package's helpers aside), so what it needs is what any user can use."""
+    private = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("harness"):
+            if node.module.startswith("harness.cli"):
+                continue
+            hidden = [p for p in node.module.split(".") if p.startswith("_")]
+            private += hidden + [a.name for a in node.names if a.name.startswith("_")]
+    assert private == [], f"{path.name} imports private {private}"
 
 
 def _declared_dependencies() -> set[str]:

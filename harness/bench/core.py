@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+from dataclasses import fields
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
     from harness.model.generation import Generator
 
 SHAPES = ("mpt-7b", "tiny")
+DEVICES = ("cpu", "cuda")
+
+
+def _plain(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
 
 
 @settings()
@@ -29,7 +35,7 @@ class BenchConfig:
     # An MLflow model whose predict is benchmarked against raw generate; the snapshot's
     # tokenizer then only sizes the prompts.
     model_uri: str | None = None
-    device: Annotated[str, OneOf(("cpu", "cuda"))] = "cpu"
+    device: Annotated[str, OneOf(DEVICES)] = "cpu"
     dtype: str = "auto"
     batch_sizes: Annotated[tuple[int, ...], DistinctInts(1, 1024)] = (1, 8)
     prompt_tokens: Annotated[tuple[int, ...], DistinctInts(8, 32768)] = (128,)
@@ -44,6 +50,9 @@ class BenchConfig:
     compile: bool = False  # also measure raw generate under torch.compile
     peak_bandwidth: Annotated[float | None, Number(0.0, 1e16)] = None  # bytes/s; overrides the GPU table
     seed: Annotated[int, IntIn(0, 2**63 - 1, "an integer >= 0")] = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
     @property
     def case_runs(self) -> int:

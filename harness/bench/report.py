@@ -218,6 +218,14 @@ class BenchReport:
         return written
 
 
+def remake_figures(report_json: Path) -> list[Path]:
+    """bench.md and bench.png again beside ``report_json`` (a GPU machine may lack matplotlib)."""
+    report = BenchReport.from_json(Path(report_json).read_text())
+    markdown = Path(report_json).with_name("bench.md")
+    atomic_write(markdown, report.to_markdown())
+    return [markdown, write_png(report, Path(report_json).with_name("bench.png"))]
+
+
 def write_png(report: BenchReport, path: Path) -> Path:
     import matplotlib
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 import sys
 from dataclasses import fields
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
 
-from harness.model.config import DEFAULT_HOME  # noqa: F401 - the commands' default
-from harness.model.signature import SignatureKind
+from harness.model.config import DEFAULT_HOME, SIGNATURE_KINDS  # noqa: F401 - the commands' default
 from harness.model.snapshot import DEFAULT_TINY_DIR  # noqa: F401
 
-_SIGNATURES = click.Choice([kind.value for kind in SignatureKind])
+_SIGNATURES = click.Choice(SIGNATURE_KINDS)
 
 
 def _default(cls: type, name: str) -> Any:
@@ -36,6 +36,19 @@ class _UsageFailure(click.ClickException):
     exit_code = 2
 
 
+def _each(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, tuple[str, ...]], list[Any]]:
+    """A click callback parsing every value of a repeatable option with a library parser;
+    its ValueError is click's usage error on that option."""
+
+    def callback(_ctx: click.Context, param: click.Parameter, texts: tuple[str, ...]) -> list[Any]:
+        try:
+            return [parse(text) for text in texts]
+        except ValueError as error:
+            raise click.BadParameter(str(error), param=param) from None
+
+    return callback
+
+
 def _option(command: click.Command, field: str) -> str | None:
     """The option that sets a settings field (``duration_s`` -> ``--duration``)."""
     names = (field, field.removesuffix("_s"), field + "s", field + "_dir", field.split("_")[0])
@@ -46,7 +59,7 @@ def _option(command: click.Command, field: str) -> str | None:
     return None
 
 
-def _exit_for(error: Exception, command: click.Command) -> NoReturn:
+def _exit_for(error: BaseException, command: click.Command) -> NoReturn:
     """The one mapping of library errors to what the user sees and the exit code."""
     from harness import ConfigError, ReportDirError, StoreUnreachable
     from harness.bench.pyfunc import ModelBenchError
@@ -92,7 +105,7 @@ class _Group(click.Group):
 def _redact_output() -> None:
     """Everything this process prints from here on (click, logging, warnings, tqdm, a last
     traceback) passes one redaction function: the edge where secrets are masked."""
-    from harness._redact import RedactingStream
+    from harness import RedactingStream
 
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
@@ -119,4 +132,4 @@ def main() -> None:
 
 
 # Registered on import: each module adds its commands to `main`.
-from harness.cli import _bench, _gate, _models, _serve  # noqa: E402,F401
+from harness.cli import _bench, _bench_serve, _gate, _models, _serve  # noqa: E402,F401

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from harness import ensure_writable
+from harness.cli import DEFAULT_HOME, SIGNATURE_KINDS, _SIGNATURES, _echo_err, main
 from harness.gate.explore.search import DEFAULT_EXAMPLES, DEFAULT_SEED
+from harness.gate.runner import DEFAULT_CHECK_TIMEOUT, DEFAULT_LOAD_TIMEOUT
 from harness.model.loading import DEVICES, DTYPES
-from harness.cli import DEFAULT_HOME, _SIGNATURES, _UsageFailure, _echo_err, main
+
+if TYPE_CHECKING:
+    from harness.gate.report import CheckResult, GateReport
 
 
 _STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "skip"}
@@ -39,7 +45,7 @@ _STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "sk
 @click.option(
     "--signature",
     type=_SIGNATURES,
-    default="gateway",
+    default=SIGNATURE_KINDS[0],
     show_default=True,
     help="Signature a file candidate is logged with; a logged model keeps its own.",
 )
@@ -52,14 +58,14 @@ _STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "sk
 @click.option(
     "--check-timeout",
     type=click.FloatRange(min=0, min_open=True, max=3600),
-    default=120.0,
+    default=DEFAULT_CHECK_TIMEOUT,
     show_default=True,
     help="Seconds each check may take; past it the candidate's process is killed.",
 )
 @click.option(
     "--load-timeout",
     type=click.FloatRange(min=0, min_open=True, max=3600),
-    default=300.0,
+    default=DEFAULT_LOAD_TIMEOUT,
     show_default=True,
     help="Seconds the candidate may take to log and load in its own process.",
 )
@@ -170,48 +176,41 @@ def gate(
     Exit 0 when every check passes, 1 when any fails or errors, 2 on a usage error,
     128+N when signal N stopped it (the report then says `interrupted`).
     """
-    from harness.gate.candidate import CandidateError, CandidateSpec
+    from harness.gate.candidate import CandidateSpec
     from harness.gate.runner import GateConfig, default_report_dir, run_gate
+    from harness.model.signature import SignatureKind
+    from harness.serving.processes import stop_on_signals
     from harness.store import StoreConfig
 
     if python_model and model_uri:
         raise click.UsageError("give --python-model or --model-uri, not both")
-    try:
-        if python_model:
-            candidate = CandidateSpec.from_file(python_model, signature)
-        elif model_uri:
-            candidate = CandidateSpec.from_uri(model_uri)
-        else:
-            candidate = CandidateSpec(signature=signature)
-        cfg = GateConfig(
-            candidate=candidate,
-            snapshot=snapshot_dir,
-            check_timeout=check_timeout,
-            load_timeout=load_timeout,
-            store=StoreConfig(home=home, tracking_uri=tracking_uri),
-            route_file=route_file,
-            serve=not no_serve,
-            bench_report=bench_report,
-            budgets=budgets,
-            only=only,
-            seed=seed,
-            explore=explore,
-            device=device,
-            dtype=dtype,
-        )
-    except (CandidateError, ValueError) as error:
-        raise click.UsageError(str(error)) from None
-
-    from harness._reporting import ReportDirError, ensure_writable
-    from harness.serving.processes import stop_on_signals
-
-    try:
-        folder = ensure_writable(report_dir or default_report_dir())
-    except ReportDirError as error:
-        raise _UsageFailure(str(error)) from None
+    kind = SignatureKind(signature)
+    if python_model:
+        candidate = CandidateSpec.from_file(python_model, kind)
+    elif model_uri:
+        candidate = CandidateSpec.from_uri(model_uri)
+    else:
+        candidate = CandidateSpec(signature=kind)
+    cfg = GateConfig(
+        candidate=candidate,
+        snapshot=snapshot_dir,
+        check_timeout=check_timeout,
+        load_timeout=load_timeout,
+        store=StoreConfig(home=home, tracking_uri=tracking_uri),
+        route_file=route_file,
+        serve=not no_serve,
+        bench_report=bench_report,
+        budgets=budgets,
+        only=only,
+        seed=seed,
+        explore=explore,
+        device=device,
+        dtype=dtype,
+    )
+    folder = ensure_writable(report_dir or default_report_dir())
     cfg.store.require_reachable()
 
-    def show(result) -> None:
+    def show(result: CheckResult) -> None:
         mark = _STATUS_MARK[result.status.value]
         click.echo(f"{mark:<5} {result.id:<24} {result.duration_s:6.2f}s  {result.message}")
 
@@ -228,7 +227,7 @@ def gate(
     raise SystemExit(_gate_exit_code(report))
 
 
-def _gate_exit_code(report) -> int:
+def _gate_exit_code(report: GateReport) -> int:
     if report.interrupted:
         import signal as _signal
 

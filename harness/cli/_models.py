@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from harness.cli import DEFAULT_HOME, DEFAULT_TINY_DIR, _SIGNATURES, _echo_err, _tiny_snapshot, main
+from harness.cli import DEFAULT_HOME, DEFAULT_TINY_DIR, SIGNATURE_KINDS, _SIGNATURES, _echo_err, _tiny_snapshot, main
+from harness.store import DEFAULT_MODEL_NAME, FLAVOURS
 
 
 @main.group()
@@ -74,12 +75,12 @@ def _key_value(text: str) -> tuple[str, object]:
 @click.option(
     "--signature",
     type=_SIGNATURES,
-    default="gateway",
+    default=SIGNATURE_KINDS[0],
     show_default=True,
     help="gateway: prompt column + params (what the MLflow gateway sends); "
     "columns: the seed's prompt/temperature/max_tokens columns.",
 )
-@click.option("--name", default="mpt-7b-instruct", show_default=True, help="Registered model name.")
+@click.option("--name", default=DEFAULT_MODEL_NAME, show_default=True, help="Registered model name.")
 @click.option(
     "--tracking-uri",
     default=None,
@@ -94,8 +95,8 @@ def _key_value(text: str) -> tuple[str, object]:
 )
 @click.option(
     "--flavour",
-    type=click.Choice(["pyfunc", "transformers"]),
-    default="pyfunc",
+    type=click.Choice(FLAVOURS),
+    default=FLAVOURS[0],
     show_default=True,
     help="pyfunc: the reference wrapper; transformers: MLflow's own flavour (a "
     "text-generation pipeline, task llm/v1/completions, the MPT-Instruct "
@@ -129,16 +130,15 @@ def register(
     """Log the reference wrapper (or, with --flavour transformers, MLflow's transformers
     flavour) with a snapshot, register it, load it back and predict an example. Prints the
     model URI."""
+    from harness.model.signature import SignatureKind
     from harness.store import MPT_TEMPLATE, RegisterConfig, StoreConfig, register as do_register
 
-    snapshot_dir = _tiny_snapshot(snapshot_dir)
-    if prompt_template is None:
-        template = MPT_TEMPLATE
-    else:
+    template: str | None = MPT_TEMPLATE
+    if prompt_template is not None:
         template = None if prompt_template.strip().lower() == "none" else prompt_template
     cfg = RegisterConfig(
-        snapshot=snapshot_dir,
-        signature=signature,
+        snapshot=_tiny_snapshot(snapshot_dir),
+        signature=SignatureKind(signature),
         name=name,
         store=StoreConfig(home=home, tracking_uri=tracking_uri),
         flavour=flavour,

@@ -45,13 +45,12 @@ def serve(model_uri: str | None, snapshot_dir: Path | None, home: Path, tracking
     Ctrl-C or SIGTERM stops both (exit 0). If either server exits on its own, serve says
     which and how, stops the other and exits 1. Logs are size-capped (10 MB, one backup).
     """
-    from harness._reporting import utc_now
     from harness.serving.processes import stop_all, stop_on_signals
     from harness.store import RegisterConfig, StoreConfig, register as do_register
 
     store = StoreConfig(home=home, tracking_uri=tracking_uri)
     store.require_reachable()
-    log_dir = store.home / "logs" / f"serve-{utc_now().replace(':', '')}"
+    log_dir = store.log_dir("serve")
     code = 0
     with stop_on_signals():
         try:

@@ -15,10 +15,10 @@ import json
 import platform
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from harness._validation import OneOf, settings
 from harness.gate.tolerance import Agreement, Rule, Trace, agree
 from harness.model.generation import cut_at_stop
 from harness.model.loading import DEVICES, DTYPES
@@ -28,18 +28,12 @@ _CACHE_VERSION = 1  # bump when a trace's meaning changes, so old files are neve
 _TOP = 10  # top-k kept per step: k can be recalibrated up to this without recomputing
 
 
-@dataclass(frozen=True)
+@settings()
 class Runtime:
     """Where and in what precision a model runs: asked (``auto`` allowed) or observed."""
 
-    device: str = "auto"
-    dtype: str = "auto"
-
-    def __post_init__(self) -> None:
-        for name, allowed in (("device", DEVICES), ("dtype", DTYPES)):
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ValueError(f"{name}={str(value)[:40]!r} is invalid: allowed {allowed}")
+    device: Annotated[str, OneOf(DEVICES)] = "auto"
+    dtype: Annotated[str, OneOf(DTYPES)] = "auto"
 
     def resolved(self) -> Runtime:
         """``auto`` made concrete for this machine (a GPU and bfloat16 when there is one)."""

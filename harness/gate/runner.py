@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from harness._redact import CREDENTIAL_NAME, add_secret
-from harness._reporting import machine_info, utc_now
+from harness._reporting import machine_info, report_folder, utc_now
+from harness._validation import ConfigError, Number, OneOf, checked
 from harness.bench.compare import Budget
 from harness.gate.candidate import CandidateSpec
 from harness.gate.checks import CHECKS, Check, GateContext, Outcome
@@ -49,21 +50,22 @@ class GateConfig:
     dtype: str = "auto"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.check_timeout, (int, float)) or not 0 < self.check_timeout <= 3600:
-            raise ValueError(f"check_timeout={self.check_timeout!r} is invalid: allowed (0, 3600] seconds")
-        if not isinstance(self.load_timeout, (int, float)) or not 0 < self.load_timeout <= 3600:
-            raise ValueError(f"load_timeout={self.load_timeout!r} is invalid: allowed (0, 3600] seconds")
-        if self.provider not in PROVIDERS:
-            raise ValueError(f"provider={self.provider!r} is invalid: allowed {PROVIDERS}")
+        seconds = Number(0.0, 3600.0, "(0, 3600] seconds")
+        checked("check_timeout", self.check_timeout, seconds, float)
+        checked("load_timeout", self.load_timeout, seconds, float)
+        checked("provider", self.provider, OneOf(PROVIDERS), str)
         self.explore_config()  # a bad --seed or --explore is a usage error, before anything runs
         self.runtime()  # so is a bad --device or --dtype
         for budget in self.budgets:
-            Budget.parse(budget)  # a bad budget is a usage error, before anything runs
+            try:
+                Budget.parse(budget)  # a bad budget is a usage error, before anything runs
+            except ValueError as error:
+                raise ConfigError("budgets", str(error)) from None
         if self.budgets and self.bench_report is None:
-            raise ValueError("--budget needs --bench-report FILE")
+            raise ConfigError("budgets", "--budget needs --bench-report FILE")
         if unknown := sorted(set(self.only) - set(CHECKS)):
             shown = [u if len(u) <= 40 else u[:40] + "…" for u in unknown[:5]]
-            raise ValueError(f"--only: unknown check ids {shown}: allowed {sorted(CHECKS)}")
+            raise ConfigError("only", f"--only: unknown check ids {shown}: allowed {sorted(CHECKS)}")
 
     def runtime(self) -> Runtime:
         return Runtime(self.device, self.dtype)
@@ -356,4 +358,4 @@ def _stop(ctx: GateContext) -> None:
 
 
 def default_report_dir() -> Path:
-    return Path("reports") / "gate" / utc_now().replace(":", "")
+    return report_folder("gate")

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
+from harness._validation import IntIn, Number, settings
 from harness.model.generation import cut_at_stop
 
 # Calibrated with benchmarks/tolerance_calibration.py (README, "Where users deploy"): on the
@@ -46,19 +48,13 @@ class Trace:
         return Trace(self.ids[:n], self.top_ids[:n], self.top_logprobs[:n])
 
 
-@dataclass(frozen=True)
+@settings()
 class Rule:
     """``exact``: the answer must equal the reference's. Otherwise the tolerant rule."""
 
     exact: bool = True
-    k: int = DEFAULT_K
-    margin: float = DEFAULT_MARGIN
-
-    def __post_init__(self) -> None:
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= 20:
-            raise ValueError(f"k={self.k!r} is invalid: allowed 1-20")
-        if not isinstance(self.margin, (int, float)) or not 0 <= self.margin <= 10:
-            raise ValueError(f"margin={self.margin!r} is invalid: allowed [0, 10] nats")
+    k: Annotated[int, IntIn(1, 20)] = DEFAULT_K
+    margin: Annotated[float, Number(0.0, 10.0, "[0, 10] nats", closed=True)] = DEFAULT_MARGIN
 
     @classmethod
     def for_runtime(cls, device: str, dtype: str) -> Rule:

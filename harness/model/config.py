@@ -28,6 +28,9 @@ def from_mapping(cls: type[T], values: Mapping[str, Any] | None) -> T:
     return cls(**values)
 
 
+# SignatureKind's values (harness.model.signature), importable without MLflow (the CLI's choices).
+SIGNATURE_KINDS = ("gateway", "columns")
+
 # Where the harness keeps its store, snapshots and logs unless told otherwise.
 DEFAULT_HOME = Path(".harness")
 

@@ -77,3 +77,10 @@ def test_mlflow_does_not_check_ranges_so_the_wrapper_must(reference_model):
 def test_wrong_param_type_is_rejected_by_mlflow():
     with pytest.raises(MlflowException, match="max_tokens"):
         parse_payload(gateway_payload(PROMPTS, max_tokens="many"), GATEWAY)
+
+
+def test_the_mlflow_free_signature_names_match_the_kinds():
+    from harness.model.config import SIGNATURE_KINDS
+    from harness.model.signature import SignatureKind
+
+    assert SIGNATURE_KINDS == tuple(kind.value for kind in SignatureKind)

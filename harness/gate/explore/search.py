@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 from hypothesis import strategies as st
@@ -19,6 +19,8 @@ from hypothesis.control import current_build_context
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
+from harness._validation import IntIn, Number
+from harness._validation import settings as checked_settings  # hypothesis has a `settings` too
 from harness.gate.explore.requests import Step
 
 DEFAULT_SEED = 0
@@ -26,32 +28,19 @@ DEFAULT_EXAMPLES = 100
 DEFAULT_SEQUENCES = 10
 
 
-@dataclass(frozen=True)
+@checked_settings(label="explore ")
 class ExploreConfig:
     """``examples`` single requests and ``sequences`` request sequences (up to ``steps``
     requests each) per run; ``--explore N`` scales both. ``database``: where failing
     examples are kept (None: not kept). ``budget_s``: time one search may take; past it,
     the failure found so far (or the examples judged so far) is the result."""
 
-    seed: int = DEFAULT_SEED
-    examples: int = DEFAULT_EXAMPLES
-    sequences: int = DEFAULT_SEQUENCES
-    steps: int = 5
+    seed: Annotated[int, IntIn(0, 2**32 - 1, f"an integer in [0, {2**32 - 1}]")] = DEFAULT_SEED
+    examples: Annotated[int, IntIn(1, 100_000, "an integer in [1, 100000]")] = DEFAULT_EXAMPLES
+    sequences: Annotated[int, IntIn(1, 100_000, "an integer in [1, 100000]")] = DEFAULT_SEQUENCES
+    steps: Annotated[int, IntIn(1, 50, "an integer in [1, 50]")] = 5
     database: Path | None = None
-    budget_s: float = 60.0
-
-    def __post_init__(self) -> None:
-        for name, low, high in (
-            ("seed", 0, 2**32 - 1),
-            ("examples", 1, 100_000),
-            ("sequences", 1, 100_000),
-            ("steps", 1, 50),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(
-                    f"explore {name}={str(value)[:20]!r} is invalid: allowed an integer in [{low}, {high}]"
-                )
+    budget_s: Annotated[float, Number(0.0, 86400.0)] = 60.0
 
     @classmethod
     def scaled(cls, examples: int, **kw: Any) -> ExploreConfig:
