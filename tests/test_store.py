@@ -1,5 +1,7 @@
 """`harness snapshot tiny` + `harness register` into an embedded store, then load and predict."""
 
+from pathlib import Path
+
 import mlflow
 import pandas as pd
 import pytest
@@ -48,7 +50,7 @@ def test_registering_again_makes_version_2_with_pinned_requirements(store, tiny_
     assert reg.version == "2"
     with store.activated():
         local = mlflow.artifacts.download_artifacts(reg.model_uri)
-    requirements = open(f"{local}/requirements.txt").read().split()
+    requirements = Path(local, "requirements.txt").read_text().split()
     assert set(pinned_requirements()) <= set(requirements)
     assert all("==" in r for r in pinned_requirements())
     assert store.home.joinpath("mlflow.db").is_file()

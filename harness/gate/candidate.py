@@ -121,9 +121,10 @@ def log_candidate(spec: CandidateSpec, snapshot: Path, model_config: dict | None
     if spec.kind is CandidateKind.URI:
         return spec.ref
     code = [harness_code_path()] if spec.kind is CandidateKind.REFERENCE else [str(spec.file)]
-    # No input example on purpose (a candidate that cannot load must fail at `load`);
-    # record=True swallows MLflow's warning about it, which MLflow re-enables inside.
-    with warnings.catch_warnings(record=True), mlflow.start_run(nested=mlflow.active_run() is not None):
+    # No input example on purpose (a candidate that cannot load must fail at `load`): MLflow's
+    # warning about it is silenced here, and only that warning.
+    with warnings.catch_warnings(), mlflow.start_run(nested=mlflow.active_run() is not None):
+        warnings.filterwarnings("ignore", ".*An input example was not provided", UserWarning)
         info = log_model(
             snapshot,
             spec.signature,

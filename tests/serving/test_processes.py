@@ -73,6 +73,7 @@ def _assert_nothing_left(process, mark):
     try:
         process.wait(timeout=30)  # a hang guard, not a timing assertion
     finally:
+        process.stdout.close()
         left = processes_with_env(_MARK, mark)
         for proc in left:
             proc.kill()

@@ -277,7 +277,7 @@ class TopK1Greedy(PythonModel):
 
 
 class ManualLoop(PythonModel):
-    """Its own decoding loop over the KV cache (past_key_values); generate is never called."""
+    """Its own decoding loop over the KV cache (``cache``, once past_key_values); generate is never called."""
 
     def load_context(self, context):
         self.model, self.tokenizer, self.limit = _load(context)
@@ -298,8 +298,8 @@ class ManualLoop(PythonModel):
         step, past, new = ids, None, []
         with torch.inference_mode():
             for _ in range(max_tokens):
-                out = self.model(input_ids=step, past_key_values=past, use_cache=True)
-                past = out.past_key_values
+                out = self.model(input_ids=step, cache=past, use_cache=True)
+                past = out.cache
                 token = self._next(out.logits[0, -1], temperature)
                 new.append(token)
                 if token == self.tokenizer.eos_token_id:

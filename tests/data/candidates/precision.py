@@ -257,7 +257,7 @@ class ChunkedDecode(_LowPrecision, PythonModel):
             kwargs = self._kwargs(temperature, step)
             with torch.inference_mode():
                 out = self.model.generate(input_ids=sequence, attention_mask=torch.ones_like(sequence),
-                                          past_key_values=past, return_dict_in_generate=True, **kwargs)
+                                          cache=past, return_dict_in_generate=True, **kwargs)
             produced = out.sequences[0, sequence.shape[1]:].tolist()
             if self.eos in produced:
                 new += produced[:produced.index(self.eos)]
@@ -265,7 +265,7 @@ class ChunkedDecode(_LowPrecision, PythonModel):
             new += produced
             if len(produced) < step:  # generate ended early for some other reason: nothing more comes
                 break
-            sequence, past = out.sequences, out.past_key_values
+            sequence, past = out.sequences, getattr(out, "cache", None)
         return self._decode(new)
 
 
