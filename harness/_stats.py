@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,7 +23,7 @@ _Z = statistics.NormalDist().inv_cdf(0.5 + CONFIDENCE / 2)
 NOISY_CI = 0.10  # a median known no better than ±10% is reported as noisy
 
 
-def median_ci(samples: list[float] | np.ndarray) -> tuple[float, float]:
+def median_ci(samples: Sequence[float] | np.ndarray) -> tuple[float, float]:
     ordered = np.sort(np.asarray(samples, dtype=float))
     n = len(ordered)
     if n < 6:
@@ -30,6 +31,13 @@ def median_ci(samples: list[float] | np.ndarray) -> tuple[float, float]:
     low = max(0, math.floor(n / 2 - _Z * math.sqrt(n) / 2) - 1)
     high = min(n - 1, math.ceil(n / 2 + _Z * math.sqrt(n) / 2))
     return float(ordered[low]), float(ordered[high])
+
+
+def relative_ci(samples: Sequence[float] | np.ndarray) -> float:
+    """Half the median's 95% interval, relative to the median (0.02 = ±2%); inf at a zero median."""
+    low, high = median_ci(samples)
+    middle = float(np.median(np.asarray(samples, dtype=float)))
+    return (high - low) / 2 / middle if middle else math.inf
 
 
 def latency_stats(latencies: list[float] | np.ndarray) -> dict[str, float] | None:
@@ -89,7 +97,8 @@ class Stats:
 
     @property
     def rel_ci(self) -> float:
-        """Half the median's interval, relative to the median (0.02 = ±2%)."""
+        """Half the median's interval, relative to the median (0.02 = ±2%): :func:`relative_ci`
+        of the samples, from the interval and median kept with them."""
         return (self.ci_high - self.ci_low) / 2 / self.p50 if self.p50 else math.inf
 
     @property

@@ -142,3 +142,17 @@ def test_every_third_party_import_of_the_package_is_a_runtime_dependency():
         if not {d.lower().replace("_", "-") for d in owners.get(m, [m])} & declared
     }
     assert missing == {}
+
+
+def test_the_installed_distribution_requires_what_users_suites_import():
+    """What `pip install harness` resolves: MockGateway and the mock_gateway fixture need
+    responses, so it is a requirement without an extra marker (checked on the installed
+    metadata, not only on pyproject.toml)."""
+    from importlib.metadata import requires
+
+    plain = {
+        r.split(";")[0].split(">")[0].split("=")[0].strip().lower()
+        for r in requires("harness") or ()
+        if "extra ==" not in r
+    }
+    assert {"responses", "hypothesis", "pydantic", "pydantic-core"} <= plain

@@ -6,9 +6,11 @@ import statistics
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.bench.rounds import MIN_AUTO_ROUNDS, RoundsPolicy, run_rounds
-from harness._stats import Ratio, Stats, median_ci
+from harness._stats import Ratio, Stats, latency_stats, median_ci, relative_ci
 
 
 @pytest.mark.parametrize(
@@ -89,3 +91,29 @@ def test_fixed_rounds_run_exactly_that_many_after_warmup():
         RoundsPolicy(rounds=3), 2, _timer(itertools.repeat(0.5)), {"raw": lambda n: calls.append(n)}, 8
     )
     assert len(samples["raw"].e2e) == 3 and calls == [8, 8]  # the timer never calls fn
+
+
+_TIMINGS = st.lists(st.floats(1e-6, 1e3, allow_nan=False), min_size=1, max_size=200)
+
+
+@given(_TIMINGS)
+def test_one_relative_interval_whoever_asks(samples):
+    """The rounds' stopping rule and a report's noise flag read the same number."""
+    assert relative_ci(samples) == pytest.approx(Stats.of(samples).rel_ci)
+    low, high = median_ci(samples)
+    assert min(samples) <= low <= float(np.median(samples)) <= high <= max(samples)
+
+
+@given(_TIMINGS)
+def test_latency_percentiles_are_the_same_as_the_bench_statistics(samples):
+    stats, latency = Stats.of(samples), latency_stats(samples)
+    assert latency is not None
+    assert (latency["p50"], latency["p90"], latency["p99"]) == pytest.approx((stats.p50, stats.p90, stats.p99))
+    assert (latency["mean"], latency["max"]) == pytest.approx((stats.mean, stats.max))
+
+
+@given(_TIMINGS)
+def test_stats_round_trip_through_their_json_fields(samples):
+    stats = Stats.of(samples)
+    fields = {k: getattr(stats, k) for k in stats.__dataclass_fields__}
+    assert Stats(**fields) == stats

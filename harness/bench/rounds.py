@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Annotated, Any
 
-from harness._stats import median_ci
+from harness._stats import relative_ci
 from harness._validation import IntIn, Number, settings
 
 MIN_AUTO_ROUNDS = 6  # the fewest samples with a real 95% interval for the median
@@ -31,12 +31,6 @@ class Samples:
     rss_peak: int = 0  # the most resident memory seen after a round (CPU)
 
 
-def _rel_ci(values: list[float]) -> float:
-    low, high = median_ci(values)
-    middle = sorted(values)[len(values) // 2]
-    return (high - low) / 2 / middle if middle else float("inf")
-
-
 def settled(policy: RoundsPolicy, samples: dict[str, Samples]) -> bool:
     """Whether another round is not needed."""
     done = len(next(iter(samples.values())).e2e)
@@ -44,7 +38,7 @@ def settled(policy: RoundsPolicy, samples: dict[str, Samples]) -> bool:
         return done >= policy.rounds
     if done >= policy.max_rounds:
         return True
-    return done >= MIN_AUTO_ROUNDS and all(_rel_ci(s.e2e) <= policy.target_ci for s in samples.values())
+    return done >= MIN_AUTO_ROUNDS and all(relative_ci(s.e2e) <= policy.target_ci for s in samples.values())
 
 
 def run_rounds(

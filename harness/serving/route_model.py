@@ -8,6 +8,7 @@ holds the gateway URL, the route and, for tokens, only an environment reference.
 from __future__ import annotations
 
 import warnings
+from dataclasses import fields
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -113,11 +114,15 @@ def log_route_model(cfg: RouteModelConfig, name: str = "route-model") -> ModelIn
     from harness.store import harness_code_path
     from harness.model.signature import GATEWAY
 
-    config = {k: v for k, v in vars(cfg).items() if v is not None}
-    return mlflow.pyfunc.log_model(
-        name=name,
-        python_model=RouteBackedModel(),
-        model_config=config,
-        signature=GATEWAY,
-        code_paths=[harness_code_path()],
-    )
+    config = {f.name: getattr(cfg, f.name) for f in fields(cfg) if getattr(cfg, f.name) is not None}
+    # No input example: MLflow would query the route while logging. Its warning about that
+    # is silenced here, and only that warning.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*An input example was not provided", UserWarning)
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=RouteBackedModel(),
+            model_config=config,
+            signature=GATEWAY,
+            code_paths=[harness_code_path()],
+        )
