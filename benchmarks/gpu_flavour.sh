@@ -24,7 +24,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$OUT"
 # Only what is missing is installed; nothing comes from the network.
-python -m pip install -q --no-index --find-links "$PREP/wheels" mlflow-skinny pandas psutil \
+python -m pip install -q --no-index --find-links "$PREP/wheels" mlflow-skinny pydantic pandas psutil \
   click tqdm pyyaml requests filelock >"$OUT/pip.log" 2>&1 || { tail -5 "$OUT/pip.log"; exit 1; }
 
 status=0

@@ -20,7 +20,8 @@ from harness.model.snapshot import cached_tiny
 from harness.store import RegisterConfig, StoreConfig, register
 
 # What the GPU machine's Python 3.12 lacks to load both models and run `harness bench run`.
-WHEELS = ("mlflow-skinny==3.17.2", "pandas", "psutil", "click", "tqdm", "pyyaml", "requests", "filelock")
+# pydantic: harness' settings (harness/_validation.py) import it, MLflow or not.
+WHEELS = ("mlflow-skinny==3.17.2", "pydantic", "pandas", "psutil", "click", "tqdm", "pyyaml", "requests", "filelock")
 
 
 def _models(dest: Path) -> None:

@@ -10,7 +10,8 @@ tolerant rule (harness/gate/tolerance.py) must accept every divergence seen here
     python benchmarks/tolerance_calibration.py --dtype bfloat16 --rows 400
     python benchmarks/tolerance_calibration.py --device cuda --dtype bfloat16 --snapshot DIR
 
-Needs torch and transformers, not MLflow (it runs on the bare GPU machine).
+Needs torch, transformers and pydantic (harness' settings), not MLflow: on the bare GPU
+machine pydantic's wheels (pydantic, pydantic-core, annotated-types, typing-inspection) travel along.
 """
 
 from __future__ import annotations

@@ -207,6 +207,41 @@ def _translate(
     return invalid(name, given.get(name, first["input"]), allowed.text, error, label)
 
 
+_M = TypeVar("_M", bound=pydantic.BaseModel)
+
+
+def _rule_at(model: type[pydantic.BaseModel], loc: tuple[int | str, ...]) -> Allowed | None:
+    """The :class:`Allowed` of the field at ``loc`` (nested models and lists walked)."""
+    info = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part)
+        if info is None:
+            return None
+        inner = [a for a in (info.annotation, *get_args(info.annotation)) if isinstance(a, type)]
+        model = next((a for a in inner if issubclass(a, pydantic.BaseModel)), model)
+    found = [m for m in getattr(info, "metadata", ()) if isinstance(m, Allowed)]
+    return found[0] if found else None
+
+
+def parsed(model: type[_M], data: object, error: Callable[[str, str], ConfigError]) -> _M:
+    """``data`` (from a file) as ``model``; the first problem as ``error(where, message)``,
+    where is a dotted path (``endpoints.0.model.provider``). Values are never quoted: a
+    file may hold a secret in the wrong field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as caught:
+        first = caught.errors()[0]
+        raised = first.get("ctx", {}).get("error")
+        if isinstance(raised, ConfigError):
+            raise raised from None
+        where = ".".join(str(p) for p in first["loc"]) or model.__name__
+        rule = _rule_at(model, tuple(first["loc"]))
+        said = f"allowed {rule.text}" if rule is not None else first["msg"].lower()
+        raise error(where, f"{where} is invalid: {said}") from None
+
+
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, Field))
 def settings(error: type[ConfigError] = ConfigError, label: str = "") -> Callable[[type[_T]], type[_T]]:
     """Make ``cls`` a frozen pydantic dataclass whose construction raises ``error`` (a

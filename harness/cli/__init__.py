@@ -73,10 +73,10 @@ def _exit_for(error: BaseException, command: click.Command) -> NoReturn:
     if isinstance(error, Interrupted):
         _echo_err(f"interrupted ({error.signame}); stopping")
         raise SystemExit(error.exit_code) from None
+    if isinstance(error, (CandidateError, RouteError)):  # a candidate or route file: its own words
+        raise click.UsageError(str(error)) from None
     if isinstance(error, ConfigError):  # a bad setting: exit 2, naming its option
         raise click.BadParameter(str(error), param_hint=_option(command, error.field)) from None
-    if isinstance(error, (CandidateError, RouteError)):
-        raise click.UsageError(str(error)) from None
     if isinstance(error, (ReportDirError, StoreUnreachable, ModelBenchError, ServeBenchError, IncompatibleReports)):
         raise _UsageFailure(str(error)) from None  # found after parsing: one line, exit 2
     if isinstance(error, SnapshotError):

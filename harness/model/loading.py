@@ -8,9 +8,11 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+from pydantic import Strict
+
+from harness._validation import Allowed, IntIn, OneOf, settings
 from harness.model.config import from_mapping
 
 if TYPE_CHECKING:
@@ -27,28 +29,15 @@ class LoadError(RuntimeError):
     """The snapshot cannot be loaded as asked on this machine."""
 
 
-@dataclass(frozen=True)
+@settings()
 class LoadConfig:
     """How to load the snapshot; the PyFunc ``model_config`` maps onto it."""
 
-    device: str = "auto"
-    dtype: str = "auto"
-    attn_impl: str = "torch"
-    max_batch_size: int = 8
-    trust_remote_code: bool = False
-
-    def __post_init__(self) -> None:
-        for name, allowed in (("device", DEVICES), ("dtype", DTYPES), ("attn_impl", ATTN_IMPLS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r} is invalid: allowed {allowed}")
-        if (
-            isinstance(self.max_batch_size, bool)
-            or not isinstance(self.max_batch_size, int)
-            or not 1 <= self.max_batch_size <= 1024
-        ):
-            raise ValueError(f"max_batch_size={self.max_batch_size!r} is invalid: allowed 1-1024")
-        if not isinstance(self.trust_remote_code, bool):
-            raise ValueError(f"trust_remote_code={self.trust_remote_code!r} must be true or false")
+    device: Annotated[str, OneOf(DEVICES)] = "auto"
+    dtype: Annotated[str, OneOf(DTYPES)] = "auto"
+    attn_impl: Annotated[str, OneOf(ATTN_IMPLS)] = "torch"
+    max_batch_size: Annotated[int, IntIn(1, 1024)] = 8
+    trust_remote_code: Annotated[bool, Strict(), Allowed("true or false")] = False
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> LoadConfig:

@@ -12,11 +12,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, NoReturn, cast
+from typing import Annotated, Any, NoReturn, cast
 from urllib.parse import urlparse
 
 import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from harness._validation import Allowed, ConfigError, OneOf, parsed
 from harness.model.config import check_name
 
 _ENV_RE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
@@ -32,8 +34,42 @@ class Provider(str, Enum):
     MLFLOW_MODEL_SERVING = "mlflow-model-serving"
 
 
-class RouteError(ValueError):
+class RouteError(ConfigError):
     """An invalid route; names the field, never shows a secret's value."""
+
+    def __init__(self, message: str, field: str = "route"):
+        super().__init__(field, message)
+
+
+class _ModelEntry(BaseModel):
+    """A route's ``model`` section as a gateway file or create_route gives it."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: object = None  # checked with the route's name (check_name), which names the field
+    provider: Annotated[str, OneOf(tuple(p.value for p in Provider))]
+    config: dict[str, object] = Field(default_factory=dict)
+
+
+class _Entry(BaseModel):
+    """One endpoint of a gateway file, or the seed's create_route arguments."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: object = None
+    endpoint_type: Annotated[str, OneOf(tuple(t.value for t in RouteType))] = Field(
+        RouteType.COMPLETIONS.value, validation_alias=AliasChoices("endpoint_type", "route_type")
+    )
+    model: _ModelEntry
+
+
+class _GatewayFile(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    endpoints: Annotated[list[dict[str, object]], Allowed("a non-empty list of endpoints")] = Field(
+        min_length=1, validation_alias=AliasChoices("endpoints", "routes")
+    )
+
+
+def _route_error(where: str, message: str) -> RouteError:
+    return RouteError(message, where)
 
 
 class Secret:
@@ -157,7 +193,7 @@ class RouteSpec:
             try:
                 check_name(field, getattr(self, field))
             except ValueError as error:
-                raise RouteError(str(error)) from None
+                raise RouteError(str(error), field) from None
         try:
             object.__setattr__(self, "provider", Provider(self.provider))
             object.__setattr__(self, "route_type", RouteType(self.route_type))
@@ -172,21 +208,15 @@ class RouteSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RouteSpec:
         """From a gateway YAML endpoint or the seed's create_route arguments."""
-        model = data.get("model") or {}
-        route_type = data.get("endpoint_type", data.get("route_type", RouteType.COMPLETIONS.value))
-        try:
-            provider = Provider(model.get("provider"))
-        except ValueError:
-            raise RouteError(
-                f"model.provider={model.get('provider')!r} is invalid: allowed {[p.value for p in Provider]}"
-            ) from None
+        entry = parsed(_Entry, data, _route_error)
+        provider = Provider(entry.model.provider)
         # Unchecked here: __post_init__ validates both names (a RouteError otherwise).
         return cls(
-            name=cast(str, data.get("name")),
-            model_name=cast(str, model.get("name")),
+            name=cast(str, entry.name),
+            model_name=cast(str, entry.model.name),
             provider=provider,
-            config=_provider_config(provider, model.get("config") or {}),
-            route_type=route_type,
+            config=_provider_config(provider, entry.model.config),
+            route_type=RouteType(entry.endpoint_type),
         )
 
     def public(self) -> dict[str, Any]:
@@ -214,11 +244,11 @@ class RouteSpec:
 
 
 def routes_from_gateway_yaml(text: str) -> list[RouteSpec]:
+    """Every endpoint of an MLflow gateway config file, each checked as :meth:`RouteSpec.from_dict`."""
     data = yaml.safe_load(text) or {}
-    endpoints = data.get("endpoints", data.get("routes"))
-    if not isinstance(endpoints, list) or not endpoints:
-        raise RouteError("gateway config has no 'endpoints' list")
-    return [RouteSpec.from_dict(e) for e in endpoints]
+    if not isinstance(data, dict):
+        raise RouteError("gateway config is invalid: allowed a mapping with an 'endpoints' list", "endpoints")
+    return [RouteSpec.from_dict(e) for e in parsed(_GatewayFile, data, _route_error).endpoints]
 
 
 def seed_route(model_server_url: str) -> RouteSpec:
