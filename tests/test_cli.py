@@ -30,3 +30,42 @@ def test_download_offline_is_a_one_line_error(tmp_path, monkeypatch, free_port):
     result = CliRunner().invoke(main, ["snapshot", "download", "mosaicml/mpt-7b-instruct", str(tmp_path / "d")])
     assert result.exit_code == 1
     assert "cannot reach the model hub" in result.output
+
+
+def _raising(error):
+    import click
+
+    from harness.cli import _Command
+
+    @click.command(cls=_Command)
+    @click.option("--duration", type=float, default=1.0)
+    def command(duration):
+        raise error
+
+    return command
+
+
+def test_library_errors_map_to_one_exit_code_each():
+    """The CLI's one mapping (harness.cli._exit_for): a setting names its option; a problem
+    found after parsing is one line; an interrupt exits 128+N; anything else is a bug."""
+    import signal
+
+    import pytest
+
+    from harness import ConfigError, ReportDirError, StoreUnreachable
+    from harness.model.snapshot import SnapshotError
+    from harness.serving.processes import Interrupted
+
+    cases = [
+        (ConfigError("duration_s", "duration_s=0 is invalid: allowed (0, 3600]"), 2, "for --duration:"),
+        (ReportDirError("report folder /x is not writable"), 2, "not writable"),
+        (StoreUnreachable("the tracking store at sqlite:///x cannot be reached"), 2, "cannot be reached"),
+        (SnapshotError("no network"), 1, "no network"),
+        (Interrupted(signal.SIGTERM), 128 + signal.SIGTERM, "interrupted (SIGTERM)"),
+    ]
+    for error, code, said in cases:
+        result = CliRunner().invoke(_raising(error), [])
+        assert result.exit_code == code and said in result.output, (error, result.output)
+        assert "Traceback" not in result.output
+    with pytest.raises(ZeroDivisionError):  # not a library error: a bug, shown as one
+        CliRunner().invoke(_raising(ZeroDivisionError()), [], catch_exceptions=False)
