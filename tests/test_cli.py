@@ -69,3 +69,11 @@ def test_library_errors_map_to_one_exit_code_each():
         assert "Traceback" not in result.output
     with pytest.raises(ZeroDivisionError):  # not a library error: a bug, shown as one
         CliRunner().invoke(_raising(ZeroDivisionError()), [], catch_exceptions=False)
+
+
+def test_a_register_setting_names_the_option_that_set_it(tmp_path, tiny_snapshot):
+    args = ["register", "--snapshot", str(tiny_snapshot), "--home", str(tmp_path), "--flavour", "pyfunc"]
+    result = CliRunner().invoke(main, [*args, "--model-config", "do_sample=false"])
+    assert result.exit_code == 2 and "--model-config" in result.output, result.output
+    result = CliRunner().invoke(main, [*args, "--name", "no spaces"])
+    assert result.exit_code == 2 and "--name" in result.output and "letters, digits" in result.output

@@ -49,9 +49,21 @@ def _each(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Paramet
     return callback
 
 
+# Library fields whose option says it another way: RegisterConfig.generate_config is the
+# transformers flavour's model_config (--model-config).
+_RENAMED = {"generate_config": ("model_config",)}
+
+
 def _option(command: click.Command, field: str) -> str | None:
     """The option that sets a settings field (``duration_s`` -> ``--duration``)."""
-    names = (field, field.removesuffix("_s"), field + "s", field + "_dir", field.split("_")[0])
+    names = (
+        field,
+        field.removesuffix("_s"),
+        field + "s",
+        field + "_dir",
+        field.split("_")[0],
+        *_RENAMED.get(field, ()),
+    )
     for name in names:
         for param in command.params:
             if param.name == name and isinstance(param, click.Option):
