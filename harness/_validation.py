@@ -207,6 +207,15 @@ def _translate(
     return invalid(name, given.get(name, first["input"]), allowed.text, error, label)
 
 
+def as_dict(settings: Any) -> dict[str, Any]:
+    """A settings object's fields as JSON-ready data (tuples as lists), for reports and MLflow."""
+    return {f.name: _listed(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
+
+
+def _listed(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
 _M = TypeVar("_M", bound=pydantic.BaseModel)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,8 +63,9 @@ class StoreConfig:
         return self.tracking_uri
 
     def log_dir(self, command: str) -> Path:
-        """Where one run of ``command`` keeps its servers' logs: ``<home>/logs/<command>-<UTC time>``."""
-        return self.home / "logs" / f"{command}-{utc_now().replace(':', '')}"
+        """Where one run of ``command`` keeps its logs: ``<home>/logs/<command>-<UTC time>-<6 hex>``
+        (the suffix keeps two runs in the same second apart)."""
+        return self.home / "logs" / f"{command}-{utc_now().replace(':', '')}-{uuid.uuid4().hex[:6]}"
 
     def require_reachable(self, timeout_s: float = 3.0) -> None:
         """A remote tracking server that does not answer fails now, in seconds, rather than

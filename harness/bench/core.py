@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-from dataclasses import fields
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
-from harness._validation import ConfigError, DistinctInts, IntIn, Number, OneOf, invalid, settings
+from harness._validation import ConfigError, DistinctInts, IntIn, Number, OneOf, as_dict, invalid, settings
 from harness.bench.measure import Case, Labels, attn_impl, cache_impl, instruction_for, measure, peak_bandwidth, raw_fn
 from harness.bench.rounds import RoundsPolicy
 
@@ -22,10 +21,6 @@ if TYPE_CHECKING:
 
 SHAPES = ("mpt-7b", "tiny")
 DEVICES = ("cpu", "cuda")
-
-
-def _plain(value: object) -> object:
-    return list(value) if isinstance(value, tuple) else value
 
 
 @settings()
@@ -52,7 +47,7 @@ class BenchConfig:
     seed: Annotated[int, IntIn(0, 2**63 - 1, "an integer >= 0")] = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        return as_dict(self)
 
     @property
     def case_runs(self) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +22,7 @@ from pydantic import AfterValidator, BeforeValidator
 import numpy as np
 
 from harness._validation import (
+    as_dict,
     NAME_ALLOWED,
     NAME_PATTERN,
     ConfigError,
@@ -92,7 +92,7 @@ class ServeBenchConfig:
         return f"serve c={concurrency}" if self.rate is None else f"serve rate={self.rate:g} c={concurrency}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return as_dict(self)
 
 
 def poisson_arrivals(rate: float, duration_s: float, seed: int) -> np.ndarray:

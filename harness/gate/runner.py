@@ -91,15 +91,9 @@ def _canaries(environ: dict[str, str] | None = None) -> dict[str, str]:
     return canaries
 
 
-def _log_dir(home: Path) -> Path:
-    """This run's logs, under the harness home where a user finds them again."""
-    stamp = f"{utc_now().replace(':', '')}-{uuid.uuid4().hex[:6]}"
-    return Path(home) / "logs" / f"gate-{stamp}"
-
-
 def _start_candidate(cfg: GateConfig, snapshot: Path, ctx: GateContext, progress: Callable[[str], None]) -> Worker:
     if ctx.log_dir is None:
-        ctx.log_dir = _log_dir(cfg.store.home)
+        ctx.log_dir = cfg.store.log_dir("gate")  # this run's logs, under the home a user finds again
     starts = ctx.candidate_logs
     log_path = ctx.log_dir / f"candidate{'' if not starts else f'-{len(starts) + 1}'}.log"
     starts.append(log_path)
@@ -313,7 +307,7 @@ def _context(cfg: GateConfig, snapshot: Path) -> GateContext:
         bench_report=cfg.bench_report,
         budgets=cfg.budgets,
         candidate_kind=cfg.candidate.kind.value,
-        log_dir=_log_dir(cfg.store.home),
+        log_dir=cfg.store.log_dir("gate"),
     )
 
 

@@ -8,7 +8,6 @@ holds the gateway URL, the route and, for tokens, only an environment reference.
 from __future__ import annotations
 
 import warnings
-from dataclasses import fields
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
-from harness._validation import IntIn, Matching, Number, OneOf, settings
+from harness._validation import IntIn, as_dict, Matching, Number, OneOf, settings
 from harness.model.config import from_mapping
 from harness.serving.gateway import (
     CompletionRequest,
@@ -114,7 +113,7 @@ def log_route_model(cfg: RouteModelConfig, name: str = "route-model") -> ModelIn
     from harness.store import harness_code_path
     from harness.model.signature import GATEWAY
 
-    config = {f.name: getattr(cfg, f.name) for f in fields(cfg) if getattr(cfg, f.name) is not None}
+    config = {k: v for k, v in as_dict(cfg).items() if v is not None}
     # No input example: MLflow would query the route while logging. Its warning about that
     # is silenced here, and only that warning.
     with warnings.catch_warnings():
