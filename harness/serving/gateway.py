@@ -100,13 +100,17 @@ def error_message(response: requests.Response) -> str:
     except ValueError:
         return response.text[:300] or response.reason
     detail = data.get("detail", data.get("message", data)) if isinstance(data, dict) else data
-    if isinstance(detail, list):  # pydantic: [{"loc": [..., "temperature"], "msg": ...}]
-        return "; ".join(
-            f"{'.'.join(map(str, d.get('loc', [])[1:]))}: {d.get('msg')}" for d in detail if isinstance(d, dict)
-        )
+    if isinstance(detail, list):  # pydantic 1 or 2: [{"loc": ["body", "temperature"], "msg": ...}, ...]
+        return "; ".join(f"{_field(d.get('loc'))}: {d.get('msg')}" for d in detail if isinstance(d, dict))
     if isinstance(detail, dict):
         return str(detail.get("message", detail))[:500]
     return str(detail)[:500]
+
+
+def _field(loc: object) -> str:
+    """``temperature``, ``stop.0``; ``body`` for the body as a whole (FastAPI's ``loc[0]``)."""
+    parts = [str(p) for p in loc] if isinstance(loc, list) else []
+    return ".".join(parts[1:]) or (parts[0] if parts else "body")
 
 
 @settings()

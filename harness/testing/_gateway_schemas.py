@@ -2,9 +2,13 @@
 so the mock's status codes and error bodies are the recorded ones.
 
 The legacy model is MLflow 2.8.1's ``mlflow/gateway/schemas/{chat,completions}.py``, field
-for field, on pydantic's v1 API (what 2.8.1 ran on): its coercions ("0.5" -> 0.5, 5.5 -> 5,
-123 -> "123") and error shapes ({loc, msg, type, ctx}) come with it. The current model is
-MLflow's own, imported (:func:`harness._mlflow_compat.gateway_completions_request`).
+for field, twice, because that release runs on either pydantic and a plain install picks one:
+- on pydantic's v1 API (2.8.1 pinned to ``pydantic<2``): its coercions ("0.5" -> 0.5,
+  5.5 -> 5, 123 -> "123") and error shapes ({loc, msg, type, ctx}) come with it;
+- on pydantic 2 (what ``pip install "mlflow[gateway]==2.8.1"`` resolves today): the same
+  fields and bounds, so 5.5 and 123 are refused and errors are {type, loc, msg, input, ctx}.
+The current model is MLflow's own, imported
+(:func:`harness._mlflow_compat.gateway_completions_request`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any, List, Optional
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic import v1
 
 _MISSING = object()
@@ -28,6 +32,19 @@ class LegacyCompletionsRequest(v1.BaseModel):
     candidate_count: int = v1.Field(1, ge=1, le=5)
     stop: Optional[List[str]] = v1.Field(None, min_items=1)  # noqa: UP006,UP007 - v1 needs typing
     max_tokens: Optional[int] = v1.Field(None, ge=1)  # noqa: UP007
+    prompt: str
+
+
+class LegacyCompletionsRequestV2(BaseModel):
+    """The same RequestPayload as 2.8.1 declares it, read by pydantic 2 (``min_items`` is
+    pydantic 2's ``min_length``; ``extra="allow"`` is 2.8.1's ``RequestModel``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    temperature: float = Field(0.0, ge=0, le=1)
+    candidate_count: int = Field(1, ge=1, le=5)
+    stop: Optional[List[str]] = Field(None, min_length=1)  # noqa: UP006,UP007 - as 2.8.1 wrote it
+    max_tokens: Optional[int] = Field(None, ge=1)  # noqa: UP007
     prompt: str
 
 
@@ -74,14 +91,24 @@ def validate_legacy(body: Any) -> tuple[dict | None, list[dict] | None]:
 
 
 def validate_current(body: Any) -> tuple[dict | None, list[dict] | None]:
-    """(params without None, errors): errors as FastAPI shows pydantic v2's, under ``body``."""
+    """(params without None, errors) as today's gateway answers: MLflow's own model."""
     from harness._mlflow_compat import gateway_completions_request
 
+    return _validate_v2(gateway_completions_request(), body)
+
+
+def validate_legacy_pydantic2(body: Any) -> tuple[dict | None, list[dict] | None]:
+    """(params without None, errors) as MLflow 2.8.1 answers on pydantic 2."""
+    return _validate_v2(LegacyCompletionsRequestV2, body)
+
+
+def _validate_v2(model: Any, body: Any) -> tuple[dict | None, list[dict] | None]:
+    """Errors as FastAPI shows pydantic v2's, under ``body``."""
     if body is _MISSING:
         return None, [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
     try:
         # FastAPI validates a body parameter from attributes: a non-object is model_attributes_type.
-        payload = gateway_completions_request().model_validate(body, from_attributes=True)
+        payload = model.model_validate(body, from_attributes=True)
     except ValidationError as error:
         return None, [
             {**e, "loc": ["body", *e["loc"]], **({"ctx": _jsonable(e["ctx"])} if "ctx" in e else {})}

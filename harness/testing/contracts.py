@@ -19,11 +19,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
 CONTRACTS_DIR = Path(__file__).parent / "contracts"
-PROFILES = {"legacy": "legacy-2.8.1", "current": "current-3.17"}
+# profile -> folder; both legacy folders are MLflow 2.8.1, on pydantic 1 and on pydantic 2.
+PROFILES = {"legacy": "legacy-2.8.1", "legacy-pydantic2": "legacy-2.8.1-pydantic2", "current": "current-3.17"}
 ROUTE = "completions-mpt-7b-instruct"
 PROMPT = "What is MLflow?"
 _JSON = {"Content-Type": "application/json"}
@@ -35,6 +37,8 @@ class RecordedRequest(BaseModel):
     path: str
     headers: dict[str, str] = {}
     body: str | None = None
+    # False records the server's own redirect (307 and where to) instead of what follows it.
+    follow_redirects: bool = True
 
 
 class RecordedResponse(BaseModel):
@@ -42,6 +46,7 @@ class RecordedResponse(BaseModel):
     status: int
     content_type: str
     body: Any
+    location: str | None = None  # a redirect's target, path and query only (ports differ)
 
 
 class Interaction(BaseModel):
@@ -64,10 +69,17 @@ class Case:
     raw: str | None = None
     headers: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"),)
     compare: Literal["shape", "greedy"] = "shape"
+    follow_redirects: bool = True
 
     def request(self) -> RecordedRequest:
         body = self.raw if self.raw is not None else (None if self.body is None else json.dumps(self.body))
-        return RecordedRequest(method=self.method, path=self.path, headers=dict(self.headers), body=body)
+        return RecordedRequest(
+            method=self.method,
+            path=self.path,
+            headers=dict(self.headers),
+            body=body,
+            follow_redirects=self.follow_redirects,
+        )
 
 
 def _query_cases(path: str, count_field: str, t_max: float) -> list[Case]:
@@ -96,6 +108,7 @@ def _query_cases(path: str, count_field: str, t_max: float) -> list[Case]:
         q("prompt-null", prompt=None),
         q("prompt-empty", prompt=""),
         q("prompt-list", prompt=["a", "b"]),
+        q("prompt-bool", prompt=True),
         q("stop-list", stop=["\n"], temperature=0),
         q("stop-empty-list", stop=[]),
         q("stop-string", stop="x"),
@@ -104,6 +117,7 @@ def _query_cases(path: str, count_field: str, t_max: float) -> list[Case]:
         q(f"{count_field}-2", **{count_field: 2}),
         q(f"{count_field}-0", **{count_field: 0}),
         q(f"{count_field}-6", **{count_field: 6}),
+        q(f"{count_field}-fraction", **{count_field: 1.5}),
         q("extra-field", top_p=0.5, foo="bar"),
         Case("query-empty-body", "POST", path, raw=""),
         Case("query-malformed-json", "POST", path, raw='{"prompt": '),
@@ -116,6 +130,7 @@ def _query_cases(path: str, count_field: str, t_max: float) -> list[Case]:
             headers=(("Content-Type", "text/plain"),),
         ),
         Case("query-wrong-method", "GET", path),
+        Case("query-trailing-slash", "POST", path + "/", {"prompt": PROMPT}, follow_redirects=False),
         Case("query-unknown-route", "POST", path.replace(ROUTE, "no-such-route"), {"prompt": PROMPT}),
         Case(
             "query-auth-header-ignored",
@@ -134,6 +149,8 @@ def legacy_cases() -> list[Case]:
         Case("health", "GET", "/health"),
         Case("list-routes", "GET", routes),
         Case("list-routes-trailing-slash", "GET", routes + "/"),
+        Case("list-routes-redirect", "GET", routes, follow_redirects=False),
+        Case("get-route-trailing-slash", "GET", f"{routes}/{ROUTE}/", follow_redirects=False),
         Case("list-routes-page-token", "GET", routes + "/?page_token=eyJpbmRleCI6IDB9"),
         Case("list-routes-bad-page-token", "GET", routes + "/?page_token=not-a-token"),
         Case("get-route", "GET", f"{routes}/{ROUTE}"),
@@ -162,6 +179,7 @@ def current_cases() -> list[Case]:
     return [
         Case("health", "GET", "/health"),
         Case("list-endpoints", "GET", "/api/2.0/endpoints/"),
+        Case("list-endpoints-redirect", "GET", "/api/2.0/endpoints", follow_redirects=False),
         Case("get-endpoint", "GET", f"/api/2.0/endpoints/{ROUTE}"),
         Case("get-unknown-endpoint", "GET", "/api/2.0/endpoints/no-such-route"),
         Case(
@@ -176,7 +194,11 @@ def current_cases() -> list[Case]:
     ]
 
 
-CASES: dict[str, Callable[[], list[Case]]] = {"legacy": legacy_cases, "current": current_cases}
+CASES: dict[str, Callable[[], list[Case]]] = {
+    "legacy": legacy_cases,
+    "legacy-pydantic2": legacy_cases,
+    "current": current_cases,
+}
 
 
 def shape(value: Any) -> Any:
@@ -192,7 +214,7 @@ def shape(value: Any) -> Any:
     return "null" if value is None else "str"
 
 
-def send(base_url: str, request: RecordedRequest, timeout_s: float = 60.0) -> tuple[int, str, Any]:
+def send(base_url: str, request: RecordedRequest, timeout_s: float = 60.0) -> RecordedResponse:
     """Send a recorded request to ``base_url`` (a real server or a started mock)."""
     import requests
 
@@ -202,9 +224,21 @@ def send(base_url: str, request: RecordedRequest, timeout_s: float = 60.0) -> tu
         headers=request.headers,
         data=request.body.encode() if request.body is not None else None,
         timeout=timeout_s,
+        allow_redirects=request.follow_redirects,
     )
     content_type = response.headers.get("content-type", "").split(";")[0].strip()
-    return response.status_code, content_type, decode_body(content_type, response.text)
+    location = response.headers.get("location") if response.is_redirect else None
+    return RecordedResponse(
+        status=response.status_code,
+        content_type=content_type,
+        body=decode_body(content_type, response.text),
+        location=_path_of(location) if location is not None else None,
+    )
+
+
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def decode_body(content_type: str, text: str) -> Any:
@@ -216,23 +250,25 @@ def decode_body(content_type: str, text: str) -> Any:
     return text
 
 
-def mismatch(recorded: Interaction, status: int, content_type: str, body: Any) -> str | None:
+def mismatch(recorded: Interaction, got: RecordedResponse) -> str | None:
     """Why an answer breaks the recorded contract, showing both bodies; None when it holds."""
     want = recorded.response
     problems = []
-    if status != want.status:
-        problems.append(f"status {status} != recorded {want.status}")
-    if content_type != want.content_type:
-        problems.append(f"content type {content_type!r} != recorded {want.content_type!r}")
-    if shape(body) != shape(want.body):
+    if got.status != want.status:
+        problems.append(f"status {got.status} != recorded {want.status}")
+    if got.content_type != want.content_type:
+        problems.append(f"content type {got.content_type!r} != recorded {want.content_type!r}")
+    if got.location != want.location:
+        problems.append(f"redirect to {got.location!r} != recorded {want.location!r}")
+    if shape(got.body) != shape(want.body):
         problems.append("body shape differs")
-    elif recorded.compare == "greedy" and body != want.body and _texts(body) != _texts(want.body):
+    elif recorded.compare == "greedy" and got.body != want.body and _texts(got.body) != _texts(want.body):
         problems.append("greedy text differs")
     if not problems:
         return None
     return (
         f"{recorded.case}: {'; '.join(problems)}\n  recorded: {json.dumps(want.body)[:600]}"
-        f"\n  got:      {json.dumps(body)[:600]}"
+        f"\n  got:      {json.dumps(got.body)[:600]}"
     )
 
 

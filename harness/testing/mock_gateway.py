@@ -1,10 +1,27 @@
-"""A ``responses``-based mock of the MLflow AI Gateway, in three profiles.
+"""A ``responses``-based mock of the MLflow AI Gateway, in four profiles.
 
-- ``legacy`` (default): the open-source legacy gateway as recorded from MLflow 2.8.1
-  (``harness/testing/contracts/legacy-2.8.1``): ``/api/2.0/gateway/routes`` read-only
-  (create/delete answer 405), no authentication, ``/gateway/<route>/invocations`` answering
-  ``{candidates, metadata}``, pydantic v1 validation (422 with an error list), temperature
-  0-1 defaulting to 0.
+Which profile matches which installed server (as recorded; ``Interaction.server`` in each
+file names the versions):
+
+============================  ==================================================  =============
+profile                       server                                              recording
+============================  ==================================================  =============
+``legacy``                    MLflow 2.8.1 on pydantic 1 (``pydantic<2``)          legacy-2.8.1
+``legacy-pydantic2``          MLflow 2.8.1 on pydantic 2, as a plain               legacy-2.8.1-
+                              ``pip install "mlflow[gateway]==2.8.1"`` resolves    pydantic2
+                              it (pydantic 2.14, FastAPI 0.165 on 2026-11-30)
+``databricks``                the hosted service's documentation                   none
+``current``                   MLflow 3.17 (``/endpoints/``)                        current-3.17
+============================  ==================================================  =============
+
+- ``legacy`` (default): the open-source legacy gateway as recorded from MLflow 2.8.1 on
+  pydantic 1: ``/api/2.0/gateway/routes`` read-only (create/delete answer 405), no
+  authentication, ``/gateway/<route>/invocations`` answering ``{candidates, metadata}``,
+  pydantic v1 validation (422 with an error list; ``123`` as a prompt and ``5.5`` as
+  ``max_tokens`` coerced and answered), temperature 0-1 defaulting to 0.
+- ``legacy-pydantic2``: the same server on pydantic 2: the same routes and answers, but
+  validation is pydantic 2's, so those coercions are refused (422 ``string_type``,
+  ``int_from_float``) and every error is ``{type, loc, msg, input, ctx}``.
 - ``databricks``: ``legacy`` plus what only the hosted service had: creating and deleting
   routes and bearer authentication (401). This follows the documentation, not a recording.
 - ``current``: today's MLflow gateway as recorded (``contracts/current-3.17``):
@@ -15,7 +32,9 @@ Queries are answered by a real PyFunc model in process, through the translation 
 ``mlflow-model-serving`` provider does (validated fields -> ``{"inputs": [prompt],
 "params": {...}}`` -> MLflow parsing/enforcement -> ``predict``). The suite replays every
 recorded interaction against the mock of its profile (``tests/testing/test_contracts.py``).
-Faults (429, 5xx, slow answers, malformed JSON, connection refused) are injectable.
+Like the real servers (Starlette), a path that only exists with its trailing slash flipped
+answers a 307 to it. Faults (429, 5xx, slow answers, malformed JSON, connection refused)
+are injectable.
 """
 
 from __future__ import annotations
@@ -34,9 +53,20 @@ import responses
 from harness.model.signature import parse_payload
 from harness.serving.gateway import ROUTES_API
 from harness.serving.route import RouteError, RouteSpec
-from harness.testing._gateway_schemas import read_body, validate_current, validate_legacy
+from harness.testing._gateway_schemas import (
+    read_body,
+    validate_current,
+    validate_legacy,
+    validate_legacy_pydantic2,
+)
 
-PROFILES = ("legacy", "databricks", "current")
+PROFILES = ("legacy", "legacy-pydantic2", "databricks", "current")
+_VALIDATION = {
+    "legacy": validate_legacy,
+    "legacy-pydantic2": validate_legacy_pydantic2,
+    "databricks": validate_legacy,
+    "current": validate_current,
+}
 _ENDPOINTS_API = "/api/2.0/endpoints"
 PAGE_SIZE = 2  # small, so that paging is exercised (the real server's is 3000)
 _JSON = {"Content-Type": "application/json"}
@@ -69,6 +99,10 @@ def _value(enum: Any) -> Any:
     return getattr(enum, "value", enum)
 
 
+def _flip_slash(path: str) -> str:
+    return path[:-1] if path.endswith("/") else path + "/"
+
+
 _NOT_FOUND = (404, "Not Found")
 _NOT_ALLOWED = (405, "Method Not Allowed")
 
@@ -95,7 +129,8 @@ class MockGateway:
         self._mock = responses.RequestsMock(assert_all_requests_are_fired=False)
         pattern = re.compile(re.escape(self.base_url) + r"(/.*)?$")
         for method in ("GET", "POST", "DELETE", "PUT", "PATCH"):
-            self._mock.add_callback(method, pattern, callback=self._handle)
+            # No default content type: a redirect, like the real server's, has none.
+            self._mock.add_callback(method, pattern, callback=self._handle, content_type=None)
 
     def __enter__(self) -> MockGateway:
         self._mock.start()
@@ -127,6 +162,9 @@ class MockGateway:
             return self._apply(fault, request)
         if self.profile == "databricks" and request.headers.get("Authorization") != f"Bearer {self.token}":
             return _detail(401, "Invalid access token")
+        if not self._served(path) and self._served(flipped := _flip_slash(path)):
+            query = request.path_url[len(path) :]
+            return 307, {"Location": self.base_url + flipped + query}, ""
         if path == "/health":
             return _answer(200, {"status": "OK"}) if request.method == "GET" else _detail(*_NOT_ALLOWED)
         if query_route is not None:
@@ -139,6 +177,20 @@ class MockGateway:
             if path.startswith(prefix) and path.endswith("/invocations"):
                 return path[len(prefix) : -len("/invocations")]
         return None
+
+    def _apis(self) -> tuple[str, ...]:
+        return (ROUTES_API, _ENDPOINTS_API) if self.profile == "current" else (ROUTES_API,)
+
+    def _served(self, path: str) -> bool:
+        """Whether the real server has a route for ``path`` (for some method): the list at
+        ``<api>/``, one item at ``<api>/<name>``, a configured route's invocations."""
+        if path == "/health" or self._query_route(path) in self.routes:
+            return True
+        for base in self._apis():
+            name = path[len(base) + 1 :] if path.startswith(base + "/") else None
+            if name is not None and "/" not in name:
+                return True  # "" is the list
+        return False
 
     def _take_fault(self, is_query: bool) -> Fault | None:
         for fault in self.faults:
@@ -168,10 +220,11 @@ class MockGateway:
     # --- routes and endpoints ---------------------------------------------------------------
 
     def _routes_api(self, request: requests.PreparedRequest, path: str) -> _Response:
+        if not self._served(path):
+            return _detail(*_NOT_FOUND)
         method, trimmed = request.method, path.rstrip("/")
-        for base, kind in ((ROUTES_API, "routes"), (_ENDPOINTS_API, "endpoints")):
-            if kind == "endpoints" and self.profile != "current":
-                continue
+        for base in self._apis():
+            kind = "endpoints" if base == _ENDPOINTS_API else "routes"
             if trimmed == base:
                 if method == "GET":
                     return self._list(request, kind)
@@ -252,8 +305,7 @@ class MockGateway:
             return _detail(*_NOT_ALLOWED)
         body, errors = read_body(request.headers.get("Content-Type", ""), request.body)
         if errors is None:
-            validate = validate_current if self.profile == "current" else validate_legacy
-            fields, errors = validate(body)
+            fields, errors = _VALIDATION[self.profile](body)
         if errors is not None:
             return _detail(422, errors)
         assert fields is not None  # validation returns fields exactly when it returns no errors

@@ -209,7 +209,8 @@ def candidate(
 def mock_gateway(request: pytest.FixtureRequest, candidate: PyFuncModel) -> Iterator[MockGateway]:
     """A started ``responses`` mock of the AI Gateway with the seed's route
     (``completions-mpt-7b-instruct``) answered by ``candidate``. Profile ``legacy`` (the
-    open-source 2.8.1 server as recorded) unless parametrized indirectly with ``databricks``
+    open-source 2.8.1 server on pydantic 1, as recorded) unless parametrized indirectly
+    with ``legacy-pydantic2`` (2.8.1 as a plain install resolves it today), ``databricks``
     or ``current``. Inject faults with ``mock_gateway.inject(Fault(...))``; the bearer token
     (``databricks`` only) is ``mock_gateway.token``."""
     from harness.testing.mock_gateway import MockGateway

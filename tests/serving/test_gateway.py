@@ -18,9 +18,11 @@ from harness.serving.gateway import (
     LegacyGatewayClient,
     RetryPolicy,
     Transport,
+    error_message,
     parse_completion,
 )
 from harness.serving.route import Secret
+from harness.testing import contracts
 
 URL = "http://gw.test"
 QUERY = f"{URL}/gateway/r/invocations"
@@ -151,6 +153,23 @@ def test_other_errors_are_not_retried_and_name_the_field():
         _client(RetryPolicy(retries=3, backoff_s=0)).query("r", CompletionRequest("p", 3.0))
     assert info.value.status == 422 and "temperature" in info.value.message
     assert info.value.route == "r" and len(responses.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("profile", "case", "message"),
+    [
+        ("legacy", "query-temperature-1.5", "temperature: ensure this value is less than or equal to 1"),
+        ("legacy-pydantic2", "query-temperature-1.5", "temperature: Input should be less than or equal to 1"),
+        ("legacy", "query-empty-body", "body: field required"),
+        ("legacy-pydantic2", "query-empty-body", "body: Field required"),
+        ("legacy-pydantic2", "query-stop-numbers", "stop.0: Input should be a valid string"),
+    ],
+)
+def test_a_recorded_refusal_reads_as_field_and_reason_under_either_pydantic(profile, case, message):
+    recorded = next(i for i in contracts.load(profile) if i.case == case).response
+    answer = requests.Response()
+    answer.status_code, answer._content = recorded.status, json.dumps(recorded.body).encode()
+    assert error_message(answer) == message
 
 
 @responses.activate

@@ -1,6 +1,7 @@
 """Provider side of the recorded contracts: the committed recordings replayed against the
-real servers (MLflow 2.8.1's legacy gateway in its cached virtual environment, and the
-current MLflow gateway), and what the recording says about the seed's Step 7."""
+real servers (MLflow 2.8.1's legacy gateway in its two cached virtual environments, on
+pydantic 1 and on pydantic 2, and the current MLflow gateway), and what the recording says
+about the seed's Step 7."""
 
 import json
 import subprocess
@@ -12,12 +13,13 @@ import pytest
 from harness.testing import contracts
 
 REPO = Path(__file__).parents[2]
-LEGACY_VENV = REPO / ".harness" / "venvs" / "mlflow-2.8.1" / "bin" / "python"
+LEGACY_VENVS = [REPO / ".harness" / "venvs" / v / "bin" / "python" for v in ("mlflow-2.8.1", "mlflow-2.8.1-pydantic2")]
 
 
 def test_the_recording_says_what_the_seed_step_7_user_meets():
     step7 = json.loads((contracts.CONTRACTS_DIR / "seed-step-7.json").read_text())
-    assert step7["legacy"]["verbatim_ran"] and step7["legacy"]["documented_access"] == "ok"
+    for legacy in ("legacy", "legacy-pydantic2"):  # the page's code works on either 2.8.1 install
+        assert step7[legacy]["verbatim_ran"] and step7[legacy]["documented_access"] == "ok"
     assert step7["current"]["verbatim_ran"]  # the published call itself still answers ...
     assert "choices" in step7["current"]["response_keys"]  # ... in another shape:
     assert step7["current"]["documented_access"] == "KeyError: 'candidates'"
@@ -25,8 +27,8 @@ def test_the_recording_says_what_the_seed_step_7_user_meets():
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    not LEGACY_VENV.exists(),
-    reason="no cached MLflow 2.8.1 environment (create it: python scripts/record_contracts.py --create-venv)",
+    not all(v.exists() for v in LEGACY_VENVS),
+    reason="no cached MLflow 2.8.1 environments (create them: python scripts/record_contracts.py --create-venv)",
 )
 def test_the_real_servers_still_answer_as_recorded(record_property):
     run = subprocess.run(

@@ -99,12 +99,25 @@ def test_invalid_payload_is_422_naming_the_field(mock_gateway, body, field):
     assert info.value.status == 422 and field in info.value.message
 
 
+@pytest.mark.parametrize("mock_gateway", ["legacy", "legacy-pydantic2"], indirect=True)
 def test_the_open_source_profiles_have_no_route_writes_and_ignore_tokens(mock_gateway):
     client = _client(mock_gateway, token="anything")
     assert client.query(ROUTE, CompletionRequest("x", 0.0, 2)).texts  # no 401
     with pytest.raises(GatewayError) as info:
         client.delete_route(ROUTE)
     assert info.value.status == 405
+
+
+@pytest.mark.parametrize("mock_gateway", ["legacy", "legacy-pydantic2", "current"], indirect=True)
+def test_a_path_with_its_slash_flipped_is_redirected_and_clients_follow(mock_gateway):
+    import requests
+
+    routes = "/api/2.0/gateway/routes"
+    answer = requests.get(mock_gateway.base_url + routes + "?page_token=x", allow_redirects=False)
+    assert answer.status_code == 307 and answer.headers["Location"].endswith(routes + "/?page_token=x")
+    assert [r["name"] for r in _client(mock_gateway).list_routes()] == [ROUTE]  # through the 307
+    gone = requests.get(mock_gateway.base_url + routes + "/a/b", allow_redirects=False)
+    assert gone.status_code == 404 and gone.json() == {"detail": "Not Found"}  # neither form exists
 
 
 def test_model_rejection_is_400_naming_the_field(mock_gateway):
