@@ -75,6 +75,12 @@ _EXPORTS = {
     "Budget": "harness.bench.compare",
     "Threshold": "harness.bench.compare",
     "compare": "harness.bench.compare",
+    "ServeBenchConfig": "harness.bench.serve",
+    "run_serve_bench": "harness.bench.serve",
+    "ServeReport": "harness.bench.serve_report",
+    "Distribution": "harness.bench.locust_engine",
+    "LocustRunError": "harness.bench.locust_engine",
+    "LOCUSTFILE": "harness.bench.locust_engine",
     "Fault": "harness.testing.mock_gateway",
     "MockGateway": "harness.testing.mock_gateway",
 }

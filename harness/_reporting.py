@@ -73,12 +73,13 @@ def header(report: Any) -> dict[str, str]:
     }
 
 
-def require_schema(data: dict[str, Any], expected: str) -> None:
-    """Refuse a report written under another schema version instead of misreading it."""
-    if data.get("schema_version") != expected:
-        raise ValueError(
-            f"schema_version={str(data.get('schema_version'))[:40]!r} is not supported: expected {expected!r}"
-        )
+def require_schema(data: dict[str, Any], expected: str | tuple[str, ...]) -> None:
+    """Refuse a report written under another schema version instead of misreading it
+    (``expected``: the one version, or every version this reader understands)."""
+    allowed = (expected,) if isinstance(expected, str) else expected
+    if data.get("schema_version") not in allowed:
+        shown = repr(allowed[0]) if len(allowed) == 1 else f"one of {list(allowed)}"
+        raise ValueError(f"schema_version={str(data.get('schema_version'))[:40]!r} is not supported: expected {shown}")
 
 
 def machine_info() -> dict[str, Any]:

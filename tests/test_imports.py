@@ -39,6 +39,12 @@ def test_timed_core_imports_no_mlflow(module):
     assert "mlflow" not in _loaded_after(module)
 
 
+def test_the_harness_process_never_imports_locust_or_gevent():
+    """Locust's gevent patches the process that imports it: only its own workers may."""
+    loaded = _loaded_after("harness.cli, harness.bench.serve, harness.bench.locust_engine, harness.bench._locust_share")
+    assert "gevent" not in loaded and "locust" not in loaded
+
+
 def test_public_api_resolves():
     for name in harness.__all__:
         assert getattr(harness, name) is not None

@@ -1,11 +1,13 @@
 """``harness bench serve``: load through the real gateway route, level by level.
 
-Each level is either ``concurrency`` closed-loop workers for ``duration_s`` seconds
-(:func:`harness.serving.load.run_load`), or, with ``rate``, an open loop: Poisson arrivals
-at ``rate`` requests/s (exponential gaps from a seeded numpy Generator), at most
-``concurrency`` in flight (:func:`harness.serving.load.run_arrivals`). Requests are at
-temperature 0 with distinct prompts of exact token lengths, counted with the snapshot's
-tokenizer, which also counts the answers' tokens. The report is
+Each level is either ``concurrency`` closed-loop users for ``duration_s`` seconds, or, with
+``rate``, an open loop: Poisson arrivals at ``rate`` requests/s (exponential gaps from a
+seeded numpy Generator), at most ``concurrency`` in flight. The load comes from Locust
+(:mod:`harness.bench.locust_engine`: ``processes`` local worker processes, and workers on
+other machines), or, with ``engine="threads"``, from a thread pool in this process
+(:func:`harness.serving.load.run_load`, :func:`~harness.serving.load.run_arrivals`; at most
+64 in flight). Requests are at temperature 0 with distinct prompts of exact token lengths,
+counted with the snapshot's tokenizer, which also counts the answers' tokens. The report is
 :class:`harness.bench.serve_report.ServeReport`.
 """
 
@@ -33,14 +35,27 @@ from harness._validation import (
     OneOf,
     settings,
 )
+from harness.bench.locust_engine import Distribution, LevelPlan, LevelRun, run_levels
 from harness.bench.serve_report import Level, RequestSample, ServeReport, Slo
 from harness.serving.gateway import CompletionRequest, DeploymentsGatewayClient, GatewayError
-from harness.serving.load import APIS, MAX_CONCURRENCY, LoadResult, MaxTokens, run_arrivals, run_load
+from harness.serving.load import (
+    APIS,
+    MAX_CONCURRENCY,
+    LoadResult,
+    MaxTokens,
+    align_expected,
+    poisson_arrivals,
+    run_arrivals,
+    run_load,
+)
 from harness.serving.route import SEED_ROUTE_NAME
 
 MAX_PROMPT_TOKENS = 32768
 MAX_DURATION_S = 3600.0
 MAX_RATE = 1000.0
+MAX_USERS = 10000  # Locust users in one level, over all its workers
+MAX_PROCESSES = 64
+ENGINES = ("locust", "threads")
 _WORD_RE = re.compile(r" [A-Za-z]{2,}")
 
 
@@ -68,7 +83,7 @@ class ServeBenchConfig:
     # The gateway; None: `harness bench serve` starts one. Never quoted: a URL may carry a token.
     url: Annotated[str | None, Matching(r"^https?://[^\s/]+", "an http:// or https:// URL", quote=False)] = None
     route: Annotated[str, Matching(NAME_PATTERN, NAME_ALLOWED)] = SEED_ROUTE_NAME
-    concurrency: Annotated[tuple[int, ...], DistinctInts(1, MAX_CONCURRENCY)] = (1, 2, 4, 8)
+    concurrency: Annotated[tuple[int, ...], DistinctInts(1, MAX_USERS)] = (1, 2, 4, 8)
     # Requests/s: an open loop, each concurrency caps what is in flight.
     rate: Annotated[float | None, Number(0.0, MAX_RATE)] = None
     duration_s: Annotated[float, Number(0.0, MAX_DURATION_S)] = 10.0
@@ -79,8 +94,24 @@ class ServeBenchConfig:
     api: Annotated[str, OneOf(APIS)] = "invocations"  # or "openai": the gateway's /v1/completions
     snapshot: str | None = None  # whose tokenizer counts tokens (default: the tiny snapshot)
     prompts_per_length: Annotated[int, IntIn(1, 256)] = 8
+    engine: Annotated[str, OneOf(ENGINES)] = "locust"
+    processes: Annotated[int, IntIn(0, MAX_PROCESSES)] = 1  # local Locust worker processes
+    remote_workers: Annotated[int, IntIn(0, 1024)] = 0  # Locust workers on other machines
 
     def __post_init__(self) -> None:
+        workers = Distribution(self.processes, self.remote_workers).workers  # checks them
+        if self.engine == "threads" and (max(self.concurrency) > MAX_CONCURRENCY or workers != 1):
+            raise ServeConfigError(
+                "concurrency",
+                f"concurrency={list(self.concurrency)} is invalid with engine threads: allowed 1-{MAX_CONCURRENCY} "
+                "in one process (engine locust for more)",
+            )
+        if self.rate is not None and self.engine == "locust" and min(self.concurrency) < workers:
+            raise ServeConfigError(
+                "concurrency",
+                f"concurrency={list(self.concurrency)} is invalid with rate and {workers} worker(s): allowed "
+                f">= {workers}, one user per worker at least (each worker sends its share of the arrivals)",
+            )
         if self.rate is not None and self.rate * self.duration_s < 1:
             raise ServeConfigError(
                 "rate",
@@ -93,17 +124,6 @@ class ServeBenchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return as_dict(self)
-
-
-def poisson_arrivals(rate: float, duration_s: float, seed: int) -> np.ndarray:
-    """Offsets (s) of a Poisson process at ``rate``/s within ``duration_s``: the cumulative
-    sum of exponential gaps (mean 1/rate) drawn from ``numpy.random.default_rng(seed)``."""
-    rng = np.random.default_rng(seed)
-    chunk = int(rate * duration_s * 1.2) + 16
-    times = np.cumsum(rng.exponential(1.0 / rate, chunk))
-    while times[-1] < duration_s:
-        times = np.concatenate([times, times[-1] + np.cumsum(rng.exponential(1.0 / rate, chunk))])
-    return times[times < duration_s]
 
 
 def count_tokens(tokenizer: Any, text: str) -> int:
@@ -163,6 +183,7 @@ def to_level(
     result: LoadResult | None,
     prompt_tokens: Sequence[int],
     output_tokens: Callable[[str], int],
+    run: LevelRun | None = None,
 ) -> Level:
     """A :class:`Level` from a load result (None: an open loop whose schedule was empty)."""
     samples: list[RequestSample] = []
@@ -190,7 +211,35 @@ def to_level(
         cfg.slo,
         len(result.mismatches) if result is not None and result.expected else None,
         examples,
+        None if run is None else {"name": "locust", "workers": run.workers, **run.locust},
     )
+
+
+def _thread_levels(
+    cfg: ServeBenchConfig,
+    texts: tuple[str, ...],
+    lengths: tuple[int, ...],
+    expected: Mapping[str, str] | None,
+    output_tokens: Callable[[str], int],
+    progress: Callable[[str], None],
+) -> list[Level]:
+    assert cfg.url is not None  # checked by the caller
+    levels: list[Level] = []
+    result: LoadResult | None
+    for concurrency in cfg.concurrency:
+        progress(f"{cfg.level_name(concurrency)}: {cfg.duration_s:g} s ...")
+        if cfg.rate is None:
+            result = run_load(cfg.url, cfg.route, texts, expected, cfg.duration_s, concurrency, cfg.max_tokens, cfg.api)
+        else:
+            arrivals = poisson_arrivals(cfg.rate, cfg.duration_s, cfg.seed)
+            result = (
+                run_arrivals(cfg.url, cfg.route, texts, arrivals, expected, concurrency, cfg.max_tokens, cfg.api)
+                if arrivals.size
+                else None
+            )
+        levels.append(to_level(cfg, concurrency, result, lengths, output_tokens))
+        progress(levels[-1].summary())
+    return levels
 
 
 def run_serve_bench(
@@ -199,9 +248,13 @@ def run_serve_bench(
     expected: Mapping[str, str] | None = None,
     tokenizer: Any = None,
     machine: Mapping[str, Any] | None = None,
+    distribution: Distribution | None = None,
+    log_dir: Path | None = None,
 ) -> ServeReport:
     """Every level against ``cfg.url``; ``expected`` (prompt -> answer) counts mismatches
-    (give one for every prompt :func:`build_prompts` makes from ``cfg``)."""
+    (give one for every prompt :func:`build_prompts` makes from ``cfg``). ``distribution``
+    (engine locust) says where the master listens and which workers it waits for (default:
+    ``cfg.processes`` local worker processes on loopback); Locust's logs go under ``log_dir``."""
     from harness.model.loading import load_tokenizer
     from harness.model.prompt import build_prompt
     from harness.model.snapshot import cached_tiny
@@ -231,29 +284,23 @@ def run_serve_bench(
         return counted[answer]
 
     client = DeploymentsGatewayClient(cfg.url)
-    query = client.query if cfg.api == "invocations" else client.query_openai
     for length in cfg.prompt_tokens:  # warm-up, not recorded; fails fast on a wrong route
         try:
-            query(
-                cfg.route, CompletionRequest(texts[lengths.index(length)], temperature=0.0, max_tokens=cfg.max_tokens)
-            )
+            request = CompletionRequest(texts[lengths.index(length)], temperature=0.0, max_tokens=cfg.max_tokens)
+            client.complete(cfg.api, cfg.route, request)
         except GatewayError as error:
             raise ServeBenchError(f"the warm-up request failed: {error}") from None
-    levels: list[Level] = []
-    result: LoadResult | None
-    for concurrency in cfg.concurrency:
-        progress(f"{cfg.level_name(concurrency)}: {cfg.duration_s:g} s ...")
-        if cfg.rate is None:
-            result = run_load(cfg.url, cfg.route, texts, expected, cfg.duration_s, concurrency, cfg.max_tokens, cfg.api)
-        else:
-            arrivals = poisson_arrivals(cfg.rate, cfg.duration_s, cfg.seed)
-            result = (
-                run_arrivals(cfg.url, cfg.route, texts, arrivals, expected, concurrency, cfg.max_tokens, cfg.api)
-                if arrivals.size
-                else None
-            )
-        levels.append(to_level(cfg, concurrency, result, lengths, output_tokens))
-        progress(levels[-1].summary())
+    if cfg.engine == "locust":
+        shared = {"route": cfg.route, "api": cfg.api, "max_tokens": cfg.max_tokens, "prompts": list(texts)}
+        plans = [LevelPlan(c, cfg.rate, cfg.duration_s, cfg.seed) for c in cfg.concurrency]
+        progress(", ".join(cfg.level_name(c) for c in cfg.concurrency) + f": {cfg.duration_s:g} s each ...")
+        distribution = distribution or Distribution(cfg.processes, cfg.remote_workers)
+        runs = run_levels(cfg.url, shared, plans, align_expected(texts, expected), distribution, log_dir, progress)
+        levels = [to_level(cfg, c, run.result, lengths, output_tokens, run) for c, run in zip(cfg.concurrency, runs)]
+        for level in levels:
+            progress(level.summary())
+    else:
+        levels = _thread_levels(cfg, texts, lengths, expected, output_tokens, progress)
     if machine is None:
         from harness.bench.report import bench_machine
 
@@ -268,6 +315,12 @@ def run_serve_bench(
     ]
     if cfg.rate is not None:
         notes.append("open loop: latency counts from when each request was due")
+    if cfg.engine == "locust":
+        notes.append(
+            "load from Locust worker processes; each level's `engine` is Locust's own count and "
+            "percentiles of the same requests (of response times rounded as Locust rounds them; "
+            "in an open loop, from when a request was sent rather than due)"
+        )
     config = {**cfg.to_dict(), "snapshot": snapshot, "template_tokens": template}
     return ServeReport(
         dict(machine), config, tuple({"text": t, "tokens": n} for t, n in prompts), tuple(levels), tuple(notes)

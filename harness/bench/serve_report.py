@@ -2,7 +2,8 @@
 rate), every request kept raw and every statistic computed from those samples (numpy);
 SLOs and goodput; Markdown, a latency-vs-throughput PNG and an MLflow run made from it.
 
-MLflow is imported only by :func:`log_to_mlflow`, matplotlib only by :func:`write_png`.
+MLflow is imported only by :func:`log_to_mlflow`, matplotlib only by
+:func:`harness.bench.serve_figure.write_png`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 from harness._reporting import SCHEMA_DIR, atomic_write, header, package_version, require_schema, utc_now
 from harness._stats import latency_stats
 from harness.bench.limits import meets, show, split_absolute
-from harness.bench.report import log_run, save_figure
+from harness.bench.report import log_run
 
 if TYPE_CHECKING:
     from harness.store import StoreConfig
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: a level's `engine` (Locust's own statistics of the same requests)
+READABLE_VERSIONS = ("1.0", SCHEMA_VERSION)
 SCHEMA_PATH = SCHEMA_DIR / "bench-serve.schema.json"
 KIND = "bench-serve"
 LATENCY_SLOS = ("e2e_p50_ms", "e2e_p90_ms", "e2e_p99_ms", "e2e_max_ms")
@@ -92,6 +94,9 @@ class Level:
     slos: tuple[str, ...] = ()
     mismatches: int | None = None  # answers other than their prompt's expected one
     error_examples: dict[str, str] = field(default_factory=dict)  # status -> a message
+    # The load engine's own view of the same requests (Locust: its count and percentiles);
+    # None for the in-process thread pool, whose samples are the only record.
+    engine: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "samples", tuple(self.samples))
@@ -181,6 +186,7 @@ class Level:
             "goodput_rps": self.goodput_rps,
             "error_rate": self.error_rate,
             "slos": self.slo_results(),
+            "engine": self.engine,
             "samples": [asdict(s) for s in self.samples],
         }
 
@@ -196,6 +202,7 @@ class Level:
             tuple(r["slo"] for r in data["slos"]),
             data["mismatches"],
             dict(data["error_examples"]),
+            data.get("engine"),  # absent before 1.1
         )
 
 
@@ -266,7 +273,7 @@ class ServeReport:
     @classmethod
     def from_json(cls, text: str) -> ServeReport:
         data = json.loads(text)
-        require_schema(data, SCHEMA_VERSION)
+        require_schema(data, READABLE_VERSIONS)
         if data.get("kind") != KIND:
             raise ValueError(f"kind={str(data.get('kind'))[:40]!r} is not supported: expected {KIND!r}")
         return cls(
@@ -329,8 +336,31 @@ class ServeReport:
                 f"{' | '.join(ms)} | {level.requests_per_s:.1f} | "
                 f"{level.tokens_per_s:.0f} | {level.goodput_rps:.1f} | {slos} |"
             )
+        lines += self._engine_markdown()
         lines += [""] + [f"> {note}" for note in self.notes] if self.notes else []
         return "\n".join(lines) + "\n"
+
+    def _engine_markdown(self) -> list[str]:
+        """Locust's own record of the same requests, level by level, beside the samples' one."""
+        levels = [level for level in self.levels if level.engine]
+        if not levels:
+            return []
+        lines = [
+            "",
+            "Locust's own statistics of the same requests:",
+            "",
+            "| level | workers | requests (samples) | failures (errors) | p50 ms | p90 ms | p99 ms |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for level in levels:
+            engine = level.engine or {}
+            ms = [f"{engine[k]:.0f}" if engine.get(k) is not None else "-" for k in ("p50_ms", "p90_ms", "p99_ms")]
+            errors = len(level.samples) - len(level.answered)
+            lines.append(
+                f"| {level.name} | {engine.get('workers')} | {engine.get('requests')} ({len(level.samples)}) | "
+                f"{engine.get('failures')} ({errors}) | {' | '.join(ms)} |"
+            )
+        return lines
 
     def write(self, directory: str | Path) -> tuple[ServeReport, list[Path]]:
         """bench-serve.json, .md and (with matplotlib) .png, each written atomically; returns
@@ -339,44 +369,14 @@ class ServeReport:
         directory.mkdir(parents=True, exist_ok=True)
         report, written = self, []
         try:
+            from harness.bench.serve_figure import write_png
+
             written.append(write_png(self, directory / "bench-serve.png"))
         except ImportError:
             report = replace(self, notes=self.notes + ("no bench-serve.png: matplotlib is not installed",))
         atomic_write(directory / "bench-serve.json", report.to_json())
         atomic_write(directory / "bench-serve.md", report.to_markdown())
         return report, [directory / "bench-serve.json", directory / "bench-serve.md", *written]
-
-
-def write_png(report: ServeReport, path: Path) -> Path:
-    """Latency (p50/p90/p99) against answered requests per second, one point per level."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    levels = [(level, stats) for level in report.levels if (stats := level.e2e_s) is not None]
-    fig, axis = plt.subplots(figsize=(7, 4.5))
-    x = [level.requests_per_s for level, _ in levels]
-    for key, style in (("p50", "-o"), ("p90", "--s"), ("p99", ":^")):
-        axis.plot(x, [stats[key] * 1e3 for _, stats in levels], style, label=f"e2e {key}")
-    for (level, stats), rps in zip(levels, x):
-        axis.annotate(
-            level.name.removeprefix("serve "),
-            (rps, stats["p50"] * 1e3),
-            textcoords="offset points",
-            xytext=(4, -12),
-            fontsize=8,
-        )
-    axis.set(
-        xlabel="answered requests/s",
-        ylabel="end-to-end latency (ms)",
-        title=f"route {report.config.get('route')}: latency vs throughput",
-    )
-    axis.set_ylim(bottom=0)
-    axis.grid(True, alpha=0.3)
-    axis.legend(fontsize=8)
-    fig.tight_layout()
-    return save_figure(fig, path)
 
 
 def log_to_mlflow(report: ServeReport, files: list[Path], store: StoreConfig) -> str:

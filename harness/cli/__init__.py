@@ -51,7 +51,7 @@ def _each(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Paramet
 
 # Library fields whose option says it another way: RegisterConfig.generate_config is the
 # transformers flavour's model_config (--model-config).
-_RENAMED = {"generate_config": ("model_config",)}
+_RENAMED = {"generate_config": ("model_config",), "remote_workers": ("expect_workers",)}
 
 
 def _option(command: click.Command, field: str) -> str | None:
@@ -74,6 +74,7 @@ def _option(command: click.Command, field: str) -> str | None:
 def _exit_for(error: BaseException, command: click.Command) -> NoReturn:
     """The one mapping of library errors to what the user sees and the exit code."""
     from harness import ConfigError, ReportDirError, StoreUnreachable
+    from harness.bench.locust_engine import LocustRunError
     from harness.bench.pyfunc import ModelBenchError
     from harness.bench.report import IncompatibleReports
     from harness.bench.serve import ServeBenchError
@@ -91,7 +92,7 @@ def _exit_for(error: BaseException, command: click.Command) -> NoReturn:
         raise click.BadParameter(str(error), param_hint=_option(command, error.field)) from None
     if isinstance(error, (ReportDirError, StoreUnreachable, ModelBenchError, ServeBenchError, IncompatibleReports)):
         raise _UsageFailure(str(error)) from None  # found after parsing: one line, exit 2
-    if isinstance(error, SnapshotError):
+    if isinstance(error, (SnapshotError, LocustRunError)):
         raise click.ClickException(str(error)) from None  # exit 1
     raise error
 

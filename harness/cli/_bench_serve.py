@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from harness.bench.serve import ServeBenchConfig
+from harness.bench.locust_engine import DEFAULT_MASTER_PORT, LOCUSTFILE
+from harness.bench.serve import ENGINES, ServeBenchConfig
 from harness.cli import DEFAULT_HOME, _default, _echo_err, _tiny_snapshot
 from harness.cli._bench import _ints, _listed, bench
 from harness.serving.load import APIS, MAX_CONCURRENCY
@@ -86,6 +87,55 @@ if TYPE_CHECKING:
     help="Seed of the prompts and of the arrivals.",
 )
 @click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default=_default(ServeBenchConfig, "engine"),
+    show_default=True,
+    help="locust: Locust worker processes, on this machine and others (--processes, --master, --worker); "
+    f"threads: a thread pool in this process (at most {MAX_CONCURRENCY} in flight).",
+)
+@click.option(
+    "--processes",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Local Locust worker processes (default 1; with --master, 0: only the remote workers).",
+)
+@click.option(
+    "--master",
+    is_flag=True,
+    help="Run Locust's master for workers on other machines too: listen on --master-bind:--master-port and "
+    "wait for --expect-workers of them (each started with `harness bench serve --worker THIS_HOST`).",
+)
+@click.option(
+    "--expect-workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="With --master: how many workers from other machines to wait for.",
+)
+@click.option(
+    "--master-bind",
+    default="0.0.0.0",
+    show_default=True,
+    help="With --master: the address the master listens on (one the other machines can reach).",
+)
+@click.option(
+    "--master-port",
+    type=int,
+    default=DEFAULT_MASTER_PORT,
+    show_default=True,
+    help="With --master or --worker: the master's port.",
+)
+@click.option(
+    "--worker",
+    "worker_of",
+    default=None,
+    metavar="MASTER_HOST",
+    help="Only run --processes Locust workers for the master at MASTER_HOST:--master-port, until it is done; "
+    "the master writes the report.",
+)
+@click.option(
     "--report-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -121,10 +171,19 @@ def bench_serve(
     home: Path,
     no_mlflow: bool,
     snapshot_dir: Path | None,
+    engine: str,
+    processes: int | None,
+    master: bool,
+    expect_workers: int,
+    master_bind: str,
+    master_port: int,
+    worker_of: str | None,
 ) -> None:
     """Load a completions route through the real gateway, level by level, at temperature 0:
     e2e latency p50/p90/p99, requests/s, output tokens/s, goodput and errors per level.
 
+    The load comes from Locust worker processes (every request kept as a raw sample and
+    merged by the master), on this machine or, with --master and --worker, on several.
     Progress goes to stderr, the table to stdout. Exit 0, or 1 when a level misses an SLO.
     """
     from dataclasses import replace
@@ -135,6 +194,16 @@ def bench_serve(
     from harness.serving.processes import stop_all, stop_on_signals
     from harness.store import StoreConfig
 
+    from harness.bench.locust_engine import Distribution, run_workers
+
+    if worker_of is not None:
+        distribution = Distribution(processes if processes is not None else 1, 0, worker_of, master_port)
+        _echo_err(f"{distribution.processes} Locust worker process(es) for the master at {worker_of}:{master_port}")
+        run_workers(worker_of, master_port, distribution.processes)
+        _echo_err("the master let the workers go")
+        return
+    local = processes if processes is not None else (0 if master else 1)
+    distribution = Distribution(local, expect_workers, master_bind, master_port) if master else Distribution(local)
     levels = _ints(concurrency, "--concurrency") if concurrency is not None else None
     cfg = ServeBenchConfig(
         url=url,
@@ -148,6 +217,9 @@ def bench_serve(
         slo=slos,
         seed=seed,
         snapshot=str(snapshot_dir) if snapshot_dir else None,
+        engine=engine,
+        processes=distribution.processes,
+        remote_workers=distribution.remote_workers,
     )
     folder = ensure_writable(report_dir or report_folder("bench-serve"))
     store = StoreConfig(home=home)
@@ -157,7 +229,9 @@ def bench_serve(
         try:
             if url is None:
                 cfg = replace(cfg, url=_bench_servers(route, store, snapshot_dir))
-            report = run_serve_bench(cfg, progress=_echo_err)
+            report = run_serve_bench(
+                cfg, progress=_echo_err, distribution=distribution, log_dir=store.log_dir("bench-serve-locust")
+            )
         finally:
             stop_all()
     report, files = report.write(folder)
@@ -200,3 +274,13 @@ def _bench_servers(route_name: str, store: StoreConfig, snapshot_dir: Path | Non
     )
     _echo_err(f"gateway: {loopback.endpoint('model')}")
     return loopback.gateway.url
+
+
+@bench.command("locustfile")
+def bench_locustfile() -> None:
+    """Print the path of the harness's locustfile, for plain Locust and its web UI:
+
+    locust -f $(harness bench locustfile) --host GATEWAY_URL --route ROUTE
+    [--prompts-file bench-serve.json]
+    """
+    click.echo(str(LOCUSTFILE))

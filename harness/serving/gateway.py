@@ -190,11 +190,19 @@ class Transport:
             response = self.session.request(
                 method, self.base_url + path, headers=headers, timeout=self.timeout_s, **kwargs
             )
-        except requests.Timeout:
-            raise GatewayError(None, route, f"no answer within {self.timeout_s:g}s") from None
-        except requests.ConnectionError as error:
-            raise GatewayError(None, route, f"cannot connect to {self.base_url}: {type(error).__name__}") from None
+        except requests.RequestException as error:
+            raise self._unanswered(error, route) from None
+        # Locust's session does not raise: it answers status 0 and keeps the exception.
+        if response.status_code == 0 and isinstance(kept := getattr(response, "error", None), Exception):
+            raise self._unanswered(kept, route)
         return self._decode(response, route)
+
+    def _unanswered(self, error: Exception, route: str | None) -> Exception:
+        if isinstance(error, requests.Timeout):
+            return GatewayError(None, route, f"no answer within {self.timeout_s:g}s")
+        if isinstance(error, requests.ConnectionError):
+            return GatewayError(None, route, f"cannot connect to {self.base_url}: {type(error).__name__}")
+        return error
 
     @staticmethod
     def _decode(response: requests.Response, route: str | None) -> Any:
@@ -271,6 +279,11 @@ class DeploymentsGatewayClient:
             "POST", f"/endpoints/{endpoint}/invocations", endpoint, data=json.dumps(request.body(AnswerShape.CHOICES))
         )
         return parse_completion(data, endpoint)
+
+    def complete(self, api: str, endpoint: str, request: CompletionRequest) -> Completion:
+        """One completion through ``api``: ``invocations`` (:meth:`query`) or ``openai``
+        (:meth:`query_openai`)."""
+        return (self.query if api == "invocations" else self.query_openai)(endpoint, request)
 
     def query_openai(self, endpoint: str, request: CompletionRequest) -> Completion:
         """The same completion through the gateway's OpenAI-compatible ``/v1/completions``,

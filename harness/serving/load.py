@@ -107,8 +107,16 @@ def _validated(
     api: str = APIS[0],
 ) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
     prompts = _Load(prompts, duration_s, concurrency, max_tokens, api).prompts  # type: ignore[arg-type]  # checked
+    return tuple(prompts), align_expected(prompts, expected)
+
+
+def align_expected(
+    prompts: Sequence[str], expected: Mapping[str, str] | Sequence[str] | None
+) -> tuple[str, ...] | None:
+    """``expected`` (a mapping prompt -> answer, or answers in prompt order) as answers in
+    prompt order; ValueError naming the field when it does not cover every prompt."""
     if expected is None:
-        return tuple(prompts), None
+        return None
     if isinstance(expected, Mapping):
         missing = [p for p in prompts if p not in expected]
         if missing:
@@ -123,7 +131,7 @@ def _validated(
             f"expected is invalid: allowed a mapping prompt -> answer or a "
             f"sequence of {len(prompts)} string answers aligned with prompts"
         )
-    return tuple(prompts), answers
+    return answers
 
 
 def _send(
@@ -138,9 +146,8 @@ def _send(
 ) -> Sample:
     """One request at temperature 0; its latency counts from ``due`` (when it was meant to go)."""
     request = CompletionRequest(prompts[prompt], temperature=0.0, max_tokens=max_tokens)
-    query = client.query if api == "invocations" else client.query_openai
     try:
-        text = query(route_name, request).text
+        text = client.complete(api, route_name, request).text
         return Sample(prompt, time.perf_counter() - due, True, 200, text, due - run_start)
     except GatewayError as error:
         return Sample(prompt, time.perf_counter() - due, False, error.status, error.message, due - run_start)
@@ -250,3 +257,14 @@ def run_arrivals(
             raise
     elapsed = time.perf_counter() - started
     return LoadResult(prompts, samples, elapsed, max_in_flight, answers)
+
+
+def poisson_arrivals(rate: float, duration_s: float, seed: int) -> np.ndarray:
+    """Offsets (s) of a Poisson process at ``rate``/s within ``duration_s``: the cumulative
+    sum of exponential gaps (mean 1/rate) drawn from ``numpy.random.default_rng(seed)``."""
+    rng = np.random.default_rng(seed)
+    chunk = int(rate * duration_s * 1.2) + 16
+    times = np.cumsum(rng.exponential(1.0 / rate, chunk))
+    while times[-1] < duration_s:
+        times = np.concatenate([times, times[-1] + np.cumsum(rng.exponential(1.0 / rate, chunk))])
+    return times[times < duration_s]

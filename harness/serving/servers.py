@@ -50,7 +50,7 @@ class ServerProcess:
         name: str,
         argv: Sequence[str],
         port: int,
-        health_path: str,
+        health_path: str | None,  # None: no HTTP readiness to wait for (owned from the spawn)
         env: Mapping[str, str] | None = None,
         ready_timeout_s: float = 90.0,
         log_dir: str | os.PathLike | None = None,
@@ -108,6 +108,8 @@ class ServerProcess:
     def _wait_ready(self) -> None:
         if self.process is None:
             raise ServerError(f"{self.name} was never started")
+        if self.health_path is None:
+            return
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -32,11 +32,14 @@ SCHEMA = json.loads(SCHEMA_PATH.read_text())
 @pytest.mark.parametrize(
     "field, kwargs, allowed",
     [
-        ("concurrency", {"concurrency": (0, 2)}, "1-64"),
-        ("concurrency", {"concurrency": (65,)}, "1-64"),
-        ("concurrency", {"concurrency": ()}, "1-64"),
+        ("concurrency", {"concurrency": (0, 2)}, "1-10000"),
+        ("concurrency", {"concurrency": (10001,)}, "1-10000"),
+        ("concurrency", {"concurrency": (65,), "engine": "threads"}, "1-64 in one process"),
+        ("concurrency", {"concurrency": ()}, "1-10000"),
         ("concurrency", {"concurrency": (2, 2)}, "distinct"),
-        ("concurrency", {"concurrency": (True,)}, "1-64"),
+        ("concurrency", {"concurrency": (True,)}, "1-10000"),
+        ("concurrency", {"rate": 5.0, "concurrency": (1, 4), "processes": 2}, ">= 2, one user per worker"),
+        ("engine", {"engine": "asyncio"}, "locust"),
         ("rate", {"rate": 0.0}, "(0, 1000]"),
         ("rate", {"rate": float("inf")}, "(0, 1000]"),
         ("rate", {"rate": 0.5, "duration_s": 1.0}, "rate x duration >= 1"),
@@ -173,7 +176,6 @@ def test_report_json_round_trips_and_matches_the_schema(tmp_path):
 
 
 def test_write_makes_json_markdown_png_and_notes_a_missing_matplotlib(tmp_path, monkeypatch):
-    import harness.bench.serve_report as serve_report
 
     written, files = _report().write(tmp_path / "a")
     assert [f.name for f in files] == ["bench-serve.json", "bench-serve.md", "bench-serve.png"]
@@ -183,7 +185,9 @@ def test_write_makes_json_markdown_png_and_notes_a_missing_matplotlib(tmp_path, 
     def no_matplotlib(*args):
         raise ImportError("No module named 'matplotlib'")
 
-    monkeypatch.setattr(serve_report, "write_png", no_matplotlib)
+    from harness.bench import serve_figure
+
+    monkeypatch.setattr(serve_figure, "write_png", no_matplotlib)
     written, files = _report().write(tmp_path / "b")
     assert [f.name for f in files] == ["bench-serve.json", "bench-serve.md"]
     assert "matplotlib is not installed" in written.notes[-1]
@@ -254,6 +258,7 @@ def test_run_serve_bench_against_a_mock_gateway(tiny_snapshot, api, rate):
         max_tokens=4,
         slo=("e2e_p99_ms<=10000",),
         snapshot=str(tiny_snapshot),
+        engine="threads",  # the mock answers in this process only
     )
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         _mock_gateway(rsps)
@@ -278,7 +283,12 @@ def test_cli_usage_errors_name_the_option_and_its_range(tmp_path):
         )
 
     for args, option, allowed in (
-        (["--concurrency", "0,4"], "--concurrency", "1-64"),
+        (["--concurrency", "0,4"], "--concurrency", "1-10000"),
+        (["--concurrency", "65", "--engine", "threads"], "--concurrency", "1-64 in one process"),
+        (["--rate", "5", "--concurrency", "1", "--processes", "2"], "--concurrency", ">= 2, one user per worker"),
+        (["--processes", "0"], "--processes", "allowed 1-64"),
+        (["--master", "--master-port", "0"], "--master-port", "1-65535"),
+        (["--master", "--expect-workers", "0"], "--processes", "allowed 1-64"),
         (["--concurrency", "1,x"], "--concurrency", "integers"),
         (["--rate", "-2"], "--rate", "(0, 1000]"),
         (["--duration", "0"], "--duration", "(0, 3600]"),

@@ -1,0 +1,125 @@
+"""Locust's master and workers for ``harness bench serve``, each its own process:
+
+    python -m harness.bench._locust_run master PLAN.json OUT.json --bind HOST --port N --workers N
+    python -m harness.bench._locust_run worker --master-host HOST --port N
+
+The master waits for its workers, then runs the plan's levels one after another: it sends
+each worker its share, starts the level's users, waits until every worker has sent its
+count (or the level's time is well past), stops the users, and after the last level writes
+every level's merged samples to OUT.json (atomically) and tells the workers to quit.
+Importing Locust patches this process with gevent; the harness process never does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from locust import events
+from locust.env import Environment
+
+import gevent
+
+from harness.bench.locustfile import LEVEL, CompletionsUser, attach_master, attach_worker, locust_stats
+
+_GRACE_S = 90.0  # past a level's duration: two request timeouts and the last batch
+
+
+def _wait(ready: Callable[[], bool], timeout_s: float, poll_s: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if time.monotonic() > deadline:
+            return False
+        gevent.sleep(poll_s)
+    return True
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def run_master(plan: dict[str, Any], out: Path, bind: str, port: int, workers: int, connect_timeout_s: float) -> int:
+    env = Environment(user_classes=[CompletionsUser], events=events, host=plan["url"])
+    runner = env.create_master_runner(bind, port)
+    collector = attach_master(runner)
+    _say(f"master on {bind}:{port}: waiting for {workers} worker(s)")
+    if not _wait(lambda: len(runner.clients.ready) >= workers, connect_timeout_s):
+        _say(f"error: {len(runner.clients.ready)} of {workers} worker(s) connected within {connect_timeout_s:g} s")
+        runner.quit()
+        return 3
+    levels = []
+    for index, level in enumerate(plan["levels"]):
+        ids = sorted(c.id for c in runner.clients.ready)
+        for share, worker in enumerate(ids):
+            runner.send_message(
+                LEVEL,
+                {**plan["request"], **level, "level": index, "share": share, "shares": len(ids)},
+                client_id=worker,
+            )
+        _say(f"level {index}: {level['users']} user(s) on {len(ids)} worker(s)")
+        runner.start(level["users"], spawn_rate=max(level["users"], 1))
+        finished = _wait(
+            lambda: all((w, index) in collector.done for w in ids), level["duration_s"] + _GRACE_S, poll_s=0.05
+        )
+        runner.stop()
+        stats = locust_stats(collector.engine_stats(index, ids))
+        levels.append({**collector.level(index, ids), "locust": stats, "complete": finished})
+        _say(f"level {index}: {'done' if finished else 'TIMED OUT'}, {len(levels[-1]['rows'])} sample(s)")
+        _wait(lambda: len(runner.clients.ready) >= len(ids), 30.0)
+    _write(out, {"locust_version": _locust_version(), "workers": workers, "levels": levels})
+    runner.quit()
+    return 0
+
+
+def run_worker(master_host: str, port: int) -> int:
+    env = Environment(user_classes=[CompletionsUser], events=events)
+    runner = env.create_worker_runner(master_host, port)
+    attach_worker(runner)
+    _say(f"worker connected to {master_host}:{port}")
+    runner.greenlet.join()
+    return 0
+
+
+def _locust_version() -> str:
+    import locust
+
+    return str(locust.__version__)
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    # Not harness._reporting: this process imports as little of the harness as it can.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as file:
+        json.dump(data, file)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.bench._locust_run")
+    roles = parser.add_subparsers(dest="role", required=True)
+    master = roles.add_parser("master")
+    master.add_argument("plan", type=Path)
+    master.add_argument("out", type=Path)
+    master.add_argument("--bind", default="127.0.0.1")
+    master.add_argument("--port", type=int, required=True)
+    master.add_argument("--workers", type=int, required=True)
+    master.add_argument("--connect-timeout", type=float, default=120.0)
+    worker = roles.add_parser("worker")
+    worker.add_argument("--master-host", required=True)
+    worker.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    if args.role == "master":
+        plan = json.loads(args.plan.read_text())
+        return run_master(plan, args.out, args.bind, args.port, args.workers, args.connect_timeout)
+    return run_worker(args.master_host, args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
