@@ -65,17 +65,28 @@ def run_master(plan: dict[str, Any], out: Path, bind: str, port: int, workers: i
             )
         _say(f"level {index}: {level['users']} user(s) on {len(ids)} worker(s)")
         runner.start(level["users"], spawn_rate=max(level["users"], 1))
-        finished = _wait(
-            lambda: all((w, index) in collector.done for w in ids), level["duration_s"] + _GRACE_S, poll_s=0.05
+        _wait(
+            lambda: all((w, index) in collector.done for w in ids) or _lost_worker(runner, ids),
+            level["duration_s"] + _GRACE_S,
+            poll_s=0.05,
         )
+        finished = all((w, index) in collector.done for w in ids)
         runner.stop()
         stats = locust_stats(collector.engine_stats(index, ids))
         levels.append({**collector.level(index, ids), "locust": stats, "complete": finished})
-        _say(f"level {index}: {'done' if finished else 'TIMED OUT'}, {len(levels[-1]['rows'])} sample(s)")
+        _say(f"level {index}: {'done' if finished else 'INCOMPLETE'}, {len(levels[-1]['rows'])} sample(s)")
+        if not finished:  # a worker was lost or ran out of time: what follows would not be comparable
+            break
         _wait(lambda: len(runner.clients.ready) >= len(ids), 30.0)
     _write(out, {"locust_version": _locust_version(), "workers": workers, "levels": levels})
     runner.quit()
     return 0
+
+
+def _lost_worker(runner: Any, ids: list[str]) -> bool:
+    """A worker of this level quit or stopped sending heartbeats: its count will not come."""
+    present = {c.id for c in runner.clients.all} - {c.id for c in runner.clients.missing}
+    return any(w not in present for w in ids)
 
 
 def run_worker(master_host: str, port: int) -> int:

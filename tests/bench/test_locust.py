@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -22,9 +23,12 @@ from harness.serving.load import poisson_arrivals
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("loopback")]
 
 
+def _locust_children(pid):
+    return [p for p in psutil.Process(pid).children(recursive=True) if "_locust_run" in " ".join(p.cmdline())]
+
+
 def _locust_processes():
-    me = psutil.Process()
-    return [p for p in me.children(recursive=True) if "harness.bench._locust_run" in " ".join(p.cmdline())]
+    return _locust_children(os.getpid())
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +198,47 @@ def test_a_master_waits_for_a_worker_started_apart(loopback, expected, tiny_snap
     assert worker.returncode == 0 and "the master let the workers go" in output, output[-2000:]
     assert level.engine["workers"] == 1 and len(level.samples) == level.engine["requests"] > 0
     assert level.mismatches == 0 and not level.errors
+
+
+def test_a_worker_lost_mid_level_fails_the_run(loopback, expected, tiny_snapshot, tmp_path):
+    """A remote worker that dies takes its samples with it: the run fails, it does not report
+    a level with a worker's share missing."""
+    from harness.bench.locust_engine import LocustRunError
+    from harness.serving.servers import free_port
+
+    port = free_port()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "bench", "serve", "--worker", "127.0.0.1", "--master-port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+    def kill_the_remote_worker_once_it_runs(message):
+        if message.startswith("locust:"):
+
+            def kill():
+                deadline = time.monotonic() + 60  # a hang guard
+                while not (found := _locust_children(worker.pid)) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                time.sleep(6.0)  # connected, and the 30 s level under way
+                for process in found:
+                    process.kill()  # the remote machine's Locust worker, not its owner
+
+            threading.Thread(target=kill, daemon=True).start()
+
+    cfg = _cfg(loopback, tiny_snapshot, concurrency=(2,), duration_s=30.0, processes=1, remote_workers=1)
+    try:
+        with pytest.raises(LocustRunError, match="samples went missing"):
+            run_serve_bench(
+                cfg,
+                expected=expected,
+                distribution=Distribution(1, 1, "127.0.0.1", port),
+                log_dir=tmp_path / "logs",
+                progress=kill_the_remote_worker_once_it_runs,
+            )
+        assert worker.wait(timeout=60) == 1  # its owner says its worker died, and stops
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+    assert not _locust_processes()
