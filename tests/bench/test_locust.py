@@ -174,18 +174,20 @@ def test_a_signal_stops_the_master_and_every_worker(loopback, tmp_path, record_p
     assert left == set(), [(p.pid, p.cmdline()) for p in left]
 
 
-def test_a_master_waits_for_a_worker_started_apart(loopback, expected, tiny_snapshot, tmp_path):
-    """The two-machine command lines, on one machine: `--worker HOST` workers for a master
-    that runs no local worker of its own."""
+def _remote_worker():
+    """What a load machine runs, `harness bench serve --worker HOST`, for a master on a free port."""
     from harness.serving.servers import free_port
 
     port = free_port()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "bench", "serve", "--worker", "127.0.0.1", "--master-port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    argv = [sys.executable, "-m", "harness.cli", "bench", "serve", "--worker", "127.0.0.1", "--master-port", str(port)]
+    worker = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return port, worker
+
+
+def test_a_master_waits_for_a_worker_started_apart(loopback, expected, tiny_snapshot, tmp_path):
+    """The two-machine command lines, on one machine: `--worker HOST` workers for a master
+    that runs no local worker of its own."""
+    port, worker = _remote_worker()
     try:
         cfg = _cfg(loopback, tiny_snapshot, concurrency=(2,), duration_s=1.5, processes=0, remote_workers=1)
         where = Distribution(0, 1, "127.0.0.1", port)
@@ -193,7 +195,8 @@ def test_a_master_waits_for_a_worker_started_apart(loopback, expected, tiny_snap
         output = worker.communicate(timeout=60)[0]  # the master let it go
     finally:
         if worker.poll() is None:
-            worker.kill()
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.communicate()
     (level,) = report.levels
     assert worker.returncode == 0 and "the master let the workers go" in output, output[-2000:]
     assert level.engine["workers"] == 1 and len(level.samples) == level.engine["requests"] > 0
@@ -204,15 +207,8 @@ def test_a_worker_lost_mid_level_fails_the_run(loopback, expected, tiny_snapshot
     """A remote worker that dies takes its samples with it: the run fails, it does not report
     a level with a worker's share missing."""
     from harness.bench.locust_engine import LocustRunError
-    from harness.serving.servers import free_port
 
-    port = free_port()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "bench", "serve", "--worker", "127.0.0.1", "--master-port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    port, worker = _remote_worker()
 
     def kill_the_remote_worker_once_it_runs(message):
         if message.startswith("locust:"):
@@ -237,8 +233,10 @@ def test_a_worker_lost_mid_level_fails_the_run(loopback, expected, tiny_snapshot
                 log_dir=tmp_path / "logs",
                 progress=kill_the_remote_worker_once_it_runs,
             )
-        assert worker.wait(timeout=60) == 1  # its owner says its worker died, and stops
+        output = worker.communicate(timeout=60)[0]
+        assert worker.returncode == 1, output[-2000:]  # its owner says its worker died, and stops
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
+            worker.communicate()
     assert not _locust_processes()
