@@ -191,15 +191,15 @@ def bench_serve(
     from harness import ensure_writable, report_folder
     from harness.bench.serve import run_serve_bench
     from harness.bench.serve_report import log_to_mlflow
+    from harness.bench.locust_engine import Distribution, run_workers
     from harness.serving.processes import stop_all, stop_on_signals
     from harness.store import StoreConfig
-
-    from harness.bench.locust_engine import Distribution, run_workers
 
     if worker_of is not None:
         distribution = Distribution(processes if processes is not None else 1, 0, worker_of, master_port)
         _echo_err(f"{distribution.processes} Locust worker process(es) for the master at {worker_of}:{master_port}")
-        run_workers(worker_of, master_port, distribution.processes)
+        with stop_on_signals():  # a signal stops the workers too (run_workers' finally)
+            run_workers(worker_of, master_port, distribution.processes)
         _echo_err("the master let the workers go")
         return
     local = processes if processes is not None else (0 if master else 1)

@@ -240,3 +240,26 @@ def test_a_worker_lost_mid_level_fails_the_run(loopback, expected, tiny_snapshot
             os.killpg(worker.pid, signal.SIGKILL)
             worker.communicate()
     assert not _locust_processes()
+
+
+def test_a_signal_stops_a_load_machine_and_its_workers(tmp_path):
+    from conftest import finish_owner
+
+    mark = uuid.uuid4().hex
+    port = 9  # no master ever answers there: the workers wait for one
+    argv = [sys.executable, "-m", "harness.cli", "bench", "serve", "--worker", "127.0.0.1", "--master-port", str(port)]
+    process = subprocess.Popen(
+        [*argv, "--processes", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, _MARK: mark},
+    )
+    deadline = time.monotonic() + 60  # a hang guard
+    while len(_locust_children(process.pid)) < 2:
+        assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    output, left = finish_owner(process, _MARK, mark)
+    assert process.returncode == 128 + signal.SIGTERM, output[-2000:]
+    assert left == set(), [(p.pid, p.cmdline()) for p in left]
