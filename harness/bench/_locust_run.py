@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +25,7 @@ from locust.env import Environment
 
 import gevent
 
+from harness._reporting import atomic_write
 from harness.bench.locustfile import LEVEL, CompletionsUser, attach_master, attach_worker, locust_stats
 
 _GRACE_S = 90.0  # past a level's duration: two request timeouts and the last batch
@@ -78,7 +77,7 @@ def run_master(plan: dict[str, Any], out: Path, bind: str, port: int, workers: i
         if not finished:  # a worker was lost or ran out of time: what follows would not be comparable
             break
         _wait(lambda: len(runner.clients.ready) >= len(ids), 30.0)
-    _write(out, {"locust_version": _locust_version(), "workers": workers, "levels": levels})
+    atomic_write(out, json.dumps({"locust_version": _locust_version(), "workers": workers, "levels": levels}))
     runner.quit()
     return 0
 
@@ -102,14 +101,6 @@ def _locust_version() -> str:
     import locust
 
     return str(locust.__version__)
-
-
-def _write(path: Path, data: dict[str, Any]) -> None:
-    # Not harness._reporting: this process imports as little of the harness as it can.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as file:
-        json.dump(data, file)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:

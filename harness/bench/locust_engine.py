@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +27,10 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 DEFAULT_MASTER_PORT = 5557  # Locust's own default
 _RUN = (sys.executable, "-m", "harness.bench._locust_run")
 _LOCAL_BINDS = ("127.0.0.1", "*", "0.0.0.0")
+MAX_PROCESSES = 64
+# Declared once: the serve-bench settings and the distribution check them alike.
+Processes = Annotated[int, IntIn(0, MAX_PROCESSES)]
+RemoteWorkers = Annotated[int, IntIn(0, 1024)]
 
 
 class LocustRunError(RuntimeError):
@@ -45,15 +49,15 @@ class LevelPlan:
 class Distribution:
     """Where the load comes from: local worker processes, and workers on other machines."""
 
-    processes: Annotated[int, IntIn(0, 64)] = 1
-    remote_workers: Annotated[int, IntIn(0, 1024)] = 0
+    processes: Processes = 1
+    remote_workers: RemoteWorkers = 0
     # Where the master listens; workers on other machines need an address they can reach.
     master_bind: Annotated[str, Matching(r"^(\*|[A-Za-z0-9.:-]{1,253})$", "a host name or IP address, or *")] = HOST
     master_port: Annotated[int | None, IntIn(1, 65535)] = None  # None: a free port (local runs)
 
     def __post_init__(self) -> None:
         if self.workers < 1:
-            raise ConfigError("processes", "processes=0 is invalid without remote workers: allowed 1-64")
+            raise ConfigError("processes", f"processes=0 is invalid without remote workers: allowed 1-{MAX_PROCESSES}")
 
     @property
     def workers(self) -> int:
@@ -63,8 +67,7 @@ class Distribution:
 @dataclass(frozen=True)
 class LevelRun:
     result: LoadResult
-    locust: dict[str, Any]  # Locust's own count and percentiles of the same requests
-    workers: int
+    engine: dict[str, Any]  # Locust's own count and percentiles of the same requests (a Level's `engine`)
 
 
 def run_levels(
@@ -106,9 +109,9 @@ def run_levels(
     if master.process is None or master.process.returncode != 0 or not out.exists():
         raise LocustRunError(f"locust master {master.exit_description()}; log tail:\n{master.log_tail()}")
     data = json.loads(out.read_text())
+    engine = {"name": "locust", "version": data["locust_version"], "workers": data["workers"]}
     prompts = tuple(request["prompts"])
-    runs = [_level_run(got, level, prompts, expected, data["workers"]) for got, level in zip(data["levels"], levels)]
-    return [replace(run, locust={"version": data["locust_version"], **run.locust}) for run in runs]
+    return [_level_run(got, level, prompts, expected, engine) for got, level in zip(data["levels"], levels)]
 
 
 def run_workers(master_host: str, port: int, processes: int, log_dir: Path | None = None) -> None:
@@ -119,10 +122,9 @@ def run_workers(master_host: str, port: int, processes: int, log_dir: Path | Non
         for index in range(processes):
             workers.append(_worker(master_host, port, folder, index))
         while any(w.process is not None and w.process.poll() is None for w in workers):
+            _raise_if_failed(workers)
             time.sleep(0.2)
-        failed = [w for w in workers if w.process is not None and w.process.returncode != 0]
-        if failed:
-            raise LocustRunError(f"{failed[0].name} {failed[0].exit_description()}; log tail:\n{failed[0].log_tail()}")
+        _raise_if_failed(workers)
     finally:
         _stop(*workers)
 
@@ -143,16 +145,24 @@ def _worker(master_host: str, port: int, folder: Path, index: int) -> ServerProc
 def _wait_for(master: ServerProcess, workers: list[ServerProcess], budget_s: float) -> None:
     deadline = time.monotonic() + budget_s
     while master.process is not None and master.process.poll() is None:
-        for worker in workers:
-            if worker.process is not None and worker.process.poll() not in (None, 0):
-                raise LocustRunError(f"{worker.name} {worker.exit_description()}; log tail:\n{worker.log_tail()}")
+        _raise_if_failed(workers)
         if time.monotonic() > deadline:
             raise LocustRunError(f"locust master still running after {budget_s:g} s; log tail:\n{master.log_tail()}")
         time.sleep(0.2)
 
 
+def _raise_if_failed(workers: list[ServerProcess]) -> None:
+    for worker in workers:
+        if worker.process is not None and worker.process.poll() not in (None, 0):
+            raise LocustRunError(f"{worker.name} {worker.exit_description()}; log tail:\n{worker.log_tail()}")
+
+
 def _level_run(
-    level: dict[str, Any], plan: LevelPlan, prompts: tuple[str, ...], expected: Sequence[str] | None, workers: int
+    level: dict[str, Any],
+    plan: LevelPlan,
+    prompts: tuple[str, ...],
+    expected: Sequence[str] | None,
+    engine: dict[str, Any],
 ) -> LevelRun:
     lost = [a for a in level["workers"] if a["sent"] != a["received"]]
     if lost or not level["complete"]:
@@ -165,4 +175,4 @@ def _level_run(
     if plan.rate is None:
         elapsed = max(elapsed, plan.duration_s)
     result = LoadResult(prompts, samples, elapsed, plan.users, tuple(expected) if expected is not None else None)
-    return LevelRun(result, level["locust"], workers)
+    return LevelRun(result, {**engine, **level["locust"]})

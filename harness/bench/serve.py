@@ -35,7 +35,7 @@ from harness._validation import (
     OneOf,
     settings,
 )
-from harness.bench.locust_engine import Distribution, LevelPlan, LevelRun, run_levels
+from harness.bench.locust_engine import Distribution, LevelPlan, LevelRun, Processes, RemoteWorkers, run_levels
 from harness.bench.serve_report import Level, RequestSample, ServeReport, Slo
 from harness.serving.gateway import CompletionRequest, DeploymentsGatewayClient, GatewayError
 from harness.serving.load import (
@@ -54,7 +54,6 @@ MAX_PROMPT_TOKENS = 32768
 MAX_DURATION_S = 3600.0
 MAX_RATE = 1000.0
 MAX_USERS = 10000  # Locust users in one level, over all its workers
-MAX_PROCESSES = 64
 ENGINES = ("locust", "threads")
 _WORD_RE = re.compile(r" [A-Za-z]{2,}")
 
@@ -95,8 +94,8 @@ class ServeBenchConfig:
     snapshot: str | None = None  # whose tokenizer counts tokens (default: the tiny snapshot)
     prompts_per_length: Annotated[int, IntIn(1, 256)] = 8
     engine: Annotated[str, OneOf(ENGINES)] = "locust"
-    processes: Annotated[int, IntIn(0, MAX_PROCESSES)] = 1  # local Locust worker processes
-    remote_workers: Annotated[int, IntIn(0, 1024)] = 0  # Locust workers on other machines
+    processes: Processes = 1  # local Locust worker processes
+    remote_workers: RemoteWorkers = 0  # Locust workers on other machines
 
     def __post_init__(self) -> None:
         workers = Distribution(self.processes, self.remote_workers).workers  # checks them
@@ -211,7 +210,7 @@ def to_level(
         cfg.slo,
         len(result.mismatches) if result is not None and result.expected else None,
         examples,
-        None if run is None else {"name": "locust", "workers": run.workers, **run.locust},
+        None if run is None else run.engine,
     )
 
 

@@ -10,6 +10,7 @@ from harness.bench._locust_share import Collector, Share
 from harness.bench.locust_engine import Distribution, LevelPlan, LocustRunError, _level_run
 
 PROMPTS = ("a", "b", "c", "d", "e")
+ENGINE = {"name": "locust", "version": "2.47.0", "workers": 1}
 
 
 def _share(**kwargs):
@@ -94,12 +95,12 @@ def _level(rows, accounts, complete=True):
 
 def test_a_lost_sample_or_an_unfinished_worker_fails_the_run():
     plan = LevelPlan(users=2, rate=None, duration_s=1.0, seed=0)
-    ok = _level_run(_level([_row(0.1)], [{"share": 0, "sent": 1, "received": 1}]), plan, PROMPTS, None, 1)
+    ok = _level_run(_level([_row(0.1)], [{"share": 0, "sent": 1, "received": 1}]), plan, PROMPTS, None, ENGINE)
     assert ok.result.requests == 1 and ok.result.elapsed_s == pytest.approx(1.0)
     with pytest.raises(LocustRunError, match="worker share 0: sent 2, received 1"):
-        _level_run(_level([_row(0.1)], [{"share": 0, "sent": 2, "received": 1}]), plan, PROMPTS, None, 1)
+        _level_run(_level([_row(0.1)], [{"share": 0, "sent": 2, "received": 1}]), plan, PROMPTS, None, ENGINE)
     with pytest.raises(LocustRunError, match="never finished"):
-        _level_run(_level([], [{"share": 0, "sent": 0, "received": 0}], complete=False), plan, PROMPTS, None, 1)
+        _level_run(_level([], [{"share": 0, "sent": 0, "received": 0}], complete=False), plan, PROMPTS, None, ENGINE)
 
 
 @pytest.mark.parametrize(
