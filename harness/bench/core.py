@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from harness.model.generation import Generator
 
 SHAPES = ("mpt-7b", "tiny")
-DEVICES = ("cpu", "cuda")
+BENCH_DEVICES = ("cpu", "cuda")
 
 
 @settings()
@@ -30,7 +30,7 @@ class BenchConfig:
     # An MLflow model whose predict is benchmarked against raw generate; the snapshot's
     # tokenizer then only sizes the prompts.
     model_uri: str | None = None
-    device: Annotated[str, OneOf(DEVICES)] = "cpu"
+    device: Annotated[str, OneOf(BENCH_DEVICES)] = "cpu"
     dtype: str = "auto"
     batch_sizes: Annotated[tuple[int, ...], DistinctInts(1, 1024)] = (1, 8)
     prompt_tokens: Annotated[tuple[int, ...], DistinctInts(8, 32768)] = (128,)

@@ -32,7 +32,7 @@ from locust.stats import StatsEntry
 
 from harness.bench._locust_share import Collector, Row, Share
 from harness.serving.gateway import CompletionRequest, DeploymentsGatewayClient, GatewayError, Transport
-from harness.serving.load import APIS, poisson_arrivals
+from harness.serving.load import LOAD_APIS, poisson_arrivals
 from harness.serving.route import SEED_ROUTE_NAME
 
 LEVEL, SAMPLES, DONE = "harness_level", "harness_samples", "harness_done"
@@ -82,7 +82,9 @@ class CompletionsUser(HttpUser):
 def _options(parser: Any) -> None:
     group = parser.add_argument_group("harness", "The completions route to load (harness bench locustfile).")
     group.add_argument("--route", default=SEED_ROUTE_NAME, help="The completions route (endpoint) to load.")
-    group.add_argument("--api", choices=APIS, default=APIS[0], help="invocations, or openai (/v1/completions).")
+    group.add_argument(
+        "--api", choices=LOAD_APIS, default=LOAD_APIS[0], help="invocations, or openai (/v1/completions)."
+    )
     group.add_argument("--max-tokens", type=int, default=16, help="max_tokens of every request.")
     group.add_argument(
         "--prompts-file",
@@ -112,7 +114,7 @@ def _plain_start(environment: Environment, **_: Any) -> None:
     _state["share"] = Share(
         level=0,
         route=getattr(options, "route", SEED_ROUTE_NAME),
-        api=getattr(options, "api", APIS[0]),
+        api=getattr(options, "api", LOAD_APIS[0]),
         max_tokens=getattr(options, "max_tokens", 16),
         prompts=read_prompts(getattr(options, "prompts_file", "")),
         duration_s=None,

@@ -39,7 +39,7 @@ from harness.bench.locust_engine import Distribution, LevelPlan, LevelRun, Proce
 from harness.bench.serve_report import Level, RequestSample, ServeReport, Slo
 from harness.serving.gateway import CompletionRequest, DeploymentsGatewayClient, GatewayError
 from harness.serving.load import (
-    APIS,
+    LOAD_APIS,
     MAX_CONCURRENCY,
     LoadResult,
     MaxTokens,
@@ -90,7 +90,7 @@ class ServeBenchConfig:
     max_tokens: MaxTokens = 16
     slo: Annotated[tuple[str, ...], BeforeValidator(_one_or_many), AfterValidator(_slos)] = ()  # "e2e_p90_ms<=500"
     seed: Annotated[int, IntIn(0, 2**63 - 1, "an integer >= 0")] = 0
-    api: Annotated[str, OneOf(APIS)] = "invocations"  # or "openai": the gateway's /v1/completions
+    api: Annotated[str, OneOf(LOAD_APIS)] = "invocations"  # or "openai": the gateway's /v1/completions
     snapshot: str | None = None  # whose tokenizer counts tokens (default: the tiny snapshot)
     prompts_per_length: Annotated[int, IntIn(1, 256)] = 8
     engine: Annotated[str, OneOf(ENGINES)] = "locust"

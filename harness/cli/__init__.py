@@ -78,7 +78,7 @@ def _exit_for(error: BaseException, command: click.Command) -> NoReturn:
     from harness.bench.pyfunc import ModelBenchError
     from harness.bench.report import IncompatibleReports
     from harness.bench.serve import ServeBenchError
-    from harness.gate.candidate import CandidateError
+    from harness.gate.candidate import CandidateSpecError
     from harness.model.snapshot import SnapshotError
     from harness.serving.processes import Interrupted
     from harness.serving.route import RouteError
@@ -86,7 +86,7 @@ def _exit_for(error: BaseException, command: click.Command) -> NoReturn:
     if isinstance(error, Interrupted):
         _echo_err(f"interrupted ({error.signame}); stopping")
         raise SystemExit(error.exit_code) from None
-    if isinstance(error, (CandidateError, RouteError)):  # a candidate or route file: its own words
+    if isinstance(error, (CandidateSpecError, RouteError)):  # a candidate or route file: its own words
         raise click.UsageError(str(error)) from None
     if isinstance(error, ConfigError):  # a bad setting: exit 2, naming its option
         raise click.BadParameter(str(error), param_hint=_option(command, error.field)) from None

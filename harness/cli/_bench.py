@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from harness.bench.compare import Threshold
-from harness.bench.core import DEVICES, SHAPES, BenchConfig
+from harness.bench.core import BENCH_DEVICES, SHAPES, BenchConfig
 from harness.cli import DEFAULT_HOME, _default, _each, _echo_err, _tiny_snapshot, main
 from harness.model.loading import DTYPES
 
@@ -75,7 +75,7 @@ def bench() -> None:
 )
 @click.option(
     "--device",
-    type=click.Choice(DEVICES),
+    type=click.Choice(BENCH_DEVICES),
     default=None,
     help="Default cpu; with --model-uri, where the model loads (cuda when there is one, for MLflow's loaders).",
 )

@@ -11,7 +11,7 @@ from harness.bench.locust_engine import DEFAULT_MASTER_PORT, LOCUSTFILE
 from harness.bench.serve import ENGINES, ServeBenchConfig
 from harness.cli import DEFAULT_HOME, _default, _echo_err, _tiny_snapshot
 from harness.cli._bench import _ints, _listed, bench
-from harness.serving.load import APIS, MAX_CONCURRENCY
+from harness.serving.load import LOAD_APIS, MAX_CONCURRENCY
 
 if TYPE_CHECKING:
     from harness.store import StoreConfig  # imports MLflow: only where a command needs it
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--api",
-    type=click.Choice(APIS),
+    type=click.Choice(LOAD_APIS),
     default=_default(ServeBenchConfig, "api"),
     show_default=True,
     help="invocations: POST /endpoints/ROUTE/invocations; openai: POST /v1/completions with model=ROUTE.",

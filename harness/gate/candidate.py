@@ -27,7 +27,7 @@ class CandidateKind(str, Enum):
     URI = "uri"
 
 
-class CandidateError(ValueError):
+class CandidateSpecError(ValueError):
     """A candidate that cannot even be named: bad file, class or option (a usage error)."""
 
 
@@ -45,7 +45,7 @@ class CandidateSpec:
     def from_file(cls, value: str, signature: str = "gateway") -> CandidateSpec:
         path, sep, name = value.rpartition(":")
         if not sep or not path or not name.isidentifier():
-            raise CandidateError(f"--python-model={value!r} is invalid: expected FILE.py:CLASS")
+            raise CandidateSpecError(f"--python-model={value!r} is invalid: expected FILE.py:CLASS")
         spec = cls(CandidateKind.FILE, value, SignatureKind(signature))
         spec.check_file()  # fail early, as a usage error, without running the user's code
         return spec
@@ -55,24 +55,24 @@ class CandidateSpec:
         candidate's code runs in the gate's worker process only)."""
         path, name = self.file, self.ref.rpartition(":")[2]
         if not path.is_file():
-            raise CandidateError(f"--python-model file not found: {path}")
+            raise CandidateSpecError(f"--python-model file not found: {path}")
         try:
             tree = ast.parse(path.read_text(), filename=str(path))
         except (SyntaxError, UnicodeDecodeError) as error:
-            raise CandidateError(f"--python-model {path} does not parse: {error}") from None
+            raise CandidateSpecError(f"--python-model {path} does not parse: {error}") from None
         nodes = list(ast.walk(tree))
         if any(isinstance(node, ast.ClassDef) and node.name == name for node in nodes):
             return
         if any(isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store) for node in nodes):
-            raise CandidateError(
+            raise CandidateSpecError(
                 f"--python-model: {name!r} in {path} is not a class: expected a mlflow.pyfunc.PythonModel subclass"
             )
-        raise CandidateError(f"--python-model: class {name!r} not found in {path}")
+        raise CandidateSpecError(f"--python-model: class {name!r} not found in {path}")
 
     @classmethod
     def from_uri(cls, uri: str) -> CandidateSpec:
         if not uri.strip():
-            raise CandidateError("--model-uri is empty: expected models:/NAME/VERSION or runs:/ID/PATH")
+            raise CandidateSpecError("--model-uri is empty: expected models:/NAME/VERSION or runs:/ID/PATH")
         return cls(CandidateKind.URI, uri, SignatureKind.GATEWAY)
 
     @property
@@ -87,11 +87,11 @@ class CandidateSpec:
             return MPTInstruct
         path, name = self.file, self.ref.rpartition(":")[2]
         if not path.is_file():
-            raise CandidateError(f"--python-model file not found: {path}")
+            raise CandidateSpecError(f"--python-model file not found: {path}")
         module_name = path.stem
         spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
-            raise CandidateError(f"--python-model {path} cannot be imported as a Python module")
+            raise CandidateSpecError(f"--python-model {path} cannot be imported as a Python module")
         module = importlib.util.module_from_spec(spec)
         # Registered so cloudpickle stores a reference that code_paths resolves at load time.
         sys.modules[module_name] = module
@@ -99,13 +99,30 @@ class CandidateSpec:
             spec.loader.exec_module(module)
         except Exception as error:
             del sys.modules[module_name]
-            raise CandidateError(f"--python-model {path} failed to import: {type(error).__name__}: {error}") from error
+            raise CandidateSpecError(
+                f"--python-model {path} failed to import: {type(error).__name__}: {error}"
+            ) from error
         cls_ = getattr(module, name, None)
         if cls_ is None:
-            raise CandidateError(f"--python-model: class {name!r} not found in {path}")
+            raise CandidateSpecError(f"--python-model: class {name!r} not found in {path}")
         if not (isinstance(cls_, type) and issubclass(cls_, mlflow.pyfunc.PythonModel)):
-            raise CandidateError(f"--python-model: {name!r} in {path} is not a mlflow.pyfunc.PythonModel subclass")
+            raise CandidateSpecError(f"--python-model: {name!r} in {path} is not a mlflow.pyfunc.PythonModel subclass")
         return cls_
+
+    def code_key(self) -> str:
+        """What names this candidate's code in hypothesis' example database: the file's
+        contents (an edit is another candidate), the reference's wrapper module, or the URI."""
+        import hashlib
+
+        if self.kind is CandidateKind.URI:
+            return self.ref
+        if self.kind is CandidateKind.REFERENCE:
+            import harness.model.wrapper as wrapper
+
+            source = Path(wrapper.__file__).read_bytes()
+        else:
+            source = self.file.read_bytes() if self.file.is_file() else b""
+        return f"{self.ref}#{hashlib.sha256(source).hexdigest()[:16]}|{self.signature.value}"
 
     def describe(self, model_uri: str | None = None) -> dict[str, Any]:
         signature = None if self.kind is CandidateKind.URI else self.signature.value

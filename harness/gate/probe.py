@@ -17,7 +17,7 @@ from harness.model.signature import parse_payload
 
 
 class Probe:
-    deadline: float | None = None  # the worker enforces deadlines; in process nothing does
+    allowance: float | None = None  # the worker enforces working time; in process nothing does
 
     def __init__(self, model: Any, signature: Any, spy: GenerateSpy, reload: Callable[[], Any] | None = None):
         self.model, self.signature, self.spy = model, signature, spy

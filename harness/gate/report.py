@@ -13,9 +13,10 @@ from harness._reporting import SCHEMA_DIR, atomic_write, header, package_version
 
 # 1.1: `interrupted` (and the verdict "interrupted"); 1.2: `explore` (the seed and size of
 # the exploration, so a run can be repeated); 1.3: `runtime` (device, dtype, the oracle's
-# rule, cached reference answers); earlier reports still load.
-SCHEMA_VERSION = "1.3"
-_READABLE = ("1.0", "1.1", "1.2", SCHEMA_VERSION)
+# rule, cached reference answers); 1.4: `phases` (seconds the gate spent loading the
+# candidate, preparing the reference and running the checks); earlier reports still load.
+SCHEMA_VERSION = "1.4"
+_READABLE = ("1.0", "1.1", "1.2", "1.3", SCHEMA_VERSION)
 SCHEMA_PATH = SCHEMA_DIR / "gate.schema.json"
 _MAX_TEXT = 2000
 
@@ -57,6 +58,7 @@ class GateReport:
     interrupted: str | None = None  # the signal that stopped the run before every check ran
     explore: dict[str, Any] | None = None  # seed, examples, sequences, database
     runtime: dict[str, Any] | None = None  # asked/candidate/reference device and dtype, rule
+    phases: dict[str, float] | None = None  # seconds per phase: load, reference, checks
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checks", tuple(self.checks))
@@ -82,6 +84,7 @@ class GateReport:
             "interrupted": self.interrupted,
             "explore": self.explore,
             "runtime": self.runtime,
+            "phases": self.phases,
             "checks": [c.to_dict() for c in self.checks],
         }
 
@@ -116,6 +119,7 @@ class GateReport:
                 else []
             ),
             *_runtime_lines(self.runtime),
+            *(["- phases: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.phases.items())] if self.phases else []),
             *(
                 [
                     f"- **interrupted by {self.interrupted}**: only the {len(self.checks)} checks "

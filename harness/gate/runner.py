@@ -18,7 +18,8 @@ from harness._validation import ConfigError, Number, OneOf, checked
 from harness.bench.compare import Budget
 from harness.gate.candidate import CandidateSpec
 from harness.gate.checks import CHECKS, Check, GateContext, Outcome
-from harness.gate.explore.search import DEFAULT_EXAMPLES, DEFAULT_SEED, ExploreConfig
+from harness.gate.explore.search import DEFAULT_EXAMPLES, DEFAULT_SEED, ExploreConfig, hypothesis_home
+from harness.gate.prepare import prepare_reference
 from harness.gate.reference import Runtime
 from harness.gate.report import CheckResult, GateReport, Status
 from harness.gate.worker import Worker, WorkerError, WorkerSpec, WorkerTimeout
@@ -48,6 +49,9 @@ class GateConfig:
     # the reference runs: auto is a GPU in bfloat16 when there is one, else float32 on CPU.
     device: str = "auto"
     dtype: str = "auto"
+    # The gate's clock, injectable: it bounds only the candidate's working time and the
+    # searches' safety nets, so no verdict depends on it short of a timeout (ERROR).
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         seconds = Number(0.0, 3600.0, "(0, 3600] seconds")
@@ -107,6 +111,7 @@ def _start_candidate(cfg: GateConfig, snapshot: Path, ctx: GateContext, progress
             model_config=cfg.model_config(),
         ),
         cfg.load_timeout,
+        clock=ctx.clock,
     )
     if (earlier := ctx.worker) is not None:
         ctx.earlier_workers.append(earlier)
@@ -115,7 +120,7 @@ def _start_candidate(cfg: GateConfig, snapshot: Path, ctx: GateContext, progress
     try:
         loaded = worker.start()
     except WorkerError as error:
-        ctx.load_error = str(error)
+        ctx.load_error, ctx.load_no_verdict = str(error), True  # it hung or died: no verdict
         return worker
     ctx.model_uri, ctx.signature = loaded.model_uri, loaded.signature
     if loaded.load_error is not None:
@@ -133,21 +138,23 @@ def _snapshot_tokenizer(snapshot: Path) -> Any:
 
 
 def run_check(check: Check, ctx: GateContext, timeout: float) -> CheckResult:
-    """One check under a deadline: the candidate's exceptions become ``error``; a hang or a
-    dead worker becomes ``error`` naming what happened."""
+    """One check on a freshly loaded candidate (nothing an earlier check sent can change its
+    verdict), with ``timeout`` seconds of the candidate's working time: the candidate's
+    exceptions become ``error``; a hang or a dead worker becomes ``error`` naming what
+    happened."""
     if check.needs_model and ctx.candidate is None:
         return CheckResult(check.id, Status.SKIPPED, "skipped: the candidate did not load")
     if check.needs_serving and not ctx.serve:
         return CheckResult(check.id, Status.SKIPPED, "skipped: --no-serve (servers not started)")
     start = time.perf_counter()
-    if ctx.candidate is not None:
-        ctx.candidate.deadline = time.monotonic() + timeout
     try:
-        if check.needs_model:
+        if ctx.candidate is not None and check.needs_model:
+            _fresh(ctx)
+            ctx.candidate.allowance = timeout
             ctx.candidate.seed(0)
         outcome: Outcome = check.fn(ctx)
     except WorkerTimeout as error:
-        return _error(check, f"timed out after {timeout:g}s: {error}", start)
+        return _error(check, f"timed out after {timeout:g}s of the candidate's working time: {error}", start)
     except WorkerError as error:
         return _error(check, f"not judged: {error}", start)
     except Exception as error:  # noqa: BLE001 - a candidate's exception is a result
@@ -166,9 +173,21 @@ def run_check(check: Check, ctx: GateContext, timeout: float) -> CheckResult:
         return _error(check, message[:500], start, {"traceback": traceback.format_exception(error)[-3:]})
     finally:
         if ctx.candidate is not None:
-            ctx.candidate.deadline = None
+            ctx.candidate.allowance = None
     duration = round(time.perf_counter() - start, 3)
     return CheckResult(check.id, outcome.status, outcome.message, outcome.evidence, duration)
+
+
+def _fresh(ctx: GateContext) -> None:
+    """A candidate with no state from what other checks sent: loaded again in its worker
+    when anything was sent since it loaded (cheap on the snapshots the gate judges), so
+    ``--only X`` and a full run give X the same verdict. The load counts against the load
+    timeout, not the check's working time."""
+    if ctx.sent:
+        ctx.candidate.allowance = ctx.reload_timeout
+        ctx.candidate.reload()  # False only for an in-process probe that cannot reload
+    ctx.sent.clear()
+    ctx.answers_by_instruction.clear()
 
 
 def _temperature_zero_cause(ctx: GateContext, message: str) -> bool:
@@ -183,10 +202,12 @@ def _error(check: Check, message: str, start: float, evidence: dict | None = Non
     return CheckResult(check.id, Status.ERROR, message, evidence or {}, round(time.perf_counter() - start, 3))
 
 
-def resolve_snapshot(snapshot: Path | None, progress: Callable[[str], None]) -> Path:
+def resolve_snapshot(snapshot: Path | None, progress: Callable[[str], None], home: Path | None = None) -> Path:
+    """The snapshot asked for, else the tiny one under the home folder (nothing is written
+    outside the folders the user named)."""
     from harness.model.snapshot import cached_tiny
 
-    return Path(snapshot).absolute() if snapshot is not None else cached_tiny(progress=progress)
+    return Path(snapshot).absolute() if snapshot is not None else cached_tiny(progress=progress, home=home).absolute()
 
 
 def run_gate(
@@ -206,10 +227,12 @@ def run_gate(
         on_result(result)
 
     interrupted = snapshot = ctx = None
+    phases: dict[str, float] = {}
     try:
-        snapshot = resolve_snapshot(cfg.snapshot, progress)
+        snapshot = resolve_snapshot(cfg.snapshot, progress, Path(cfg.store.home))
         ctx = _context(cfg, snapshot)
-        _run_checks(cfg, snapshot, ctx, progress, record)
+        with hypothesis_home(Path(cfg.store.home) / "hypothesis" / "storage"):
+            _run_checks(cfg, snapshot, ctx, progress, record, phases)
     except KeyboardInterrupt as error:
         interrupted = getattr(error, "signame", "SIGINT")
     finally:
@@ -224,6 +247,7 @@ def run_gate(
         interrupted=interrupted,
         explore=_explore_facts(cfg),
         runtime=_runtime_facts(cfg, ctx),
+        phases={k: round(v, 3) for k, v in phases.items()} or None,
     )
 
 
@@ -301,7 +325,9 @@ def _context(cfg: GateConfig, snapshot: Path) -> GateContext:
         serve=cfg.serve,
         canaries=_canaries(),
         explore=cfg.explore_config(),
-        candidate_key=cfg.candidate.ref,
+        candidate_key=cfg.candidate.code_key(),
+        clock=cfg.clock,
+        reload_timeout=cfg.load_timeout,
         runtime=cfg.runtime(),
         reference_cache=Path(cfg.store.home) / "reference-cache",
         bench_report=cfg.bench_report,
@@ -317,17 +343,25 @@ def _run_checks(
     ctx: GateContext,
     progress: Callable[[str], None],
     record: Callable[[CheckResult], None],
+    phases: dict[str, float],
 ) -> None:
     selected = [c for c in CHECKS.values() if not cfg.only or c.id == "load" or c.id in cfg.only]
+    started = time.perf_counter()
     # `load` comes along with any check that needs the worker; asked for alone, it needs it too.
     if any(c.needs_candidate and (c.id != "load" or "load" in cfg.only) for c in selected):
         _start_candidate(cfg, snapshot, ctx, progress)
     else:
         selected = [c for c in selected if c.id != "load"]  # nothing here needs the model
+    phases["load"] = time.perf_counter() - started
     if cfg.serve and any(c.needs_serving for c in selected) and ctx.candidate is not None:
         from harness.gate.checks.serving import prestart
 
         prestart(ctx)  # the servers start while the in-process checks and the exploration run
+    if ctx.candidate is not None and any(c.needs_model for c in selected):
+        started = time.perf_counter()
+        prepare_reference(ctx, progress)
+        phases["reference"] = time.perf_counter() - started
+    started = time.perf_counter()
     restarts = 0
     for check in selected:
         if check.needs_model and getattr(ctx.candidate, "ended", None) is not None and restarts < _MAX_RESTARTS:
@@ -339,6 +373,7 @@ def _run_checks(
         result = run_check(check, ctx, cfg.check_timeout)
         ctx.results.append(result)
         record(result)
+    phases["checks"] = time.perf_counter() - started
 
 
 _MAX_RESTARTS = 3  # a candidate that hangs in every check costs at most this many loads

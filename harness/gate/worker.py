@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -116,12 +117,19 @@ class Loaded:
 
 
 class Worker:
-    """The gate's side: start, ask with a deadline, stop (always)."""
+    """The gate's side: start, ask within the candidate's working time, stop (always).
 
-    def __init__(self, spec: WorkerSpec, load_timeout: float = 300.0) -> None:
-        self.spec, self.load_timeout = spec, load_timeout
+    ``allowance`` (set per check by the runner) is the time the candidate may still spend
+    answering: only the time between sending a request and its answer counts, never the
+    gate's own work between requests (the reference, the search), so a slow oracle cannot
+    make a correct candidate time out."""
+
+    def __init__(
+        self, spec: WorkerSpec, load_timeout: float = 300.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.spec, self.load_timeout, self.clock = spec, load_timeout, clock
         self.tag = uuid.uuid4().hex
-        self.deadline: float | None = None  # set per check by the runner
+        self.allowance: float | None = None  # seconds of answering left in this check
         self.ended: str | None = None  # why the worker is gone, once it is
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
@@ -158,12 +166,17 @@ class Worker:
     def call(self, op: str, *args: Any) -> Any:
         if self.ended is not None:
             raise WorkerError(self.ended)
-        timeout = 600.0 if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+        timeout = 600.0 if self.allowance is None else max(0.0, self.allowance)
+        started = self.clock()
         try:
             self._pipe.send((op, args))
         except (OSError, ValueError):
             raise WorkerError(self._gone(f"{op}")) from None
-        kind, *payload = self._receive(timeout, f"answering {op}")
+        try:
+            kind, *payload = self._receive(timeout, f"answering {op}")
+        finally:
+            if self.allowance is not None:
+                self.allowance -= self.clock() - started
         if kind == "raised":
             raise CandidateRaised(*payload)
         return payload[0]
@@ -204,7 +217,7 @@ class Worker:
 
     def _receive(self, timeout: float, doing: str) -> Any:
         if not self._pipe.poll(timeout):
-            self.ended = f"the candidate hung: no answer within {timeout:g}s while {doing}"
+            self.ended = f"the candidate hung: no answer within {timeout:.3g}s of its working time while {doing}"
             self.stop()
             raise WorkerTimeout(self.ended)
         try:

@@ -202,12 +202,19 @@ PEAKED = TinySpec(logit_scale=4.0)  # next-token distributions peaked like a tra
 
 
 def cached_tiny(
-    root: str | os.PathLike | None = None, progress: Callable[[str], None] = lambda _: None, peaked: bool = False
+    root: str | os.PathLike | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+    peaked: bool = False,
+    home: str | os.PathLike | None = None,
 ) -> Path:
-    """The default tiny snapshot (``<root>/.harness/snapshots/tiny``), built if missing;
-    ``peaked``: its :data:`PEAKED` variant (``tiny-peaked``), for judging near-ties."""
+    """The default tiny snapshot (``<root>/.harness/snapshots/tiny``, or
+    ``<home>/snapshots/tiny`` when a home folder is named), built if missing; ``peaked``:
+    its :data:`PEAKED` variant (``tiny-peaked``), for judging near-ties."""
     folder = DEFAULT_TINY_DIR.with_name("tiny-peaked") if peaked else DEFAULT_TINY_DIR
-    path = Path(root) / folder if root is not None else folder
+    if home is not None:
+        path = Path(home) / folder.relative_to(DEFAULT_TINY_DIR.parent.parent)
+    else:
+        path = Path(root) / folder if root is not None else folder
     progress(f"tiny offline snapshot at {path} (built if missing)")
     return build_tiny(path, PEAKED if peaked else TinySpec())
 

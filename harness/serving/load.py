@@ -30,7 +30,7 @@ Concurrency = Annotated[int, IntIn(1, MAX_CONCURRENCY)]
 MaxTokens = Annotated[int, IntIn(1, MAX_NEW_TOKENS)]
 # How a request reaches the route: its own /endpoints/NAME/invocations, or the gateway's
 # OpenAI-compatible /v1/completions with model=NAME.
-APIS = ("invocations", "openai")
+LOAD_APIS = ("invocations", "openai")
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class _Load:
     duration_s: Annotated[float, Number(0.0, MAX_LOAD_S)]
     concurrency: Concurrency
     max_tokens: MaxTokens
-    api: Annotated[str, OneOf(APIS)] = APIS[0]
+    api: Annotated[str, OneOf(LOAD_APIS)] = LOAD_APIS[0]
 
 
 def _validated(
@@ -104,7 +104,7 @@ def _validated(
     duration_s: float,
     concurrency: int,
     max_tokens: int,
-    api: str = APIS[0],
+    api: str = LOAD_APIS[0],
 ) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
     prompts = _Load(prompts, duration_s, concurrency, max_tokens, api).prompts  # type: ignore[arg-type]  # checked
     return tuple(prompts), align_expected(prompts, expected)

@@ -30,7 +30,7 @@ from harness.serving.route import EnvRef, RouteError
 if TYPE_CHECKING:
     from mlflow.models.model import ModelInfo
 
-APIS = ("legacy", "deployments")
+ROUTE_APIS = ("legacy", "deployments")
 
 
 @settings()
@@ -38,7 +38,7 @@ class RouteModelConfig:
     gateway_url: str
     route: str
     template: Annotated[str, Matching(r"\{prompt\}", "a template with the {prompt} placeholder")] = "{prompt}"
-    api: Annotated[str, OneOf(APIS)] = "legacy"
+    api: Annotated[str, OneOf(ROUTE_APIS)] = "legacy"
     token_env: str | None = None  # e.g. "$DATABRICKS_TOKEN"; never the token itself
     timeout_s: Annotated[float, Number(0.0, 600.0)] = 60.0
     retries: Annotated[int, IntIn(0, 10)] = 2

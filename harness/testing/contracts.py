@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 CONTRACTS_DIR = Path(__file__).parent / "contracts"
 # profile -> folder; both legacy folders are MLflow 2.8.1, on pydantic 1 and on pydantic 2.
-PROFILES = {"legacy": "legacy-2.8.1", "legacy-pydantic2": "legacy-2.8.1-pydantic2", "current": "current-3.17"}
+RECORDINGS = {"legacy": "legacy-2.8.1", "legacy-pydantic2": "legacy-2.8.1-pydantic2", "current": "current-3.17"}
 ROUTE = "completions-mpt-7b-instruct"
 PROMPT = "What is MLflow?"
 _JSON = {"Content-Type": "application/json"}
@@ -59,7 +59,7 @@ class Interaction(BaseModel):
 
 
 @dataclass(frozen=True)
-class Case:
+class ContractCase:
     """One request to record; ``body`` is sent as JSON unless ``raw`` is given."""
 
     name: str
@@ -82,13 +82,15 @@ class Case:
         )
 
 
-def _query_cases(path: str, count_field: str, t_max: float) -> list[Case]:
-    def q(name: str, **fields: Any) -> Case:
+def _query_cases(path: str, count_field: str, t_max: float) -> list[ContractCase]:
+    def q(name: str, **fields: Any) -> ContractCase:
         body = {"prompt": PROMPT, "max_tokens": 8, **fields}
-        return Case(f"query-{name}", "POST", path, {k: v for k, v in body.items() if v != ...})
+        return ContractCase(f"query-{name}", "POST", path, {k: v for k, v in body.items() if v != ...})
 
     return [
-        Case("query-greedy", "POST", path, {"prompt": PROMPT, "temperature": 0, "max_tokens": 8}, compare="greedy"),
+        ContractCase(
+            "query-greedy", "POST", path, {"prompt": PROMPT, "temperature": 0, "max_tokens": 8}, compare="greedy"
+        ),
         q("temperature-at-upper-bound", temperature=t_max),
         q("temperature-past-upper-bound", temperature=t_max + 0.5),
         q("temperature-1.5", temperature=1.5),
@@ -119,20 +121,20 @@ def _query_cases(path: str, count_field: str, t_max: float) -> list[Case]:
         q(f"{count_field}-6", **{count_field: 6}),
         q(f"{count_field}-fraction", **{count_field: 1.5}),
         q("extra-field", top_p=0.5, foo="bar"),
-        Case("query-empty-body", "POST", path, raw=""),
-        Case("query-malformed-json", "POST", path, raw='{"prompt": '),
-        Case("query-json-array", "POST", path, body=["What is MLflow?"]),
-        Case(
+        ContractCase("query-empty-body", "POST", path, raw=""),
+        ContractCase("query-malformed-json", "POST", path, raw='{"prompt": '),
+        ContractCase("query-json-array", "POST", path, body=["What is MLflow?"]),
+        ContractCase(
             "query-text-plain",
             "POST",
             path,
             raw=json.dumps({"prompt": PROMPT}),
             headers=(("Content-Type", "text/plain"),),
         ),
-        Case("query-wrong-method", "GET", path),
-        Case("query-trailing-slash", "POST", path + "/", {"prompt": PROMPT}, follow_redirects=False),
-        Case("query-unknown-route", "POST", path.replace(ROUTE, "no-such-route"), {"prompt": PROMPT}),
-        Case(
+        ContractCase("query-wrong-method", "GET", path),
+        ContractCase("query-trailing-slash", "POST", path + "/", {"prompt": PROMPT}, follow_redirects=False),
+        ContractCase("query-unknown-route", "POST", path.replace(ROUTE, "no-such-route"), {"prompt": PROMPT}),
+        ContractCase(
             "query-auth-header-ignored",
             "POST",
             path,
@@ -142,20 +144,20 @@ def _query_cases(path: str, count_field: str, t_max: float) -> list[Case]:
     ]
 
 
-def legacy_cases() -> list[Case]:
+def legacy_cases() -> list[ContractCase]:
     """The legacy REST API the seed's ``mlflow.gateway`` spoke (MLflow 2.8.1's server)."""
     routes = "/api/2.0/gateway/routes"
     return [
-        Case("health", "GET", "/health"),
-        Case("list-routes", "GET", routes),
-        Case("list-routes-trailing-slash", "GET", routes + "/"),
-        Case("list-routes-redirect", "GET", routes, follow_redirects=False),
-        Case("get-route-trailing-slash", "GET", f"{routes}/{ROUTE}/", follow_redirects=False),
-        Case("list-routes-page-token", "GET", routes + "/?page_token=eyJpbmRleCI6IDB9"),
-        Case("list-routes-bad-page-token", "GET", routes + "/?page_token=not-a-token"),
-        Case("get-route", "GET", f"{routes}/{ROUTE}"),
-        Case("get-unknown-route", "GET", f"{routes}/no-such-route"),
-        Case(
+        ContractCase("health", "GET", "/health"),
+        ContractCase("list-routes", "GET", routes),
+        ContractCase("list-routes-trailing-slash", "GET", routes + "/"),
+        ContractCase("list-routes-redirect", "GET", routes, follow_redirects=False),
+        ContractCase("get-route-trailing-slash", "GET", f"{routes}/{ROUTE}/", follow_redirects=False),
+        ContractCase("list-routes-page-token", "GET", routes + "/?page_token=eyJpbmRleCI6IDB9"),
+        ContractCase("list-routes-bad-page-token", "GET", routes + "/?page_token=not-a-token"),
+        ContractCase("get-route", "GET", f"{routes}/{ROUTE}"),
+        ContractCase("get-unknown-route", "GET", f"{routes}/no-such-route"),
+        ContractCase(
             "create-route",
             "POST",
             routes + "/",
@@ -169,32 +171,32 @@ def legacy_cases() -> list[Case]:
                 },
             },
         ),
-        Case("delete-route", "DELETE", f"{routes}/{ROUTE}"),
+        ContractCase("delete-route", "DELETE", f"{routes}/{ROUTE}"),
         *_query_cases(f"/gateway/{ROUTE}/invocations", "candidate_count", 1.0),
     ]
 
 
-def current_cases() -> list[Case]:
+def current_cases() -> list[ContractCase]:
     """Today's MLflow gateway: ``/endpoints/…`` answering ``choices`` (and the old path)."""
     return [
-        Case("health", "GET", "/health"),
-        Case("list-endpoints", "GET", "/api/2.0/endpoints/"),
-        Case("list-endpoints-redirect", "GET", "/api/2.0/endpoints", follow_redirects=False),
-        Case("get-endpoint", "GET", f"/api/2.0/endpoints/{ROUTE}"),
-        Case("get-unknown-endpoint", "GET", "/api/2.0/endpoints/no-such-route"),
-        Case(
+        ContractCase("health", "GET", "/health"),
+        ContractCase("list-endpoints", "GET", "/api/2.0/endpoints/"),
+        ContractCase("list-endpoints-redirect", "GET", "/api/2.0/endpoints", follow_redirects=False),
+        ContractCase("get-endpoint", "GET", f"/api/2.0/endpoints/{ROUTE}"),
+        ContractCase("get-unknown-endpoint", "GET", "/api/2.0/endpoints/no-such-route"),
+        ContractCase(
             "legacy-path-query",
             "POST",
             f"/gateway/{ROUTE}/invocations",
             {"prompt": PROMPT, "temperature": 0, "max_tokens": 8},
             compare="greedy",
         ),
-        Case("legacy-routes-api", "GET", "/api/2.0/gateway/routes/"),
+        ContractCase("legacy-routes-api", "GET", "/api/2.0/gateway/routes/"),
         *_query_cases(f"/endpoints/{ROUTE}/invocations", "n", 2.0),
     ]
 
 
-CASES: dict[str, Callable[[], list[Case]]] = {
+CASES: dict[str, Callable[[], list[ContractCase]]] = {
     "legacy": legacy_cases,
     "legacy-pydantic2": legacy_cases,
     "current": current_cases,
@@ -281,14 +283,14 @@ def _texts(body: Any) -> list[object]:
 
 
 def load(profile: str) -> list[Interaction]:
-    folder = CONTRACTS_DIR / PROFILES[profile]
+    folder = CONTRACTS_DIR / RECORDINGS[profile]
     return [Interaction.model_validate_json(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
 def write(interactions: Iterable[Interaction], profile: str) -> Path:
     from harness._reporting import atomic_write
 
-    folder = CONTRACTS_DIR / PROFILES[profile]
+    folder = CONTRACTS_DIR / RECORDINGS[profile]
     folder.mkdir(parents=True, exist_ok=True)
     for interaction in interactions:
         atomic_write(folder / f"{interaction.case}.json", interaction.model_dump_json(indent=2) + "\n")

@@ -25,7 +25,9 @@ CAUGHT_BY = {
     "TruncatedPrompt": ({"prompt.template", _ANSWERS}, "gateway"),
     "FirstRowOnly": ({"rows.all", _ANSWERS, "params.max_tokens", _GREEDY}, "gateway"),
     "BareStringForOneRow": ({"output.type"}, "gateway"),
-    "RowZeroSettings": ({"params.max_tokens"}, "columns"),
+    # Both also let a blank instruction reach the template, whose PromptError (not an
+    # MlflowException) the scoring server answers with a 500: open.inputs fails them.
+    "RowZeroSettings": ({"params.max_tokens", "open.inputs"}, "columns"),
     "MaxTokensPlusOne": ({"params.max_tokens", _ANSWERS, _GREEDY}, "gateway"),
     # Sampling at temperature 0 raises inside generate: params.temperature_zero fails; the
     # checks that compare greedy answers have nothing to compare and say skipped, naming it.
@@ -33,7 +35,7 @@ CAUGHT_BY = {
     "AlwaysGreedy": ({"params.temperature"}, "gateway"),
     # Any positive temperature sampled at 1.0: varies, so only a low temperature shows it.
     "FixedTemperature": ({"params.temperature_low"}, "gateway"),
-    "NoValidation": ({"params.invalid", "prompt.context", _STOP}, "gateway"),
+    "NoValidation": ({"params.invalid", "prompt.context", _STOP, "open.inputs"}, "gateway"),
     "EchoesPrompt": ({"trim.exact", _ANSWERS, _GREEDY, _STOP}, "gateway"),
     "OffByOne": ({"trim.exact", _ANSWERS, _GREEDY, _STOP}, "gateway"),
     # Greedy, but the answers lose their edge whitespace: trim.exact and the answers see it.

@@ -84,9 +84,11 @@ def judge(tiny_snapshot):
     spy on transformers' generate; returns {check id: CheckResult} (of ``only``'s checks,
     when given). ``dtype`` asks for that precision on the CPU (as ``--dtype`` does, through
     model_config); ``cast`` casts whatever the wrapper loaded to it; ``cache``: a folder
-    for the reference's traces."""
+    for the reference's traces; ``clock``: the gate's clock (its safety nets read it)."""
 
-    def run(cls, signature=GATEWAY, only=None, explore=None, snapshot=None, dtype=None, cast=None, cache=None):
+    def run(
+        cls, signature=GATEWAY, only=None, explore=None, snapshot=None, dtype=None, cast=None, cache=None, clock=None
+    ):
         snapshot = snapshot or tiny_snapshot
         tokenizer = load_tokenizer(str(snapshot))
         spy = GenerateSpy(
@@ -108,6 +110,7 @@ def judge(tiny_snapshot):
             explore=explore or EXPLORE,
             runtime=Runtime("cpu", dtype or "float32"),
             reference_cache=cache,
+            **({"clock": clock} if clock is not None else {}),
         )
         try:
             return {c.id: run_check(c, ctx, timeout=60) for c in MODEL_CHECKS if only is None or c.id in only}

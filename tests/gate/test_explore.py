@@ -15,7 +15,7 @@ from harness.gate.explore.oracle import Oracle
 from harness.gate.reference import ReferenceAnswers
 from harness.gate.tolerance import Rule
 from harness.gate.explore.reproducer import curl_lines, evidence, python_snippet
-from harness.gate.explore.requests import Observed, Request, Step
+from harness.gate.explore.requests import Observed, ExploreRequest, Step
 from harness.gate.explore.search import ExploreConfig, Finding, Mismatch, search
 from harness.gate.explore.strategies import Limits, requests
 from harness.gate.report import CheckResult, Status
@@ -36,7 +36,7 @@ def oracle(tiny_snapshot):
 
 
 def test_the_reference_answer_passes_and_any_other_text_fails_naming_both(oracle):
-    request = Request(("Name a colour.",), 0.0, 6)
+    request = ExploreRequest(("Name a colour.",), 0.0, 6)
     right = oracle.greedy_text("Name a colour.", 6)
     assert oracle.judge(request, Observed(answers=(right,)))[0] is None
     why, expected = oracle.judge(request, Observed(answers=(right + "x",)))
@@ -51,7 +51,7 @@ def test_greedy_ids_for_fewer_tokens_are_a_prefix_of_more(oracle):
 def test_both_stop_semantics_are_accepted_and_a_kept_stop_is_not(oracle):
     full = oracle.greedy_text("Explain the KV cache.", 12)
     stop = (full[3:5],)
-    request = Request(("Explain the KV cache.",), 0.0, 12, stop)
+    request = ExploreRequest(("Explain the KV cache.",), 0.0, 12, stop)
     cut = full[: full.find(stop[0])]
     assert oracle.judge(request, Observed(answers=(cut,)))[0] is None
     kept = full[: full.find(stop[0]) + len(stop[0])]
@@ -59,7 +59,7 @@ def test_both_stop_semantics_are_accepted_and_a_kept_stop_is_not(oracle):
 
 
 def test_a_rejection_must_be_the_documented_kind(oracle):
-    bad = Request(("Name a colour.",), 3.0, 4)
+    bad = ExploreRequest(("Name a colour.",), 3.0, 4)
     assert oracle.judge(bad, Observed(error=_DOCUMENTED))[0] is None
     why, expected = oracle.judge(bad, Observed(error=CandidateError("ValueError", "temperature")))
     assert "ValueError" in why and "INVALID_PARAMETER_VALUE" in why and "temperature" in expected
@@ -67,9 +67,9 @@ def test_a_rejection_must_be_the_documented_kind(oracle):
 
 
 def test_a_valid_boundary_refused_fails_and_a_blank_instruction_may_go_either_way(oracle):
-    top = Request(("Name a colour.",), 2.0, 3)
+    top = ExploreRequest(("Name a colour.",), 2.0, 3)
     assert "refused" in oracle.judge(top, Observed(error=_DOCUMENTED))[0]
-    blank = Request(("  ",), 0.0, 3)
+    blank = ExploreRequest(("  ",), 0.0, 3)
     assert oracle.judge(blank, Observed(answers=("anything",)))[0] is None
     assert oracle.judge(blank, Observed(error=_DOCUMENTED))[0] is None
     assert oracle.judge(blank, Observed(error=CandidateError("IndexError", "x")))[0] is not None
@@ -109,8 +109,8 @@ def test_a_failure_shrinks_and_the_same_seed_finds_the_same_one():
 
 
 def test_a_reproducer_is_runnable_python_and_curl_with_every_body_in_order(monkeypatch, capsys):
-    first = Request(("It's {name} and 100%",), 0.0, 3, ("\n",))
-    second = Request(("Ünïcode \\d+ $HOME",), 2.0, 1)
+    first = ExploreRequest(("It's {name} and 100%",), 0.0, 3, ("\n",))
+    second = ExploreRequest(("Ünïcode \\d+ $HOME",), 2.0, 1)
     finding = Finding("x", tuple(Step(r, r.body(), "got", "want") for r in (first, second)))
     snippet = python_snippet(finding, "models:/m/1", "sqlite:///x.db")
     asked = []

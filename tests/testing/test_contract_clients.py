@@ -78,7 +78,7 @@ def _from_recording(interaction, client_type, route, request):
         return _outcome(client_type(Transport(BASE, retry=NO_RETRY)), route, request)
 
 
-@pytest.mark.parametrize("profile", list(contracts.PROFILES))
+@pytest.mark.parametrize("profile", list(contracts.RECORDINGS))
 def test_each_client_gets_the_same_outcome_from_the_recording_and_the_mock(profile, candidate, record_property):
     client_type, shape, count_field = _CLIENTS[profile]
     compared, differ = 0, []

@@ -31,7 +31,7 @@ def _replay(mock_for, recording, profile):
         }
 
 
-@pytest.mark.parametrize("profile", list(contracts.PROFILES))
+@pytest.mark.parametrize("profile", list(contracts.RECORDINGS))
 def test_the_mock_keeps_every_recorded_contract(profile, mock_for, record_property):
     recorded = contracts.load(profile)
     assert len(recorded) >= 45, "the committed recording is missing"
@@ -44,7 +44,7 @@ def test_the_mock_keeps_every_recorded_contract(profile, mock_for, record_proper
     assert not problems, "\n".join(problems.values())
 
 
-_PAIRS = [(r, m) for r in contracts.PROFILES for m in contracts.PROFILES if r != m]
+_PAIRS = [(r, m) for r in contracts.RECORDINGS for m in contracts.RECORDINGS if r != m]
 
 
 @pytest.mark.parametrize(("recording", "wrong_profile"), _PAIRS)

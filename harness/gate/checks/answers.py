@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, register_check, skipped
+from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, check, skipped
 from harness.gate.spy import Script
 from harness.model.prompt import build_prompt
 
@@ -87,7 +87,13 @@ def _differential_cases(ctx: GateContext) -> list[tuple[str, list[Row]]]:
     return cases
 
 
-@register_check(
+def reference_rows(ctx: GateContext) -> list[tuple[str, int]]:
+    """The rows answers.reference judges, as (instruction, max_tokens): the gate computes
+    their reference answers before any check runs."""
+    return [(r.instruction, r.max_tokens) for _, rows in _differential_cases(ctx) for r in rows]
+
+
+@check(
     "answers.reference",
     "every answer equals the reference's answer for that row alone, whatever the batch (temperature 0, same weights)",
 )
@@ -193,7 +199,7 @@ def _generated_counts(ctx: GateContext, rows: list[Row]) -> list[int | None]:
     return counts
 
 
-@register_check(
+@check(
     "params.max_tokens", "max_tokens bounds the tokens generated at every temperature and is reached when no EOS comes"
 )
 def params_max_tokens(ctx: GateContext) -> Outcome:
@@ -234,7 +240,7 @@ def params_max_tokens(ctx: GateContext) -> Outcome:
     return passed("exactly max_tokens generated when no EOS comes, at temperature 0 and 0.8", **evidence)
 
 
-@register_check("params.temperature_zero", "temperature 0 works, is greedy and repeats exactly")
+@check("params.temperature_zero", "temperature 0 works, is greedy and repeats exactly")
 def params_temperature_zero(ctx: GateContext) -> Outcome:
     rows = [Row("Say something.", 0.0, 6), Row("Say something else, please.", 0.0, 6)]
     ctx.reset()
@@ -265,7 +271,7 @@ def params_temperature_zero(ctx: GateContext) -> Outcome:
     return passed("repeatable, and equal to greedy decoding", **evidence)
 
 
-@register_check("params.temperature", "a positive temperature samples: answers vary across calls")
+@check("params.temperature", "a positive temperature samples: answers vary across calls")
 def params_temperature(ctx: GateContext) -> Outcome:
     row = Row("Tell a story about a lighthouse.", 1.0, 12)
     ctx.reset()
@@ -313,7 +319,7 @@ def _decisive(ctx: GateContext) -> tuple[str, int] | None:
     return None
 
 
-@register_check(
+@check(
     "params.temperature_low",
     "a low temperature is applied: at 0.01 the answers are greedy's where greedy decoding is decisive",
 )
@@ -343,7 +349,7 @@ def params_temperature_low(ctx: GateContext) -> Outcome:
     return passed(f"3 answers at temperature {_LOW_T} equal greedy's over {steps} decisive steps", **evidence)
 
 
-@register_check(
+@check(
     "prompt.context", "an instruction that cannot fit the context is rejected naming `prompt`, never silently truncated"
 )
 def prompt_context(ctx: GateContext) -> Outcome:
@@ -367,7 +373,7 @@ def prompt_context(ctx: GateContext) -> Outcome:
     )
 
 
-@register_check("generate.use_cache", "decoding uses the KV cache: each step feeds one new position")
+@check("generate.use_cache", "decoding uses the KV cache: each step feeds one new position")
 def generate_use_cache(ctx: GateContext) -> Outcome:
     ctx.reset(Script(suppress_eos=True))
     ctx.send([Row("Cache check.", max_tokens=6)])  # any temperature: the widths are the point

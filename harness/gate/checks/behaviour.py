@@ -20,7 +20,7 @@ from harness.gate.checks.registry import (
     completion_text,
     failed,
     passed,
-    register_check,
+    check,
     skipped,
 )
 from harness.gate.spy import GenerateCall, Script
@@ -53,7 +53,7 @@ def _find_row(ctx: GateContext, instruction: str) -> tuple[GenerateCall, int] | 
     return None, None
 
 
-@register_check("output.type", "one string per input row, matching the output schema")
+@check("output.type", "one string per input row, matching the output schema")
 def output_type(ctx: GateContext) -> Outcome:
     raw = ctx.send([Row(INSTRUCTIONS["plain"], 1.0, 4)])
     kind = type(raw).__name__
@@ -81,7 +81,7 @@ def output_type(ctx: GateContext) -> Outcome:
     return passed("a list with one string per row", returned_type=kind)
 
 
-@register_check("rows.all", "every row of an N-row input is answered and reaches generate")
+@check("rows.all", "every row of an N-row input is answered and reaches generate")
 def rows_all(ctx: GateContext) -> Outcome:
     rows = [Row(f"Row {i}: name a colour number {i}.", 1.0, 4) for i in range(3)]
     ctx.reset()
@@ -97,7 +97,7 @@ def rows_all(ctx: GateContext) -> Outcome:
     return passed(f"{len(rows)} rows in, {len(rows)} answers out, each row generated", **evidence)
 
 
-@register_check("prompt.template", "generate sees the exact MPT-Instruct template around each instruction")
+@check("prompt.template", "generate sees the exact MPT-Instruct template around each instruction")
 def prompt_template(ctx: GateContext) -> Outcome:
     evidence: dict[str, Any] = {}
     for name, instruction in INSTRUCTIONS.items():
@@ -154,7 +154,7 @@ def _generated_text(ctx: GateContext, calls: list[GenerateCall], instruction: st
     return None
 
 
-@register_check("trim.exact", "each answer is the decode of exactly the ids generated after the prompt")
+@check("trim.exact", "each answer is the decode of exactly the ids generated after the prompt")
 def trim_exact(ctx: GateContext) -> Outcome:
     # "eos_real": the real generate, row 0 made to emit EOS after 3 tokens while row 1 goes
     # on: the candidate's own EOS id and padding decide what follows it.
@@ -211,7 +211,7 @@ def _invalid_cases(ctx: GateContext) -> list[tuple[str, str, float, int]]:
     return cases
 
 
-@register_check("params.invalid", "out-of-range settings get a clear error naming the field, before generate")
+@check("params.invalid", "out-of-range settings get a clear error naming the field, before generate")
 def params_invalid(ctx: GateContext) -> Outcome:
     evidence: dict[str, Any] = {}
     for field, label, temperature, max_tokens in _invalid_cases(ctx):

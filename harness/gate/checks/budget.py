@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from harness.bench.compare import Budget, check_budgets
-from harness.gate.checks.registry import GateContext, Outcome, failed, passed, register_check, skipped
+from harness.gate.checks.registry import GateContext, Outcome, failed, passed, check, skipped
 
 
-@register_check("bench.budget", "the benchmark report meets every --budget", needs_model=False, needs_candidate=False)
+@check("bench.budget", "the benchmark report meets every --budget", needs_model=False, needs_candidate=False)
 def bench_budget(ctx: GateContext) -> Outcome:
     report, budgets = ctx.bench_report, ctx.budgets
     if report is None:

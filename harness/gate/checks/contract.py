@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.gate.checks.registry import GateContext, Outcome, failed, passed, register_check
+from harness.gate.checks.registry import GateContext, Outcome, check, failed, no_verdict, passed
 from harness.model.signature import columns_payload, gateway_payload, parse_payload
 
 # What each route provider sends to the model server for one completions request.
@@ -12,14 +12,16 @@ PROVIDER_PAYLOADS = {
 }
 
 
-@register_check("load", "the candidate loads on this machine", needs_model=False)
+@check("load", "the candidate loads on this machine", needs_model=False)
 def load(ctx: GateContext) -> Outcome:
+    if ctx.candidate is None and ctx.load_no_verdict:
+        return no_verdict(f"no verdict: {ctx.load_error or 'the worker ended while loading'}")
     if ctx.candidate is None:
         return failed(ctx.load_error or "the candidate did not load", traceback=ctx.load_traceback)
     return passed("loaded with mlflow.pyfunc.load_model in its own process")
 
 
-@register_check("signature.present", "the model has a signature with a string prompt input", needs_model=False)
+@check("signature.present", "the model has a signature with a string prompt input", needs_model=False)
 def signature_present(ctx: GateContext) -> Outcome:
     sig = ctx.signature
     if sig is None:
@@ -34,9 +36,7 @@ def signature_present(ctx: GateContext) -> Outcome:
     return passed(f"inputs {names}, params {[p['name'] for p in evidence['params'] or []]}", **evidence)
 
 
-@register_check(
-    "signature.payload", "the route provider's payload passes MLflow's parsing and enforcement", needs_model=False
-)
+@check("signature.payload", "the route provider's payload passes MLflow's parsing and enforcement", needs_model=False)
 def signature_payload(ctx: GateContext) -> Outcome:
     payload = PROVIDER_PAYLOADS[ctx.provider]()
     try:

@@ -13,11 +13,21 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.gate.checks.answers import near_limit, same_weights
-from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, register_check, skipped
+from harness.gate.checks.registry import (
+    GateContext,
+    Outcome,
+    Row,
+    answers,
+    check,
+    failed,
+    no_verdict,
+    passed,
+    skipped,
+)
 from harness.gate.explore.oracle import Oracle
 from harness.gate.explore.reproducer import evidence
-from harness.gate.explore.requests import Observed, Request, Step
-from harness.gate.explore.search import Budget, Finding, SearchResult, search, search_sequences
+from harness.gate.explore.requests import Observed, ExploreRequest, Step
+from harness.gate.explore.search import Finding, SearchLimits, SearchResult, search, search_sequences
 from harness.gate.explore.session import Session, answers_body, reproduce, sequence_machine
 from harness.gate.explore.strategies import Limits
 from harness.gate.worker import CandidateError
@@ -35,8 +45,8 @@ def _send(ctx: GateContext, body: dict[str, Any]) -> Observed:
     return Observed(answers=tuple(answers(raw)))
 
 
-def _payload(ctx: GateContext) -> Callable[[Request], dict[str, Any]]:
-    def payload(request: Request) -> dict[str, Any]:
+def _payload(ctx: GateContext) -> Callable[[ExploreRequest], dict[str, Any]]:
+    def payload(request: ExploreRequest) -> dict[str, Any]:
         if ctx.uses_params:
             return request.body()
         return ctx.payload(
@@ -46,11 +56,13 @@ def _payload(ctx: GateContext) -> Callable[[Request], dict[str, Any]]:
     return payload
 
 
-def _parse(ctx: GateContext, payload: Callable[[Request], dict[str, Any]]) -> Callable[[Request], list[str]]:
+def _parse(
+    ctx: GateContext, payload: Callable[[ExploreRequest], dict[str, Any]]
+) -> Callable[[ExploreRequest], list[str]]:
     """The instructions as the candidate receives them, after MLflow's parsing (its numpy
     casts), so the oracle answers the same text."""
 
-    def parse(request: Request) -> list[str]:
+    def parse(request: ExploreRequest) -> list[str]:
         try:
             data, _ = parse_payload(payload(request), ctx.signature)
             parsed = data["prompt"].tolist()
@@ -59,6 +71,12 @@ def _parse(ctx: GateContext, payload: Callable[[Request], dict[str, Any]]) -> Ca
         return parsed if len(parsed) == len(request.instructions) else list(request.instructions)
 
     return parse
+
+
+def prepare_exploration(ctx: GateContext) -> None:
+    """The exploration's oracle, limits and stop pool (the reference's answers to a few
+    prompts), made before any check runs."""
+    _session(ctx)
 
 
 def _session(ctx: GateContext) -> Session:
@@ -86,7 +104,8 @@ def _session(ctx: GateContext) -> Session:
         reload=lambda: bool(ctx.candidate.reload()),
         limits=limits,
         pool=pool,
-        budget=Budget(ctx.explore.budget_s),
+        search_limits=SearchLimits(ctx.explore.shrink_requests, ctx.explore.safety_s, ctx.clock),
+        replays=ctx.explore.replays,
         history=ctx.sent,
         takes_stop=ctx.signature is None or ctx.accepts_stop,
     )
@@ -108,20 +127,31 @@ def _cannot_judge(ctx: GateContext) -> Outcome | None:
     return None
 
 
-def _verdict(ctx: GateContext, result: SearchResult, session: Session, what: str) -> Outcome:
-    if result.finding is not None:
+def _verdict(ctx: GateContext, result: SearchResult, session: Session, what: str, asked: int) -> Outcome:
+    limits = session.search_limits
+    if result.finding is not None and not limits.out_of_time:
         result.finding = reproduce(session, result.finding)
     tried = {
         "seed": ctx.explore.seed,
         "examples": session.judged,
+        "asked": asked,
         "requests": session.requests_sent,
         "reference_generations": session.oracle.calls,
+        "replayed_from_database": result.replayed,
+        "shrinking_cut": limits.shrink_cut,
     }
+    replayed = f"; {result.replayed} example(s) replayed from the example database" if result.replayed else ""
+    if limits.out_of_time:
+        found = "" if result.finding is None else f"; a failure was found but not shrunk: {result.finding.message}"
+        return no_verdict(
+            f"no verdict: ran out of time after {session.judged} of {asked} {what} "
+            f"(the {limits.safety_s:g}s safety net){found}"[:900],
+            tried=tried,
+        )
     if (finding := result.finding) is None:
-        cut = f"; stopped at the {session.budget.seconds:g}s time budget" if session.budget.reached else ""
         return passed(
             f"{session.judged} {what} (seed {ctx.explore.seed}, {session.requests_sent} "
-            f"requests) all agree with the reference{cut}",
+            f"requests) all agree with the reference{replayed}",
             tried=tried,
         )
     smallest = (
@@ -129,6 +159,8 @@ def _verdict(ctx: GateContext, result: SearchResult, session: Session, what: str
         if len(finding.steps) == 1
         else f"the smallest failing sequence, {len(finding.steps)} requests"
     )
+    if limits.shrink_cut:
+        smallest = smallest.replace("the smallest", f"after {limits.shrink_requests} shrinking requests, the smallest")
     flaky = " (it did not fail again on replay: the candidate is not deterministic)" if finding.flaky else ""
     if finding.fresh is False:
         flaky += (
@@ -137,7 +169,7 @@ def _verdict(ctx: GateContext, result: SearchResult, session: Session, what: str
         )
     last = finding.steps[-1]
     return failed(
-        f"{finding.message}{flaky}; {smallest}: {last.show_request()}"[:900],
+        f"{finding.message}{flaky}; {smallest}: {last.show_request()}{replayed}"[:900],
         tried=tried,
         **evidence(finding, ctx.model_uri, ctx.tracking_uri),
     )
@@ -149,11 +181,14 @@ def _one_body(ctx: GateContext, body: dict[str, Any], observed: Observed) -> dic
     return evidence(Finding("", (step,)), ctx.model_uri, ctx.tracking_uri)
 
 
-def _key(ctx: GateContext, check: str) -> str:
-    return f"{ctx.candidate_key}|{check}|{ctx.provider}"
+def _key(ctx: GateContext, check_id: str) -> str:
+    """Separates examples in hypothesis' database by everything a verdict depends on: the
+    candidate's code, the weights, the seed, the check and the provider."""
+    fingerprint = ctx.reference_answers.fingerprint
+    return f"{ctx.candidate_key}|{fingerprint}|seed={ctx.explore.seed}|{check_id}|{ctx.provider}"
 
 
-@register_check(
+@check(
     "explore.answers",
     "requests drawn by hypothesis (special characters, unicode "
     "forms, code, stop strings, range ends) get the reference's answers",
@@ -163,10 +198,10 @@ def explore_answers(ctx: GateContext) -> Outcome:
         return outcome
     session = _session(ctx)
     result = search(answers_body(session), ctx.explore, _key(ctx, "explore.answers"))
-    return _verdict(ctx, result, session, "requests")
+    return _verdict(ctx, result, session, "requests", ctx.explore.examples)
 
 
-@register_check(
+@check(
     "explore.sequences",
     "request sequences (settings that could leak, repeats, "
     "requests after an error) each get the answer the request gets alone",
@@ -176,10 +211,10 @@ def explore_sequences(ctx: GateContext) -> Outcome:
         return outcome
     session = _session(ctx)
     result = search_sequences(sequence_machine(session), ctx.explore, _key(ctx, "explore.sequences"))
-    return _verdict(ctx, result, session, "sequences")
+    return _verdict(ctx, result, session, "sequences", ctx.explore.sequences)
 
 
-@register_check(
+@check(
     "params.boundaries",
     "both ends of every range are accepted, and the first value past each end is refused naming the field",
 )
@@ -189,16 +224,16 @@ def params_boundaries(ctx: GateContext) -> Outcome:
     session = _session(ctx)
     near = near_limit(ctx, 3)
     valid = [
-        ("temperature=0", Request(("Name a colour.",), 0.0, 6)),
-        ("temperature=2 (the upper end)", Request(("Name a colour.",), 2.0, 6)),
-        ("max_tokens=1", Request(("What is MLflow?",), 0.0, 1)),
-        ("max_tokens = the room left (3)", Request((near,), 0.0, 3)),
+        ("temperature=0", ExploreRequest(("Name a colour.",), 0.0, 6)),
+        ("temperature=2 (the upper end)", ExploreRequest(("Name a colour.",), 2.0, 6)),
+        ("max_tokens=1", ExploreRequest(("What is MLflow?",), 0.0, 1)),
+        ("max_tokens = the room left (3)", ExploreRequest((near,), 0.0, 3)),
     ]
     invalid = [
-        ("temperature", "just below 0", Request(("Name a colour.",), math.nextafter(0.0, -1.0), 4)),
-        ("temperature", "just above 2", Request(("Name a colour.",), math.nextafter(2.0, 3.0), 4)),
-        ("max_tokens", "0", Request(("Name a colour.",), 0.0, 0)),
-        ("max_tokens", "one past the room left (4)", Request((near,), 0.0, 4)),
+        ("temperature", "just below 0", ExploreRequest(("Name a colour.",), math.nextafter(0.0, -1.0), 4)),
+        ("temperature", "just above 2", ExploreRequest(("Name a colour.",), math.nextafter(2.0, 3.0), 4)),
+        ("max_tokens", "0", ExploreRequest(("Name a colour.",), 0.0, 0)),
+        ("max_tokens", "one past the room left (4)", ExploreRequest((near,), 0.0, 4)),
     ]
     seen: dict[str, Any] = {}
     for label, request in valid:
@@ -230,19 +265,19 @@ def params_boundaries(ctx: GateContext) -> Outcome:
     )
 
 
-@register_check(
+@check(
     "params.error_kind",
     "a bad request is refused as MlflowException "
     "(INVALID_PARAMETER_VALUE), which the scoring server answers 400 with the message",
 )
 def params_error_kind(ctx: GateContext) -> Outcome:
     cases = [
-        ("temperature=-1", Request(("Is this accepted?",), -1.0, 8)),
-        ("temperature=3", Request(("Is this accepted?",), 3.0, 8)),
-        ("max_tokens=0", Request(("Is this accepted?",), 0.0, 0)),
-        ("max_tokens beyond the context", Request(("Is this accepted?",), 0.0, ctx.context_length)),
-        ("max_tokens one past the room the prompt leaves", Request((near_limit(ctx, 3),), 0.0, 4)),
-        ("prompt beyond the context", Request((near_limit(ctx, 1) + " route" * 8,), 0.0, 4)),
+        ("temperature=-1", ExploreRequest(("Is this accepted?",), -1.0, 8)),
+        ("temperature=3", ExploreRequest(("Is this accepted?",), 3.0, 8)),
+        ("max_tokens=0", ExploreRequest(("Is this accepted?",), 0.0, 0)),
+        ("max_tokens beyond the context", ExploreRequest(("Is this accepted?",), 0.0, ctx.context_length)),
+        ("max_tokens one past the room the prompt leaves", ExploreRequest((near_limit(ctx, 3),), 0.0, 4)),
+        ("prompt beyond the context", ExploreRequest((near_limit(ctx, 1) + " route" * 8,), 0.0, 4)),
     ]
     payload = _payload(ctx)
     seen: dict[str, Any] = {}

@@ -3,10 +3,10 @@ this check tells the user it would have stayed up behind a real server)."""
 
 from __future__ import annotations
 
-from harness.gate.checks.registry import GateContext, Outcome, failed, passed, register_check, skipped
+from harness.gate.checks.registry import GateContext, Outcome, failed, passed, check, skipped
 
 
-@register_check("candidate.processes", "the candidate leaves no child process listening on a port")
+@check("candidate.processes", "the candidate leaves no child process listening on a port")
 def candidate_processes(ctx: GateContext) -> Outcome:
     strays = getattr(ctx.candidate, "stray_processes", None)
     if strays is None:

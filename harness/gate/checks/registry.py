@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 import threading
+import time
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -35,6 +37,11 @@ def passed(message: str, **evidence: Any) -> Outcome:
 
 def failed(message: str, **evidence: Any) -> Outcome:
     return Outcome(Status.FAIL, message, evidence)
+
+
+def no_verdict(message: str, **evidence: Any) -> Outcome:
+    """ERROR: the check could not reach a verdict (it ran out of time, say); never a PASS."""
+    return Outcome(Status.ERROR, message, evidence)
 
 
 def skipped(message: str, **evidence: Any) -> Outcome:
@@ -106,6 +113,12 @@ class GateContext:
     _temperature_zero_error: tuple[str | None] | None = None  # (the error or None), once asked
     _context_length: int | None = None
     closing: threading.Event = field(default_factory=threading.Event)
+    # The gate's clock (injectable): only safety nets read it, so no verdict depends on it.
+    clock: Callable[[], float] = time.monotonic
+    # Why loading gave no verdict (the worker hung or died), as opposed to the candidate
+    # raising while it loaded, which is the candidate's verdict.
+    load_no_verdict: bool = False
+    reload_timeout: float = 300.0  # seconds a fresh load before a check may take
 
     def close(self) -> None:
         """Stop the servers checks started: all are asked at once, then each is waited for,
@@ -270,9 +283,14 @@ class GateContext:
 
 CheckFn = Callable[[GateContext], Outcome]
 
+# ``after`` may name this instead of ids: the check runs after every other check.
+EVERY_OTHER = "*"
+
 
 @dataclass(frozen=True)
 class Check:
+    """One check: its id, what it judges, and what it needs. Calling it judges ``ctx``."""
+
     id: str
     fn: CheckFn
     summary: str
@@ -281,23 +299,45 @@ class Check:
     # False: judged without the candidate's worker (the route file, a bench report, the
     # gate's own outputs); the worker starts only when some selected check needs it.
     needs_candidate: bool = True
+    # Checks whose outputs this one reads, so it must run after them (EVERY_OTHER: all).
+    after: tuple[str, ...] = ()
+
+    def __call__(self, ctx: GateContext) -> Outcome:
+        return self.fn(ctx)
 
 
-CHECKS: dict[str, Check] = {}
+def check(
+    check_id: str,
+    summary: str,
+    needs_model: bool = True,
+    needs_serving: bool = False,
+    needs_candidate: bool = True,
+    after: tuple[str, ...] = (),
+) -> Callable[[CheckFn], Check]:
+    """Decorator: make a :class:`Check` of a function. It is not registered by this: the
+    gate's registry is the explicit list in :mod:`harness.gate.checks`."""
 
-
-def register_check(
-    check_id: str, summary: str, needs_model: bool = True, needs_serving: bool = False, needs_candidate: bool = True
-) -> Callable[[CheckFn], CheckFn]:
-    """Decorator: add a check to the gate under ``check_id`` (ids are unique)."""
-
-    def decorate(fn: CheckFn) -> CheckFn:
-        if check_id in CHECKS:
-            raise ValueError(f"check id {check_id!r} is registered twice")
-        CHECKS[check_id] = Check(check_id, fn, summary, needs_model, needs_serving, needs_candidate)
-        return fn
+    def decorate(fn: CheckFn) -> Check:
+        return Check(check_id, fn, summary, needs_model, needs_serving, needs_candidate, tuple(after))
 
     return decorate
+
+
+def registry(*checks: Check) -> Mapping[str, Check]:
+    """The checks in the order given, read-only. Ids are unique, and every check comes
+    after the checks it declares in ``after`` (a check after EVERY_OTHER comes last), so
+    the order is a declared fact, checked here, not an accident of imports."""
+    found: dict[str, Check] = {}
+    for item in checks:
+        if item.id in found:
+            raise ValueError(f"check id {item.id!r} is listed twice")
+        if unknown := [a for a in item.after if a != EVERY_OTHER and a not in found]:
+            raise ValueError(f"{item.id!r} must come after {unknown}, which are not listed before it")
+        found[item.id] = item
+    for position, item in enumerate(checks):
+        if EVERY_OTHER in item.after and position != len(checks) - 1:
+            raise ValueError(f"{item.id!r} runs after every other check, so it must be listed last")
+    return MappingProxyType(found)
 
 
 def completion_text(item: Any) -> str | None:
@@ -326,15 +366,17 @@ def answers(raw: Any) -> list[str]:
 
 
 __all__ = [
-    "CHECKS",
     "Check",
+    "EVERY_OTHER",
     "GateContext",
     "Outcome",
     "Row",
     "answers",
     "completion_text",
     "failed",
+    "no_verdict",
     "passed",
-    "register_check",
+    "check",
+    "registry",
     "skipped",
 ]

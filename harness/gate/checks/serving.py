@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +15,7 @@ import requests
 from harness._redact import redact
 from harness.gate.checks.contract import PROVIDER_PAYLOADS, payload_fix
 from harness.gate.checks.registry import (
+    EVERY_OTHER,
     GateContext,
     Outcome,
     Row,
@@ -23,7 +23,7 @@ from harness.gate.checks.registry import (
     completion_text,
     failed,
     passed,
-    register_check,
+    check,
     skipped,
 )
 from harness.serving.gateway import (
@@ -49,8 +49,8 @@ _PROMPT = "What is MLflow?"
 
 def _server(ctx: GateContext, key: str, factory: Callable[[], Any], in_background: bool = False) -> Any:
     """Start a server once per gate run (a failed start is not retried by later checks);
-    ctx.close() stops it. A start :func:`prestart` began is waited for, not repeated."""
-    started = time.monotonic()
+    ctx.close() stops it. A start :func:`prestart` began is waited for, not repeated (the
+    wait is the gate's time: the candidate's working time does not count it)."""
     if (starting := ctx.server_starts) is not None and not in_background:
         starting.join()
     if key not in ctx.started and not ctx.closing.is_set():
@@ -62,10 +62,6 @@ def _server(ctx: GateContext, key: str, factory: Callable[[], Any], in_backgroun
             ctx.started[key] = error
             raise
         ctx.started[key] = server
-    # Starting a server is the gate's time, not the candidate's: a check timeout shorter
-    # than a server start must not read as "the candidate hung".
-    if not in_background and getattr(ctx.candidate, "deadline", None) is not None:
-        ctx.candidate.deadline += time.monotonic() - started
     if isinstance(ctx.started.get(key), ServerError):
         raise ctx.started[key]
     if key not in ctx.started:
@@ -117,7 +113,7 @@ def _scoring(ctx: GateContext, in_background: bool = False) -> ServerProcess:
     )
 
 
-@register_check("serving.scoring", "the scoring server answers the provider's payload", needs_serving=True)
+@check("serving.scoring", "the scoring server answers the provider's payload", needs_serving=True)
 def serving_scoring(ctx: GateContext) -> Outcome:
     try:
         server = _scoring(ctx)
@@ -149,7 +145,7 @@ def serving_scoring(ctx: GateContext) -> Outcome:
     return passed(f"200, and a JSON list of one answer per row, from {server.url}", **evidence)
 
 
-@register_check(
+@check(
     "serving.errors",
     "a generate that raises reaches the caller as an error status, never as a 200 answer",
     needs_serving=True,
@@ -182,7 +178,7 @@ def serving_errors(ctx: GateContext) -> Outcome:
     return passed(f"generate raised and the caller got {response.status_code}", **evidence)
 
 
-@register_check(
+@check(
     "serving.concurrent",
     "concurrent requests with different settings get the answers the same requests get one by one",
     needs_serving=True,
@@ -245,7 +241,7 @@ def _route(ctx: GateContext) -> RouteSpec | None:
     return routes_from_gateway_yaml(Path(ctx.route_file).read_text())[0]
 
 
-@register_check(
+@check(
     "route.spec",
     "the route validates and its secrets are environment references",
     needs_model=False,
@@ -267,9 +263,7 @@ def route_spec(ctx: GateContext) -> Outcome:
     )
 
 
-@register_check(
-    "route.gateway", "a query through the real loopback gateway returns the documented shape", needs_serving=True
-)
+@check("route.gateway", "a query through the real loopback gateway returns the documented shape", needs_serving=True)
 def route_gateway(ctx: GateContext) -> Outcome:
     try:
         route = _route(ctx)
@@ -345,6 +339,18 @@ def _secret_values(ctx: GateContext) -> dict[str, str]:
     return values
 
 
+def _own_requests(ctx: GateContext) -> None:
+    """Requests of its own, so the check judges the same outputs under ``--only`` as in a
+    full run (which adds what every other check made the candidate write)."""
+    if ctx.candidate is None:
+        return
+    for row in (Row("What is MLflow?", 0.0, 8), Row("What is MLflow?", -1.0, 8)):
+        try:
+            ctx.send([row])
+        except Exception as error:  # noqa: BLE001 - a refusal's message is scanned like an answer
+            ctx.answers_seen.append(str(error))
+
+
 def _haystacks(ctx: GateContext) -> dict[str, str]:
     """Everything the gate wrote or saw: the report as it will be written, the candidate's
     answers, its log and the server logs (with what their redaction masked), MLflow
@@ -379,16 +385,17 @@ def _haystacks(ctx: GateContext) -> dict[str, str]:
     return texts
 
 
-@register_check(
+@check(
     "secrets.no_leak",
     "no route secret or credential canary appears in answers, reports, logs or MLflow params",
     needs_model=False,
-    needs_candidate=False,
+    after=(EVERY_OTHER,),
 )
 def secrets_no_leak(ctx: GateContext) -> Outcome:
     secrets = {**_secret_values(ctx), **{f"${name} (canary)": value for name, value in ctx.canaries.items()}}
     if not secrets:
         return skipped("skipped: no route secret is set and no canary was planted")
+    _own_requests(ctx)
     haystacks = _haystacks(ctx)
     leaks = [
         f"{field} in {where}" for field, value in secrets.items() for where, text in haystacks.items() if value in text

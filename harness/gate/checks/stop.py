@@ -7,7 +7,7 @@ Judged against the candidate's own answers without stop, so a wrong template or 
 from __future__ import annotations
 
 from harness.gate.checks.answers import SHORT
-from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, register_check, skipped
+from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, check, skipped
 from harness.model.generation import cut_at_stop  # the contract's cut, as the reference does it
 
 
@@ -52,7 +52,7 @@ def _stop_diagnosis(own: str, got: str, want: str, stops: tuple[str, ...]) -> st
     return "cut at the wrong place" + kept
 
 
-@register_check("params.stop", "stop cuts each answer before the earliest stop string and drops it")
+@check("params.stop", "stop cuts each answer before the earliest stop string and drops it")
 def params_stop(ctx: GateContext) -> Outcome:
     if not ctx.accepts_stop:
         return skipped("skipped: the signature takes no `stop` param or column")

@@ -9,10 +9,10 @@ documented way; a valid one, including the ends of every range, must be answered
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from harness.gate.explore.requests import Observed, Request
+from harness.gate.explore.requests import Observed, ExploreRequest
 from harness.model.generation import Request as RowRequest
 from harness.model.prompt import PromptError
 from harness.model.settings import GenerationSettings, InvalidParameter
@@ -27,6 +27,10 @@ class Expected:
     reason: str = ""
     answers: tuple[str | None, ...] = ()
     blank: bool = False  # a blank instruction: rejecting it or answering it are both fine
+    # An input the contract leaves open (harness.gate.open_inputs): the reference refuses
+    # it, and answering it the way this alternative request is answered is right too.
+    open_input: str | None = None
+    alternative: ExploreRequest | None = None
 
 
 class Oracle:
@@ -35,7 +39,7 @@ class Oracle:
     what the candidate receives after MLflow's parsing (numpy casts), so the oracle answers
     the same text."""
 
-    def __init__(self, reference: Any, parse: Callable[[Request], Sequence[str]] | None = None):
+    def __init__(self, reference: Any, parse: Callable[[ExploreRequest], Sequence[str]] | None = None):
         self.reference = reference
         self.parse = parse or (lambda request: request.instructions)
         self._first_generated = reference.generated
@@ -57,13 +61,17 @@ class Oracle:
         return self.reference.answer(instruction, max_tokens, stop)
 
     # -- expectations and verdicts ---------------------------------------------------------
-    def expected(self, request: Request) -> Expected:
+    def expected(self, request: ExploreRequest) -> Expected:
         instructions = list(self.parse(request))
         try:
             settings = GenerationSettings(request.temperature, request.max_tokens, request.stop or ())
             rows = [RowRequest(i, settings) for i in instructions]
             self.reference.generator.validate(rows)
         except (InvalidParameter, PromptError) as error:
+            if (alternative := stop_as_absent(request)) is not None and self.expected(alternative).rejects is None:
+                return Expected(
+                    rejects="stop", reason=str(error)[:200], open_input="stop.empty", alternative=alternative
+                )
             return Expected(
                 rejects=getattr(error, "field", "prompt"),
                 reason=str(error)[:200],
@@ -74,11 +82,15 @@ class Oracle:
         self.reference.traces([(i, request.max_tokens) for i in instructions])  # one batch
         return Expected(answers=tuple(self.answer(i, request.max_tokens, request.stop or ()) for i in instructions))
 
-    def judge(self, request: Request, observed: Observed) -> tuple[str | None, str]:
+    def judge(self, request: ExploreRequest, observed: Observed) -> tuple[str | None, str]:
         """(why the candidate's outcome is wrong, or None; what the reference gives)."""
         want = self.expected(request)
         instructions = list(self.parse(request))
         if want.rejects is not None:
+            if want.alternative is not None and observed.error is None:
+                # Answered: right when it is the answer to the request without the open part.
+                why, shown = self.judge(want.alternative, observed)
+                return why, f"rejected naming {want.rejects}, or as if sent without the empty stop: {shown}"
             return self._judge_rejection(want, observed), f"rejected naming {want.rejects}: {want.reason}"
         shown = f"answers {list(want.answers)!r}"[:400] if request.greedy else "any answers without a stop string"
         if observed.error is not None:
@@ -119,4 +131,12 @@ class Oracle:
         return None
 
 
-__all__ = ["Expected", "Oracle"]
+def stop_as_absent(request: ExploreRequest) -> ExploreRequest | None:
+    """The request as if its empty stop strings were not sent (None when it has none): an
+    empty stop string is an open input, and ignoring it is one accepted answer to it."""
+    if not request.stop or "" not in request.stop:
+        return None
+    return replace(request, stop=tuple(s for s in request.stop if s != ""))
+
+
+__all__ = ["Expected", "Oracle", "stop_as_absent"]

@@ -10,7 +10,7 @@ from harness.gate.worker import CandidateError
 
 
 @dataclass(frozen=True)
-class Request:
+class ExploreRequest:
     """One request: instructions (one per row) and the settings every row shares, as the
     gateway sends them (one ``params`` object per request). ``stop=None`` sends no stop."""
 
@@ -62,7 +62,7 @@ class Step:
     """One request of a failing example: the JSON body the candidate got, and what each side
     gave."""
 
-    request: Request | None  # None: an earlier request the failure needs, sent as it was
+    request: ExploreRequest | None  # None: an earlier request the failure needs, sent as it was
     body: dict[str, object]
     got: str
     expected: str
@@ -74,4 +74,4 @@ class Step:
         return {"request": self.show_request(), "body": self.body, "got": self.got, "expected": self.expected}
 
 
-__all__ = ["Observed", "Request", "Step"]
+__all__ = ["Observed", "ExploreRequest", "Step"]

@@ -8,15 +8,17 @@ smallest request (or request sequence) that still fails.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
+from hypothesis import HealthCheck, configuration, Phase, Verbosity, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.control import current_build_context
 from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from harness._validation import IntIn, Number
@@ -26,21 +28,28 @@ from harness.gate.explore.requests import Step
 DEFAULT_SEED = 0
 DEFAULT_EXAMPLES = 100
 DEFAULT_SEQUENCES = 10
+DEFAULT_SHRINK_REQUESTS = 200  # requests shrinking one failure may send
+DEFAULT_REPLAYS = 12  # fresh replays that pin down which earlier requests a failure needs
+DEFAULT_SAFETY_S = 600.0
 
 
 @checked_settings(label="explore ")
 class ExploreConfig:
     """``examples`` single requests and ``sequences`` request sequences (up to ``steps``
-    requests each) per run; ``--explore N`` scales both. ``database``: where failing
-    examples are kept (None: not kept). ``budget_s``: time one search may take; past it,
-    the failure found so far (or the examples judged so far) is the result."""
+    requests each) per run; ``--explore N`` scales both. Every size is a count, so the
+    verdict does not depend on the machine's speed: ``shrink_requests`` bounds the requests
+    shrinking a failure may send, ``replays`` the fresh replays that pin down a reproducer.
+    ``database``: where failing examples are kept (None: not kept). ``safety_s`` is only a
+    safety net: a search still running after it is ERROR ("no verdict"), never PASS."""
 
     seed: Annotated[int, IntIn(0, 2**32 - 1, f"an integer in [0, {2**32 - 1}]")] = DEFAULT_SEED
     examples: Annotated[int, IntIn(1, 100_000, "an integer in [1, 100000]")] = DEFAULT_EXAMPLES
     sequences: Annotated[int, IntIn(1, 100_000, "an integer in [1, 100000]")] = DEFAULT_SEQUENCES
     steps: Annotated[int, IntIn(1, 50, "an integer in [1, 50]")] = 5
     database: Path | None = None
-    budget_s: Annotated[float, Number(0.0, 86400.0)] = 60.0
+    shrink_requests: Annotated[int, IntIn(0, 1_000_000, "an integer in [0, 1000000]")] = DEFAULT_SHRINK_REQUESTS
+    replays: Annotated[int, IntIn(1, 1000, "an integer in [1, 1000]")] = DEFAULT_REPLAYS
+    safety_s: Annotated[float, Number(0.0, 86400.0)] = DEFAULT_SAFETY_S
 
     @classmethod
     def scaled(cls, examples: int, **kw: Any) -> ExploreConfig:
@@ -68,13 +77,14 @@ class Mismatch(AssertionError):
 
 @dataclass
 class SearchResult:
-    """What a search found (the session counts what it sent)."""
+    """What a search found (the session counts what it sent), and how many examples came
+    from the example database rather than from this run's draws."""
 
     finding: Finding | None = None
+    replayed: int = 0
 
 
-def _settings(cfg: ExploreConfig, examples: int) -> settings:
-    database = DirectoryBasedExampleDatabase(str(cfg.database)) if cfg.database is not None else None
+def _settings(cfg: ExploreConfig, examples: int, database: _RecordedDatabase | None) -> settings:
     return settings(
         max_examples=examples,
         deadline=None,
@@ -88,24 +98,73 @@ def _settings(cfg: ExploreConfig, examples: int) -> settings:
     )
 
 
-class Budget:
-    """Time for one search: drawing new examples stops at half of it, so a failure found
-    late still has time to shrink; past all of it the smallest failure found so far is what
-    hypothesis reports. Past a limit, non-final runs pass untested (the final replay always
-    runs), drawing as before: what a test draws must not depend on the clock, or hypothesis
-    calls it flaky."""
+class SearchLimits:
+    """What one search may send, in counts; the clock is only a safety net.
 
-    def __init__(self, seconds: float):
-        self.seconds, self.started = seconds, time.monotonic()
-        self.failed = False  # a failure was found: the rest of the time is for shrinking it
-        self.reached = False  # the report says so: fewer examples than asked were judged
+    Drawing stops at the configured number of examples (hypothesis' ``max_examples``). Once a
+    failure is found, shrinking may send ``shrink_requests`` more requests; past that, and
+    past the safety net, non-final runs pass untested (the final replay always runs), so
+    hypothesis reports the smallest failure found so far. Counts make the same seed give the
+    same requests on any machine; only the safety net reads the clock (injectable), and a
+    search it cut is "no verdict"."""
 
-    def spent(self) -> bool:
-        limit = self.seconds if self.failed else self.seconds / 2
-        if time.monotonic() - self.started < limit:
+    def __init__(self, shrink_requests: int, safety_s: float, clock: Callable[[], float] = time.monotonic):
+        self.shrink_requests, self.safety_s, self.clock = shrink_requests, safety_s, clock
+        self.started = clock()
+        self.failed = False  # a failure was found: what is sent now is shrinking it
+        self.shrinking = 0  # requests sent since then
+        self.shrink_cut = False  # shrinking reached its count: the report says so
+        self.out_of_time = False  # the safety net was hit: no verdict
+
+    def skip(self) -> bool:
+        """Whether the next request is not sent (its run passes untested)."""
+        if _final_run():
             return False
-        self.reached = True
-        return not current_build_context().is_final
+        if self.clock() - self.started > self.safety_s:
+            self.out_of_time = True
+            return True
+        if self.failed and self.shrinking >= self.shrink_requests:
+            self.shrink_cut = True
+            return True
+        return False
+
+    def sent(self) -> None:
+        self.shrinking += self.failed
+
+
+def _final_run() -> bool:
+    """Hypothesis' final replay of the failure it reports (True outside a search too: a
+    fixed case is always sent)."""
+    try:
+        return bool(current_build_context().is_final)
+    except InvalidArgument:  # no build context: not inside a search
+        return True
+
+
+class _RecordedDatabase(DirectoryBasedExampleDatabase):
+    """The example database, counting what it hands back: examples replayed from an earlier
+    run are marked in the report."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        self.replayed = 0
+
+    def fetch(self, key: bytes) -> Iterable[bytes]:
+        for value in super().fetch(key):
+            self.replayed += 1
+            yield value
+
+
+@contextmanager
+def hypothesis_home(path: Path) -> Iterator[None]:
+    """Hypothesis' own storage (its unicode tables, constants) under ``path`` while a gate
+    runs, never the user's current directory; the previous setting is restored after."""
+    before = getattr(configuration, "__hypothesis_home_directory", None)
+    configuration.set_hypothesis_home_dir(path)
+    try:
+        yield
+    finally:
+        configuration.set_hypothesis_home_dir(before)
 
 
 def _outcome(run: Callable[[], None], result: SearchResult) -> SearchResult:
@@ -125,23 +184,35 @@ def search(body: Callable[[Any], None], cfg: ExploreConfig, key: str) -> SearchR
     """Run ``body(data)`` (``data`` is hypothesis' ``st.data()``; the body raises
     :class:`Mismatch`) on ``cfg.examples`` examples; ``key`` separates candidates and
     checks in the example database."""
-    result = SearchResult()
+    result, database = SearchResult(), _database(cfg)
     wrapped = given(st.data())(body)
     wrapped.hypothesis.inner_test._hypothesis_internal_add_digest = key.encode()  # type: ignore[attr-defined]
-    run = seed(cfg.seed)(_settings(cfg, cfg.examples)(wrapped))
-    return _outcome(run, result)
+    # Settings after the seed: hypothesis' @seed turns the example database off.
+    run = _settings(cfg, cfg.examples, database)(seed(cfg.seed)(wrapped))
+    return _replayed(_outcome(run, result), database)
 
 
 def search_sequences(machine: type[RuleBasedStateMachine], cfg: ExploreConfig, key: str) -> SearchResult:
     """Run the state machine ``cfg.sequences`` times (up to ``cfg.steps`` rules each)."""
     machine._hypothesis_internal_add_digest = key.encode()
     seeded = seed(cfg.seed)(machine)
-    result = SearchResult()
-    return _outcome(lambda: run_state_machine_as_test(seeded, settings=_settings(cfg, cfg.sequences)), result)
+    result, database = SearchResult(), _database(cfg)
+    run = lambda: run_state_machine_as_test(seeded, settings=_settings(cfg, cfg.sequences, database))  # noqa: E731
+    return _replayed(_outcome(run, result), database)
+
+
+def _database(cfg: ExploreConfig) -> _RecordedDatabase | None:
+    return _RecordedDatabase(str(cfg.database)) if cfg.database is not None else None
+
+
+def _replayed(result: SearchResult, database: _RecordedDatabase | None) -> SearchResult:
+    result.replayed = database.replayed if database is not None else 0
+    return result
 
 
 __all__ = [
-    "Budget",
+    "SearchLimits",
+    "hypothesis_home",
     "DEFAULT_EXAMPLES",
     "DEFAULT_SEED",
     "DEFAULT_SEQUENCES",

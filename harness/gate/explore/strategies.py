@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from hypothesis import strategies as st
 
-from harness.gate.explore.requests import Request
+from harness.gate.explore.requests import ExploreRequest
 from harness.model.settings import TEMPERATURE_MAX, TEMPERATURE_MIN
 
 WORDS = (
@@ -244,12 +244,12 @@ def answer_stops(answer: str) -> st.SearchStrategy[tuple[str, ...]]:
     return pieces()
 
 
-def requests(limits: Limits | None, pool: Sequence[str] = (), max_rows: int = 3) -> st.SearchStrategy[Request]:
+def requests(limits: Limits | None, pool: Sequence[str] = (), max_rows: int = 3) -> st.SearchStrategy[ExploreRequest]:
     """Whole requests: 1..max_rows instructions and one setting per request; max_tokens is
     mostly small, sometimes exactly the room a near-limit row leaves or one past it, or 0."""
 
     @st.composite
-    def build(draw: st.DrawFn) -> Request:
+    def build(draw: st.DrawFn) -> ExploreRequest:
         rows = tuple(draw(st.lists(any_instruction(limits), min_size=1, max_size=max_rows)))
         rooms = [r for i in rows if limits is not None and (r := limits.room(i)) is not None]
         # Tiny and untrained models often open every answer with the same token: a few
@@ -262,7 +262,7 @@ def requests(limits: Limits | None, pool: Sequence[str] = (), max_rows: int = 3)
         ]
         if rooms:
             options += [(4, st.just(min(rooms))), (2, st.just(min(rooms) + 1))]
-        return Request(rows, draw(temperatures()), draw(weighted(*options)), draw(stops(pool)))
+        return ExploreRequest(rows, draw(temperatures()), draw(weighted(*options)), draw(stops(pool)))
 
     return build()
 
