@@ -295,28 +295,32 @@ def _runtime_facts(cfg: GateConfig, ctx: GateContext | None) -> dict[str, object
     }
 
 
-def _mask_route_secrets(route_file: Path | None) -> None:
-    """The values the user's route references are masked in everything the gate writes,
-    whatever their variables are called."""
+def _parse_route(route_file: Path | None) -> tuple[Any, str | None]:
+    """The user's route, parsed once for every check (its first endpoint; None without
+    --route), or why it is invalid (route.spec reports it). The values it references are
+    masked in everything the gate writes, whatever their variables are called."""
     from harness.serving.route import RouteError, routes_from_gateway_yaml
 
     if route_file is None:
-        return
+        return None, None
     try:
         routes = routes_from_gateway_yaml(Path(route_file).read_text())
-    except (RouteError, OSError, ValueError):
-        return  # route.spec reports it
+    except (RouteError, OSError, ValueError) as error:
+        return None, str(error)
     for route in routes:
         for ref in route.secrets().values():
             try:
                 add_secret(ref.resolve().reveal())
             except RouteError:
                 continue
+    return routes[0], None
 
 
 def _context(cfg: GateConfig, snapshot: Path) -> GateContext:
-    _mask_route_secrets(cfg.route_file)
+    route, route_error = _parse_route(cfg.route_file)
     return GateContext(
+        route=route,
+        route_error=route_error,
         snapshot=snapshot,
         tokenizer=_snapshot_tokenizer(snapshot),
         provider=cfg.provider,

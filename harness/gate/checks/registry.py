@@ -78,6 +78,8 @@ class GateContext:
     model_uri: str | None = None
     tracking_uri: str | None = None
     route_file: Path | None = None
+    route: Any = None  # the --route file's first endpoint, parsed once (None: the seed's route)
+    route_error: str | None = None  # why the --route file does not parse
     serve: bool = True
     candidate_kind: str = "file"  # reference, file or uri (CandidateKind's values)
     log_dir: Path | None = None  # this run's logs: the candidate's and the servers'

@@ -236,9 +236,11 @@ def _answer_text(response: requests.Response) -> str:
 
 def _route(ctx: GateContext) -> RouteSpec | None:
     """The user's route (first endpoint of --route) or None for the seed's default."""
-    if ctx.route_file is None:
-        return None
-    return routes_from_gateway_yaml(Path(ctx.route_file).read_text())[0]
+    if ctx.route_error is not None:
+        raise RouteError(ctx.route_error)
+    if ctx.route is None and ctx.route_file is not None:  # a context made without the runner
+        return routes_from_gateway_yaml(Path(ctx.route_file).read_text())[0]
+    return ctx.route
 
 
 @check(
