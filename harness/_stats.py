@@ -136,3 +136,125 @@ class Ratio:
 
     def overlaps(self, other: Ratio) -> bool:
         return self.ci_low <= other.ci_high and other.ci_low <= self.ci_high
+
+
+# --- Goodness of fit for sampled answers ---------------------------------------------------
+# An exact Monte-Carlo test: ``draws`` samples of the statistic under the null (numpy's
+# seeded multinomial), and the observed value is significant only when no draw reaches it.
+# Its false-alarm probability is then at most 1 / (draws + 1), exactly, whatever the
+# statistic's distribution (the observed value and the draws are exchangeable under the null).
+MC_DRAWS = 99_999
+
+
+def g_statistic(counts: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """The likelihood-ratio (G) statistic of each row of ``counts`` against ``probs``."""
+    counts = np.atleast_2d(counts).astype(float)
+    n = counts.sum(axis=1, keepdims=True)
+    expected = n * probs[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(counts > 0, counts * np.log(counts / expected), 0.0)
+    return 2.0 * terms.sum(axis=1)
+
+
+@dataclass(frozen=True)
+class FitTest:
+    """One goodness-of-fit test of ``n`` samples: the observed statistic, the largest of the
+    null's draws (the quantile it must pass), the Monte-Carlo p-value, and the false-alarm
+    probability the decision carries (1 / (draws + 1))."""
+
+    n: int
+    statistic: float
+    null_max: float
+    p_value: float
+    false_alarm: float
+    tv_distance: float
+
+    @property
+    def rejects(self) -> bool:
+        return self.statistic > self.null_max
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: round(float(v), 6) for k, v in self.__dict__.items()} | {"rejects": self.rejects}
+
+
+def tail_bins(probs: Sequence[float], n: int, least: float = 5.0) -> list[int]:
+    """A bin per outcome, the least likely merged into one tail bin until every bin expects at
+    least ``least`` of ``n`` draws: fewer, fuller bins give the test its power against a
+    sampler that drops or thins the tail (top-p), and cost nothing against the others.
+    Returns each outcome's bin (0 is the tail when there is one)."""
+    p = np.asarray(probs, dtype=float)
+    order = np.argsort(p, kind="stable")
+    merged, tail = 0.0, set()
+    for index in order:
+        if merged * n >= least and p[index] * n >= least:
+            break
+        merged += p[index]
+        tail.add(int(index))
+    bins, next_bin = [], 1
+    for index in range(len(p)):
+        if index in tail:
+            bins.append(0)
+        else:
+            bins.append(next_bin)
+            next_bin += 1
+    return bins
+
+
+def binned(values: Sequence[float], bins: Sequence[int]) -> np.ndarray:
+    """``values`` (counts or probabilities) summed per bin of :func:`tail_bins`."""
+    out = np.zeros(max(bins) + 1)
+    np.add.at(out, np.asarray(bins), np.asarray(values, dtype=float))
+    return out
+
+
+def multinomial_draws(probs: Sequence[float], n: int, seed: int = 0, draws: int = MC_DRAWS) -> np.ndarray:
+    """``draws`` count vectors of ``n`` independent draws from ``probs`` (seeded): the null
+    every test of those draws is judged against."""
+    p = np.asarray(probs, dtype=float)
+    return np.random.default_rng(seed).multinomial(n, p / p.sum(), size=draws)
+
+
+def multinomial_fit(counts: Sequence[int] | np.ndarray, probs: Sequence[float], null: np.ndarray) -> FitTest:
+    """Do ``counts`` come from a multinomial with ``probs``? The G statistic against the
+    same statistic of each of ``null``'s draws (:func:`multinomial_draws`, same n)."""
+    observed, p = np.asarray(counts, dtype=float), np.asarray(probs, dtype=float)
+    p = p / p.sum()
+    n, draws = int(observed.sum()), len(null)
+    stats = g_statistic(null, p)
+    g = float(g_statistic(observed, p)[0])
+    tv = float(np.abs(observed / max(n, 1) - p).sum() / 2)
+    return FitTest(n, g, float(stats.max()), (1 + int((stats >= g).sum())) / (draws + 1), 1 / (draws + 1), tv)
+
+
+def fewest_distinct(distinct: int, null: np.ndarray) -> float:
+    """Monte-Carlo p-value of seeing at most ``distinct`` different values among the draws
+    (too few distinct answers: draws that are not independent), against ``null``'s draws."""
+    counts = (null > 0).sum(axis=1)
+    return (1 + int((counts <= distinct).sum())) / (len(null) + 1)
+
+
+def tail_mass_test(counts: Sequence[int], probs: Sequence[float]) -> tuple[float, int, float, int]:
+    """Too few or too many draws among the least likely outcomes: for each cut of the outcomes
+    sorted by probability, the draws below it are Binomial(n, mass below it) under the null,
+    and the smallest exact two-sided tail, times the number of tails tried (Bonferroni), bounds
+    the false-alarm probability. Catches a sampler that drops its tail (top-p) or sharpens or
+    flattens it (a wrong temperature). Returns (p-value bound, draws below the most telling
+    cut, their expected number, outcomes below it)."""
+    from scipy.stats import binom
+
+    p, c = np.asarray(probs, dtype=float), np.asarray(counts, dtype=float)
+    p = p / p.sum()
+    order = np.argsort(p, kind="stable")
+    n = int(c.sum())
+    mass, seen = np.cumsum(p[order])[:-1], np.cumsum(c[order])[:-1]
+    tails = np.minimum(binom.cdf(seen, n, mass), binom.sf(seen - 1, n, mass))
+    best = int(np.argmin(tails))
+    bound = min(1.0, float(tails[best]) * 2 * len(tails))
+    return bound, int(seen[best]), float(mass[best] * n), best + 1
+
+
+def binomial_upper_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), exactly (scipy)."""
+    from scipy.stats import binom
+
+    return float(binom.sf(k - 1, n, p))

@@ -57,7 +57,7 @@ _ALLOWED = {
     "store": {"model", "_mlflow_compat", "_redact", "_reporting", "_validation"},
     "serving": {"store", "model", "_mlflow_compat", "_redact", "_stats", "_validation"},
     "bench": {"serving", "store", "model", "_reporting", "_redact", "_stats", "_validation"},
-    "gate": {"bench", "serving", "store", "model", "_reporting", "_mlflow_compat", "_redact", "_validation"},
+    "gate": {"bench", "serving", "store", "model", "_reporting", "_mlflow_compat", "_redact", "_stats", "_validation"},
     "testing": {"gate", "bench", "serving", "store", "model", "_reporting", "_mlflow_compat", "_validation"},
     "_reporting": {"_redact"},
     "_mlflow_compat": set(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,29 @@ class Probe:
             return _portable(self.model.predict(pd.DataFrame(payload["dataframe_records"])))
         data, params = parse_payload(payload, self.signature)
         return _portable(self.model.predict(data, params=params))
+
+    def predict_many(self, payloads: list[dict[str, Any]], threads: int) -> list[tuple[str, Any]]:
+        """Each payload predicted from a pool of ``threads`` threads, as the scoring server's
+        thread pool calls ``predict``; a barrier releases each group of ``threads`` calls at
+        once, so they overlap. Per payload ("ok", answers) or ("raised", CandidateError)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from harness.gate.worker import CandidateError
+
+        barrier = threading.Barrier(max(1, min(threads, len(payloads))))
+
+        def one(payload: dict[str, Any]) -> tuple[str, Any]:
+            try:
+                barrier.wait(timeout=30)
+            except threading.BrokenBarrierError:
+                pass  # a group smaller than the pool: it runs without waiting
+            try:
+                return "ok", self.predict(payload)
+            except Exception as error:  # noqa: BLE001 - the candidate's error is its answer
+                return "raised", CandidateError.of(error)
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(one, payloads))
 
     def calls(self) -> list[GenerateCall]:
         return list(self.spy.calls)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from harness.gate.spy import GenerateCall, Script
 
 TAG_VAR = "HARNESS_GATE_WORKER"
-_OPS = ("predict", "calls", "reset", "seed", "model_facts", "reload")
+_OPS = ("predict", "predict_many", "calls", "reset", "seed", "model_facts", "reload")
 
 
 class WorkerError(BaseException):
@@ -184,6 +184,9 @@ class Worker:
     # The Probe interface, so checks do not care where the candidate runs.
     def predict(self, payload: dict[str, Any]) -> Any:
         return self.call("predict", payload)
+
+    def predict_many(self, payloads: list[dict[str, Any]], threads: int) -> list[tuple[str, Any]]:
+        return self.call("predict_many", payloads, threads)
 
     def calls(self) -> list[GenerateCall]:
         return self.call("calls")

@@ -24,6 +24,8 @@ MODEL_CHECKS = [c for c in CHECKS.values() if c.needs_model and not c.needs_serv
 EXPLORE = ExploreConfig.scaled(20)
 GATE_EXPLORE = ExploreConfig.scaled(DEFAULT_EXAMPLES)
 EXPLORE_CHECKS = ("explore.answers", "explore.sequences", "params.boundaries", "params.error_kind")
+# Judged on the sampling and threading candidates written for them (test_sampling.py).
+SAMPLING_CHECKS = ("sampling.distribution", "sampling.independence", "sampling.support", "predict.concurrent")
 
 
 def load_module(path, name):

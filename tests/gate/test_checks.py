@@ -3,7 +3,7 @@ the checks (whole gate runs, with MLflow logging and servers, are in test_runner
 
 import pytest
 
-from _judge import EXPLORE_CHECKS, MODEL_CHECKS, judge, load_module  # noqa: F401  (judge is a fixture)
+from _judge import EXPLORE_CHECKS, MODEL_CHECKS, SAMPLING_CHECKS, judge, load_module  # noqa: F401  (judge is a fixture)
 from conftest import MUTANTS_FILE
 from harness.gate.report import Status
 from harness.model.signature import SignatureKind
@@ -24,7 +24,8 @@ _IN_PROCESS = sorted(name for name in mutants.CAUGHT_BY if name != "CudaHardCode
 
 # The exploration sees most of these defects too; which defects it must catch is
 # test_explored_candidates.py's question (slow), so here it stays out of the count.
-_FIXED = tuple(c.id for c in MODEL_CHECKS if c.id not in EXPLORE_CHECKS)
+# The sampling checks have candidates of their own (test_sampling.py), as the exploration has.
+_FIXED = tuple(c.id for c in MODEL_CHECKS if c.id not in EXPLORE_CHECKS + SAMPLING_CHECKS)
 
 
 @pytest.mark.parametrize("name", _IN_PROCESS)
@@ -49,7 +50,7 @@ def test_every_model_check_catches_some_mutant():
     caught = set().union(*(checks for checks, _ in mutants.CAUGHT_BY.values()))
     # candidate.processes needs a worker process: tests/gate/test_isolation.py covers it;
     # the exploration's checks are held to their defects in test_explored_candidates.py
-    assert {c.id for c in MODEL_CHECKS} - caught == {"candidate.processes", *EXPLORE_CHECKS}
+    assert {c.id for c in MODEL_CHECKS} - caught == {"candidate.processes", *EXPLORE_CHECKS, *SAMPLING_CHECKS}
 
 
 def test_serving_errors_is_skipped_for_a_candidate_that_never_calls_generate():

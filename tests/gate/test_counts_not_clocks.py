@@ -44,6 +44,7 @@ def _comparable(result):
     return result.status, result.message, tried, result.evidence.get("reproducer", {}).get("bodies")
 
 
+@pytest.mark.slow  # two explorations twice each
 @pytest.mark.parametrize("name", ["RegexStops", "BracesFormatted"])
 def test_a_ten_times_slower_clock_gives_the_same_verdict_counts_and_reproducer(judge, name):
     checks = ("explore.answers", "explore.sequences")
@@ -54,6 +55,7 @@ def test_a_ten_times_slower_clock_gives_the_same_verdict_counts_and_reproducer(j
         assert _comparable(slow[check_id]) == _comparable(normal[check_id]), check_id
 
 
+@pytest.mark.slow  # an exploration that fails
 def test_shrinking_is_bounded_by_a_count_and_the_failure_still_fails(judge):
     cut = replace(EXPLORE, shrink_requests=0)
     result = judge(explored.RegexStops, only=("explore.answers",), explore=cut)["explore.answers"]

@@ -80,14 +80,14 @@ def test_route_secret_values_are_masked_whatever_their_variable_is_called(tmp_pa
     """Once the gate has read the route, the values it references are masked in all output,
     although their variable's name does not look like a credential."""
     from harness._redact import redact
-    from harness.gate.runner import _mask_route_secrets
+    from harness.gate.runner import _parse_route
 
     (tmp_path / "route.yaml").write_text(
         ROUTE.format(url="https://x.cloud.databricks.com").replace("$HARNESS_TEST_ROUTE_SECRET", "$ROUTE_VALUE_PLAIN")
     )
     monkeypatch.setenv("ROUTE_VALUE_PLAIN", "plain-name-value-77")
     assert redact("a plain-name-value-77 b") == "a plain-name-value-77 b"
-    _mask_route_secrets(tmp_path / "route.yaml")
+    _parse_route(tmp_path / "route.yaml")
     assert redact("a plain-name-value-77 b") == "a *** b"
 
 

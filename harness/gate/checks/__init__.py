@@ -6,7 +6,19 @@ registered by importing it. A check that reads what others produced declares it
 breaks a declaration.
 """
 
-from harness.gate.checks import answers, behaviour, budget, contract, explore, isolation, open_inputs, serving, stop
+from harness.gate.checks import (
+    answers,
+    behaviour,
+    budget,
+    concurrency,
+    contract,
+    explore,
+    isolation,
+    open_inputs,
+    sampling,
+    serving,
+    stop,
+)
 from harness.gate.checks.registry import EVERY_OTHER, Check, GateContext, Outcome, check, registry
 
 CHECKS = registry(
@@ -24,6 +36,9 @@ CHECKS = registry(
     answers.params_temperature_zero,
     answers.params_temperature,
     answers.params_temperature_low,
+    sampling.sampling_distribution,
+    sampling.sampling_independence,
+    sampling.sampling_support,
     answers.prompt_context,
     answers.generate_use_cache,
     stop.params_stop,
@@ -32,6 +47,7 @@ CHECKS = registry(
     explore.params_boundaries,
     explore.params_error_kind,
     open_inputs.open_inputs,
+    concurrency.predict_concurrent,
     isolation.candidate_processes,
     serving.serving_scoring,
     serving.serving_errors,

@@ -121,6 +121,9 @@ class GateContext:
     # raising while it loaded, which is the candidate's verdict.
     load_no_verdict: bool = False
     reload_timeout: float = 300.0  # seconds a fresh load before a check may take
+    sampling_oracle: Any = None  # harness.gate.sampling.SamplingOracle, made once
+    sampled: dict[float, dict[str, list[str]]] = field(default_factory=dict)  # first tokens drawn, per temperature
+    sampling_nulls: dict[tuple[Any, int], Any] = field(default_factory=dict)  # the null's draws, per test
 
     def close(self) -> None:
         """Stop the servers checks started: all are asked at once, then each is waited for,
@@ -249,6 +252,16 @@ class GateContext:
         raw = self.candidate.predict(body)
         self.answers_seen.extend(a for a in answers(raw) if isinstance(a, str))
         return raw
+
+    def send_many(self, bodies: Sequence[dict[str, Any]], threads: int) -> list[tuple[str, Any]]:
+        """Predict these bodies from ``threads`` threads in the candidate's process at once
+        (as the scoring server's pool does): per body ("ok", raw answer) or ("raised", error)."""
+        self.sent.extend(bodies)
+        outcomes = list(self.candidate.predict_many(list(bodies), threads))
+        for kind, raw in outcomes:
+            if kind == "ok":
+                self.answers_seen.extend(a for a in answers(raw) if isinstance(a, str))
+        return outcomes
 
     def temperature_zero_error(self) -> str | None:
         """Why a row at temperature 0 raises in this candidate when the same row sampled does
