@@ -43,26 +43,42 @@ class Probe:
 
     def predict_many(self, payloads: list[dict[str, Any]], threads: int) -> list[tuple[str, Any]]:
         """Each payload predicted from a pool of ``threads`` threads, as the scoring server's
-        thread pool calls ``predict``; a barrier releases each group of ``threads`` calls at
-        once, so they overlap. Per payload ("ok", answers) or ("raised", CandidateError)."""
+        thread pool calls ``predict``. Every body is parsed first, and a barrier releases each
+        group of ``threads`` calls into the model's ``predict`` at once, so they overlap as
+        much as threads can. Per payload ("ok", answers) or ("raised", CandidateError)."""
         from concurrent.futures import ThreadPoolExecutor
 
         from harness.gate.worker import CandidateError
 
         barrier = threading.Barrier(max(1, min(threads, len(payloads))))
 
-        def one(payload: dict[str, Any]) -> tuple[str, Any]:
+        def parsed(payload: dict[str, Any]) -> Callable[[], Any]:
+            if self.signature is None:
+                import pandas as pd
+
+                frame = pd.DataFrame(payload["dataframe_records"])
+                return lambda: self.model.predict(frame)
+            data, params = parse_payload(payload, self.signature)
+            return lambda: self.model.predict(data, params=params)
+
+        def one(call: Callable[[], Any]) -> tuple[str, Any]:
             try:
                 barrier.wait(timeout=30)
             except threading.BrokenBarrierError:
                 pass  # a group smaller than the pool: it runs without waiting
             try:
-                return "ok", self.predict(payload)
+                return "ok", _portable(call())
             except Exception as error:  # noqa: BLE001 - the candidate's error is its answer
                 return "raised", CandidateError.of(error)
 
+        calls = []
+        for payload in payloads:
+            try:
+                calls.append(parsed(payload))
+            except Exception as error:  # noqa: BLE001 - MLflow refusing the body is an answer too
+                calls.append(_raiser(error))
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            return list(pool.map(one, payloads))
+            return list(pool.map(one, calls))
 
     def calls(self) -> list[GenerateCall]:
         return list(self.spy.calls)
@@ -109,6 +125,13 @@ def weights_fingerprint(model: Any) -> str:
 
 
 _SAMPLES = 1024  # values hashed per tensor
+
+
+def _raiser(error: Exception) -> Callable[[], Any]:
+    def call() -> Any:
+        raise error
+
+    return call
 
 
 def _portable(value: Any) -> Any:

@@ -12,7 +12,7 @@ from harness.gate.checks.registry import GateContext, Outcome, Row, answers, che
 from harness.gate.worker import CandidateError
 
 THREADS = 4  # calls released together by a barrier
-ROUNDS = 3
+ROUNDS = 5
 # (instruction, max_tokens, stop) at temperature 0: every setting a request could leave behind.
 _GREEDY: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     (SHORT[0], 3, ()),
@@ -84,7 +84,8 @@ def predict_concurrent(ctx: GateContext) -> Outcome:
                     "the wrapper?)",
                     reproducer={"bodies": [bodies[j] for j in order], "threads": THREADS},
                 )
-            if seen[0] == "answers" and (hit := [s for a in seen[1] for s in row.stop if s in a]):
+            sent_stop = row.stop if ctx.accepts_stop else ()  # a signature without stop gets none
+            if seen[0] == "answers" and (hit := [s for a in seen[1] for s in sent_stop if s in a]):
                 return failed(
                     f"round {round_ + 1}: a sampled answer sent with others at once still holds its stop "
                     f"string {hit[0]!r}: {seen[1]!r:.160}",
