@@ -10,6 +10,7 @@ follows longer sampled answers step by step.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from harness._stats import (
@@ -82,7 +83,8 @@ def _samples(ctx: GateContext, temperature: float) -> dict[str, list[str]]:
 def _null(ctx: GateContext, key: Any, probs: tuple[float, ...], n: int) -> Any:
     """The null's draws of ``n`` samples from ``probs``, made once per run and key (seeded)."""
     if (key, n) not in ctx.sampling_nulls:
-        ctx.sampling_nulls[(key, n)] = multinomial_draws(probs, n, seed=len(ctx.sampling_nulls) + n)
+        # Seeded by the key alone: the same draws whichever check asks first (--only parity).
+        ctx.sampling_nulls[(key, n)] = multinomial_draws(probs, n, seed=zlib.crc32(repr((key, n)).encode()))
     return ctx.sampling_nulls[(key, n)]
 
 
