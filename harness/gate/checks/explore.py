@@ -17,7 +17,6 @@ from harness.gate.checks.registry import (
     GateContext,
     Outcome,
     Row,
-    answers,
     check,
     failed,
     no_verdict,
@@ -30,19 +29,9 @@ from harness.gate.explore.requests import Observed, ExploreRequest, Step
 from harness.gate.explore.search import Finding, SearchLimits, SearchResult, search, search_sequences
 from harness.gate.explore.session import Session, answers_body, reproduce, sequence_machine
 from harness.gate.explore.strategies import Limits
-from harness.gate.worker import CandidateError
 from harness.model.signature import parse_payload
 
 _POOL_PROMPTS = ("What is MLflow?", "Name a colour.", "Explain the KV cache in one line.")
-
-
-def _send(ctx: GateContext, body: dict[str, Any]) -> Observed:
-    ctx.candidate.seed(0)  # every request from the same RNG state: verdicts repeat
-    try:
-        raw = ctx.send_body(body)
-    except Exception as error:  # noqa: BLE001 - the candidate's error is its answer
-        return Observed(error=CandidateError.of(error))
-    return Observed(answers=tuple(answers(raw)))
 
 
 def _payload(ctx: GateContext) -> Callable[[ExploreRequest], dict[str, Any]]:
@@ -98,7 +87,7 @@ def _session(ctx: GateContext) -> Session:
         ctx.explore_state = (oracle, limits, pool)
     oracle, limits, pool = ctx.explore_state
     return Session(
-        send=lambda body: _send(ctx, body),
+        send=ctx.observe,
         oracle=oracle,
         payload=_payload(ctx),
         reload=lambda: bool(ctx.candidate.reload()),
@@ -244,7 +233,7 @@ def params_boundaries(ctx: GateContext) -> Outcome:
                 f"{label}: {why}", cases=seen, **evidence(Finding(why, (step,)), ctx.model_uri, ctx.tracking_uri)
             )
     for field, label, request in invalid:
-        observed = _send(ctx, session.payload(request))
+        observed = ctx.observe(session.payload(request))
         seen[f"{field} {label}"] = {"body": session.payload(request), "got": observed.show()}
         if observed.error is None:
             return failed(
@@ -282,7 +271,7 @@ def params_error_kind(ctx: GateContext) -> Outcome:
     payload = _payload(ctx)
     seen: dict[str, Any] = {}
     for label, request in cases:
-        observed = _send(ctx, payload(request))
+        observed = ctx.observe(payload(request))
         seen[label] = observed.show()
         if observed.error is None:
             continue  # accepted: params.invalid and prompt.context judge that

@@ -9,12 +9,13 @@ question. A crash, a 5xx or an undocumented exception fails on every input.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.gate.checks.registry import GateContext, Outcome, Row, answers, check, failed, passed, skipped
+from harness.gate.checks.registry import GateContext, Outcome, Row, check, failed, passed, skipped
 from harness.gate.open_inputs import OPEN_INPUTS, Choice, open_input
+from harness.gate.explore.requests import Observed
 from harness.gate.worker import CandidateError
 
 _ROWS = ("What is MLflow?", "Name a colour.")
@@ -23,23 +24,25 @@ _MAX_TOKENS = 12
 
 @dataclass(frozen=True)
 class _Sent:
+    """A body and what the candidate gave for it."""
+
     body: dict[str, Any]
-    got: list[str] | None = None
-    error: CandidateError | None = None
+    observed: Observed
+
+    @property
+    def got(self) -> list[str] | None:
+        return None if self.observed.answers is None else list(self.observed.answers)
+
+    @property
+    def error(self) -> CandidateError | None:
+        return self.observed.error
 
     def show(self) -> str:
-        if self.error is not None:
-            return f"error {self.error.describe()}"
-        return repr(self.got)[:300]
+        return self.observed.show()
 
 
 def _send(ctx: GateContext, body: dict[str, Any]) -> _Sent:
-    ctx.candidate.seed(0)
-    try:
-        raw = ctx.send_body(body)
-    except Exception as error:  # noqa: BLE001 - the candidate's error is its answer
-        return _Sent(body, error=CandidateError.of(error))
-    return _Sent(body, got=answers(raw))
+    return _Sent(body, ctx.observe(body))
 
 
 def _refusal(sent: _Sent, field: str) -> str | None:
@@ -54,7 +57,7 @@ def _refusal(sent: _Sent, field: str) -> str | None:
     return None
 
 
-def _same_as(ctx: GateContext, sent: _Sent, baseline: dict[str, Any], skip: Sequence[int] = ()) -> str | None:
+def _same_as(ctx: GateContext, sent: _Sent, baseline: dict[str, Any]) -> str | None:
     """Why ``sent``'s answers are not the candidate's own answers to ``baseline`` (the same
     request without the open part), or None. The candidate is its own oracle here: whether
     its answers are right at all is answers.reference's question."""
@@ -65,7 +68,7 @@ def _same_as(ctx: GateContext, sent: _Sent, baseline: dict[str, Any], skip: Sequ
     if len(sent.got) != len(again.got):
         return f"{len(again.got)} rows in, {len(sent.got)} answers out"
     for i, (got, own) in enumerate(zip(sent.got, again.got)):
-        if i not in skip and got != own:
+        if got != own:
             return f"row {i} got {got[:80]!r}, and {own[:80]!r} without it"
     return None
 

@@ -15,10 +15,12 @@ import pandas as pd
 from harness.model.loading import config_context_length
 from harness.gate.report import Status
 from harness.model.signature import gateway_payload
+from harness.gate.explore.requests import Observed
 from harness.gate.explore.search import ExploreConfig
 from harness.gate.reference import ReferenceAnswers, Runtime, TraceStore, cache_key
 from harness.gate.tolerance import Rule
 from harness.gate.spy import GenerateCall, Script
+from harness.gate.worker import CandidateError
 
 if TYPE_CHECKING:
     from harness.model.generation import Generator
@@ -252,6 +254,16 @@ class GateContext:
         raw = self.candidate.predict(body)
         self.answers_seen.extend(a for a in answers(raw) if isinstance(a, str))
         return raw
+
+    def observe(self, body: dict[str, Any]) -> Observed:
+        """This body's outcome as a caller sees it, from the same RNG state every time (so
+        verdicts repeat): the answers, or the error the candidate raised."""
+        self.candidate.seed(0)
+        try:
+            raw = self.send_body(body)
+        except Exception as error:  # noqa: BLE001 - the candidate's error is its answer
+            return Observed(error=CandidateError.of(error))
+        return Observed(answers=tuple(answers(raw)))
 
     def send_many(self, bodies: Sequence[dict[str, Any]], threads: int) -> list[tuple[str, Any]]:
         """Predict these bodies from ``threads`` threads in the candidate's process at once
