@@ -95,7 +95,16 @@ def gate_store(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def run_candidate(tiny_snapshot, gate_store):
+def shared_references():
+    """The reference's models and exact-rule traces, shared by every gate of the session
+    (a trace decoded alone in float32 on a CPU is the same whichever test made it)."""
+    from harness.gate.reference import ReferencePool
+
+    return ReferencePool()
+
+
+@pytest.fixture(scope="session")
+def run_candidate(tiny_snapshot, gate_store, shared_references):
     """Run the gate on a candidate (servers off unless serve=True); returns the report."""
     from harness.gate.candidate import CandidateSpec
     from harness.gate.runner import GateConfig, run_gate
@@ -106,9 +115,27 @@ def run_candidate(tiny_snapshot, gate_store):
         # The exploration has tests of its own (tests/gate/test_explore*.py); whole gates
         # here judge everything else, so a small one keeps the suite's time.
         options.setdefault("explore", 4)
+        options.setdefault("shared_references", shared_references)
         return run_gate(GateConfig(candidate=spec or CandidateSpec(), snapshot=tiny_snapshot, **options))
 
     return run
+
+
+@pytest.fixture(scope="session")
+def reference_gate(tiny_snapshot, gate_store, tmp_path_factory):
+    """`harness gate` on the reference, whole, its real scoring server and gateway included,
+    run once for the tests that read it (its exit code, output and reports); they share an
+    xdist group so it runs once per suite."""
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    folder = tmp_path_factory.mktemp("reference-gate") / "report"
+    args = ["gate", "--snapshot", str(tiny_snapshot), "--home", str(gate_store.home), "--report-dir", str(folder)]
+    result = CliRunner().invoke(main, [*args, "--explore", "4"])
+    return SimpleNamespace(result=result, folder=folder)
 
 
 MUTANTS_FILE = REPO_ROOT / "tests" / "data" / "mutants.py"
@@ -208,7 +235,7 @@ def pytest_configure(config):
 
 
 _STORES_KEY = pytest.StashKey[set]()
-_SLOW_FIXTURES = {"loopback", "run_candidate", "pytester"}
+_SLOW_FIXTURES = {"loopback", "run_candidate", "reference_gate", "pytester"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -14,9 +14,9 @@ import hashlib
 import json
 import platform
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from harness._validation import OneOf, settings
 from harness.gate.tolerance import Agreement, Rule, Trace, agree
@@ -123,10 +123,18 @@ class ReferenceAnswers:
     """The reference's greedy traces, from memory, from disk, or generated: batched when the
     rule tolerates batch effects, each row alone when it asks for exact answers."""
 
-    def __init__(self, generator: Any, rule: Rule, store: TraceStore | None = None, fingerprint: str = ""):
+    def __init__(
+        self,
+        generator: Any,
+        rule: Rule,
+        store: TraceStore | None = None,
+        fingerprint: str = "",
+        memory: dict[str, tuple[int, Trace]] | None = None,
+    ):
         self.generator, self.rule, self.store = generator, rule, store
         self.fingerprint = fingerprint  # of the reference's weights, as the candidate's is taken
-        self._traces: dict[str, tuple[int, Trace]] = {}
+        # Traces held in memory: this object's own, or a pool's shared with other gates.
+        self._traces: dict[str, tuple[int, Trace]] = {} if memory is None else memory
         self.generated = 0  # rows the reference decoded in this run
         self.from_disk = 0  # rows read from the store instead
         self.near_ties = 0  # answers accepted at a tolerated divergence, not exactly
@@ -218,4 +226,49 @@ class ReferenceAnswers:
         return traces
 
 
-__all__ = ["ReferenceAnswers", "Runtime", "TraceStore", "cache_key"]
+_T = TypeVar("_T")
+
+
+class ReferencePool:
+    """The reference's models, and what is computed from them alone, by snapshot and runtime.
+    A gate run owns one. Gates in one process may share one (``shared``: a test session's),
+    but only for the exact rule, float32 on a CPU, where each row is decoded alone, so a
+    trace is the same whichever gate made it; batched traces (the tolerant rule) depend on
+    their batch's other rows, so those stay the gate's own."""
+
+    def __init__(self, shared: ReferencePool | None = None):
+        self.shared = shared
+        self._kept: dict[tuple[str, Runtime, str], Any] = {}
+
+    def _owner(self, runtime: Runtime) -> ReferencePool:
+        if self.shared is not None and Rule.for_runtime(runtime.device, runtime.dtype).exact:
+            return self.shared._owner(runtime)
+        return self
+
+    def kept(self, snapshot: Path, runtime: Runtime, name: str, make: Callable[[], _T]) -> _T:
+        """``name``'s value for the reference on ``snapshot`` and ``runtime``, made once."""
+        owner, key = self._owner(runtime), (str(Path(snapshot).absolute()), runtime, name)
+        if key not in owner._kept:
+            owner._kept[key] = make()
+        value: _T = owner._kept[key]
+        return value
+
+    def generator(self, snapshot: Path, runtime: Runtime) -> Any:
+        """The reference's :class:`harness.model.generation.Generator`, loaded once."""
+
+        def load() -> Any:
+            from harness.model.generation import Generator
+            from harness.model.loading import LoadConfig
+
+            return Generator.from_pretrained(str(snapshot), LoadConfig(device=runtime.device, dtype=runtime.dtype))
+
+        return self.kept(snapshot, runtime, "generator", load)
+
+    def memory(self, snapshot: Path, runtime: Runtime) -> dict[str, tuple[int, Trace]]:
+        """The traces held in memory for this reference (what :class:`ReferenceAnswers` reads
+        before its disk store)."""
+        traces: dict[str, tuple[int, Trace]] = self.kept(snapshot, runtime, "traces", dict)
+        return traces
+
+
+__all__ = ["ReferenceAnswers", "ReferencePool", "Runtime", "TraceStore", "cache_key"]

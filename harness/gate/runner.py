@@ -4,6 +4,7 @@ run every check against it."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 import traceback
 import uuid
@@ -19,10 +20,11 @@ from harness.bench.compare import Budget
 from harness.gate.candidate import CandidateSpec
 from harness.gate.checks import CHECKS, Check, GateContext, Outcome
 from harness.gate.explore.search import DEFAULT_EXAMPLES, DEFAULT_SEED, ExploreConfig, hypothesis_home
-from harness.gate.prepare import prepare_reference
-from harness.gate.reference import Runtime
+from harness.gate.prepare import prepare_checks, prepare_reference
+from harness.gate.reference import ReferencePool, Runtime
 from harness.gate.report import CheckResult, GateReport, Status
 from harness.gate.worker import Worker, WorkerError, WorkerSpec, WorkerTimeout
+from harness.serving.processes import raise_if_interrupted
 from harness.store import StoreConfig
 
 DEFAULT_CHECK_TIMEOUT = 120.0
@@ -52,6 +54,9 @@ class GateConfig:
     # The gate's clock, injectable: it bounds only the candidate's working time and the
     # searches' safety nets, so no verdict depends on it short of a timeout (ERROR).
     clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
+    # The reference's models and traces shared with other gates in this process (a test
+    # session's); exact-rule ones only, where a trace is the same whichever gate made it.
+    shared_references: ReferencePool | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         seconds = Number(0.0, 3600.0, "(0, 3600] seconds")
@@ -233,6 +238,7 @@ def run_gate(
         ctx = _context(cfg, snapshot)
         with hypothesis_home(Path(cfg.store.home) / "hypothesis" / "storage"):
             _run_checks(cfg, snapshot, ctx, progress, record, phases)
+        raise_if_interrupted()  # a signal that landed where its exception was dropped
     except KeyboardInterrupt as error:
         interrupted = getattr(error, "signame", "SIGINT")
     finally:
@@ -247,7 +253,8 @@ def run_gate(
         interrupted=interrupted,
         explore=_explore_facts(cfg),
         runtime=_runtime_facts(cfg, ctx),
-        phases={k: round(v, 3) for k, v in phases.items()} or None,
+        # The candidate loads while the reference is prepared: the two overlap.
+        phases={k: round(phases[k], 3) for k in ("load", "reference", "checks") if k in phases} or None,
     )
 
 
@@ -334,6 +341,7 @@ def _context(cfg: GateConfig, snapshot: Path) -> GateContext:
         reload_timeout=cfg.load_timeout,
         runtime=cfg.runtime(),
         reference_cache=Path(cfg.store.home) / "reference-cache",
+        references=ReferencePool(shared=cfg.shared_references),
         bench_report=cfg.bench_report,
         budgets=cfg.budgets,
         candidate_kind=cfg.candidate.kind.value,
@@ -350,24 +358,31 @@ def _run_checks(
     phases: dict[str, float],
 ) -> None:
     selected = [c for c in CHECKS.values() if not cfg.only or c.id == "load" or c.id in cfg.only]
-    started = time.perf_counter()
     # `load` comes along with any check that needs the worker; asked for alone, it needs it too.
-    if any(c.needs_candidate and (c.id != "load" or "load" in cfg.only) for c in selected):
-        _start_candidate(cfg, snapshot, ctx, progress)
-    else:
+    if not any(c.needs_candidate and (c.id != "load" or "load" in cfg.only) for c in selected):
         selected = [c for c in selected if c.id != "load"]  # nothing here needs the model
-    phases["load"] = time.perf_counter() - started
-    if cfg.serve and any(c.needs_serving for c in selected) and ctx.candidate is not None:
-        from harness.gate.checks.serving import prestart
-
-        prestart(ctx)  # the servers start while the in-process checks and the exploration run
+    loading = None
+    if any(c.needs_candidate for c in selected):
+        serve = cfg.serve and any(c.needs_serving for c in selected)
+        loading = _load_in_background(cfg, snapshot, ctx, progress, phases, serve)
+    if any(c.needs_model for c in selected):
+        # The reference is prepared while the candidate loads in its own process (each on a
+        # core of its own): on the runtime asked for, which is where a candidate runs unless
+        # it ignores what it is told; then the checks compute what they need elsewhere.
+        started = time.perf_counter()
+        prepare_reference(ctx, ctx.runtime.resolved(), progress)
+        phases["reference"] = time.perf_counter() - started
+    if loading is not None:
+        loading.finish()
+    raise_if_interrupted()
     if ctx.candidate is not None and any(c.needs_model for c in selected):
         started = time.perf_counter()
-        prepare_reference(ctx, progress)
-        phases["reference"] = time.perf_counter() - started
+        prepare_checks(ctx)
+        phases["reference"] = phases.get("reference", 0.0) + time.perf_counter() - started
     started = time.perf_counter()
     restarts = 0
     for check in selected:
+        raise_if_interrupted()
         if check.needs_model and getattr(ctx.candidate, "ended", None) is not None and restarts < _MAX_RESTARTS:
             # One hang or crash must not blank the rest of the report: a fresh worker.
             restarts += 1
@@ -378,6 +393,45 @@ def _run_checks(
         ctx.results.append(result)
         record(result)
     phases["checks"] = time.perf_counter() - started
+
+
+def _load_in_background(
+    cfg: GateConfig,
+    snapshot: Path,
+    ctx: GateContext,
+    progress: Callable[[str], None],
+    phases: dict[str, float],
+    serve: bool,
+) -> _Loading:
+    """Start the candidate's worker and wait for its load in a thread, then start the servers
+    (they need the logged model): the gate's main thread prepares the reference meanwhile.
+    The main thread touches the worker only after joining this thread."""
+
+    def load() -> None:
+        started = time.perf_counter()
+        try:
+            _start_candidate(cfg, snapshot, ctx, progress)
+            if serve and ctx.candidate is not None:
+                from harness.gate.checks.serving import prestart
+
+                prestart(ctx)  # the servers start while the checks that need neither run
+        except BaseException as error:  # noqa: BLE001 - raised again in the main thread
+            thread.error = error
+        finally:
+            phases["load"] = time.perf_counter() - started
+
+    thread = _Loading(target=load, name="harness-candidate-load", daemon=True)
+    thread.start()
+    return thread
+
+
+class _Loading(threading.Thread):
+    error: BaseException | None = None  # what the load raised, for the main thread after join
+
+    def finish(self) -> None:
+        self.join()
+        if self.error is not None:
+            raise self.error
 
 
 _MAX_RESTARTS = 3  # a candidate that hangs in every check costs at most this many loads

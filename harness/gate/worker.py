@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import sys
 import time
 import traceback
@@ -134,6 +135,9 @@ class Worker:
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self.log: LogPump | None = None
+        # start() may run in another thread than stop(): a stop that comes first wins.
+        self._lock = threading.Lock()
+        self._stopped = False
 
     def start(self) -> Loaded:
         """A fresh interpreter (not multiprocessing, which would re-run the caller's main
@@ -143,7 +147,10 @@ class Worker:
         # Its output is redacted and size-capped like a server's; the canaries it was given
         # are watched for, so secrets.no_leak still sees a candidate that prints them.
         self.log = LogPump(self.spec.log_path, watch=[v for _, v in self.spec.env])
-        with theirs, spawning():
+        with theirs, spawning(), self._lock:
+            if self._stopped:
+                self.log.abandon()
+                raise WorkerError("the worker was stopped before it started")
             try:
                 self._process = subprocess.Popen(
                     [sys.executable, "-m", "harness.gate.worker", str(theirs.fileno())],
@@ -265,6 +272,8 @@ class Worker:
 
     def stop(self) -> None:
         """Kill the worker's group and every tagged process; idempotent."""
+        with self._lock:
+            self._stopped = True
         if self._process is None:
             return
         victims = processes_with_env(TAG_VAR, self.tag)

@@ -43,6 +43,7 @@ _owned: dict[int, Owned] = {}
 _lock = threading.Lock()
 _deferring = threading.local()
 _pending: list[int] = []
+_arrived: list[int] = []  # the signal that interrupted, once one has
 
 
 def own(process: Owned) -> None:
@@ -97,7 +98,17 @@ def _raise(signum: int) -> None:
     # (it is bounded: a couple of seconds, then SIGKILL).
     for sig in _SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+    _arrived.append(signum)
     raise Interrupted(signum)
+
+
+def raise_if_interrupted() -> None:
+    """Raise :class:`Interrupted` again for a signal whose exception was swallowed where it
+    landed: a handler that runs while a weakref finalizer or ``__del__`` runs has its
+    exception printed as "Exception ignored" and dropped, and later signals are ignored by
+    then, so long work calls this between its steps to stop as the signal asked."""
+    if _arrived and threading.current_thread() is threading.main_thread():
+        raise Interrupted(_arrived[0])
 
 
 def _handler(signum: int, _frame: object) -> None:
@@ -114,10 +125,12 @@ def stop_on_signals() -> Iterator[None]:
     the previous handlers come back after it."""
     previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
     _pending.clear()
+    _arrived.clear()
     for sig in _SIGNALS:
         signal.signal(sig, _handler)
     try:
         yield
     finally:
+        _arrived.clear()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

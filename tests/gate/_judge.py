@@ -13,7 +13,7 @@ from harness.gate.explore.search import DEFAULT_EXAMPLES, ExploreConfig
 from harness.gate.probe import Probe
 from harness.gate.runner import run_check
 from harness.gate.spy import GenerateSpy
-from harness.gate.reference import Runtime
+from harness.gate.reference import ReferencePool, Runtime
 from harness.model.loading import load_tokenizer
 from harness.model.snapshot import cached_tiny
 from harness.model.signature import GATEWAY
@@ -81,7 +81,7 @@ def peaked_snapshot(pytestconfig):
 
 
 @pytest.fixture
-def judge(tiny_snapshot):
+def judge(tiny_snapshot, shared_references):
     """Runs every model check on a PythonModel class, in this process, with the gate's
     spy on transformers' generate; returns {check id: CheckResult} (of ``only``'s checks,
     when given). ``dtype`` asks for that precision on the CPU (as ``--dtype`` does, through
@@ -112,6 +112,8 @@ def judge(tiny_snapshot):
             explore=explore or EXPLORE,
             runtime=Runtime("cpu", dtype or "float32"),
             reference_cache=cache,
+            # The session's reference, unless the test is of the trace cache itself.
+            references=ReferencePool(shared=shared_references if cache is None else None),
             **({"clock": clock} if clock is not None else {}),
         )
         try:

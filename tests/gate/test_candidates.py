@@ -88,7 +88,7 @@ def test_a_defect_fails_with_a_message_that_names_it(judge, name):
 
 
 def test_a_differing_answer_is_reported_with_both_answers_and_the_prompt_ids_seen(judge):
-    evidence = judge(defects.RightPadding)["answers.reference"].evidence
+    evidence = judge(defects.RightPadding, only=("answers.reference",))["answers.reference"].evidence
     assert evidence["expected"] != evidence["got"]
     assert evidence["alone"] == [evidence["expected"]]
     assert evidence["generate_prompt_ids"] and all(isinstance(t, int) for t in evidence["generate_prompt_ids"][0])

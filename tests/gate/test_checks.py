@@ -66,3 +66,20 @@ def test_serving_errors_is_skipped_for_a_candidate_that_never_calls_generate():
     outcome = serving_errors(GateContext(candidate=candidate))
     assert len(asked) == 1  # it asked once before concluding generate is never called
     assert outcome.status is Status.SKIPPED and "without transformers' generate" in outcome.message
+
+
+@pytest.mark.parametrize("room", [1, 3, 6, 7])
+def test_near_limit_is_the_longest_prompt_that_leaves_the_room(tiny_snapshot, room):
+    """Bisection finds what adding one word at a time finds."""
+    from harness.gate.checks.answers import near_limit
+    from harness.gate.checks.registry import GateContext
+    from harness.model.loading import load_tokenizer
+    from harness.model.prompt import build_prompt
+
+    ctx = GateContext(tokenizer=load_tokenizer(str(tiny_snapshot)), snapshot=tiny_snapshot)
+
+    def length(n):
+        return len(ctx.tokenizer.encode(build_prompt(" ".join(["route"] * n))))
+
+    n = len(near_limit(ctx, room).split())
+    assert n > 0 and length(n) + room <= ctx.context_length < length(n + 1) + room

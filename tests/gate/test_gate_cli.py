@@ -34,22 +34,25 @@ def gate_cli(tiny_snapshot, gate_store, tmp_path):
 
 
 @pytest.mark.slow
-def test_reference_exits_0_and_writes_valid_reports(gate_cli, tmp_path):
-    """The whole gate, real scoring server and gateway included."""
-    result = gate_cli()
+@pytest.mark.xdist_group("reference-gate")
+def test_reference_exits_0_and_writes_valid_reports(reference_gate):
+    """The whole gate, real scoring server and gateway included (run once, shared)."""
+    result, folder = reference_gate.result, reference_gate.folder
     assert result.exit_code == 0, result.output
     for check in ("serving.scoring", "serving.errors", "serving.concurrent", "route.gateway", "secrets.no_leak"):
         assert f"PASS  {check}" in result.stdout
     assert "verdict: PASS" in result.stdout
-    report = json.loads((tmp_path / "report" / "gate.json").read_text())
+    report = json.loads((folder / "gate.json").read_text())
     jsonschema.validate(report, json.loads(SCHEMA_PATH.read_text()))
     assert report["verdict"] == "pass" and report["candidate"]["kind"] == "reference"
-    assert (tmp_path / "report" / "gate.md").read_text().startswith("# Gate report: PASS")
+    assert set(report["phases"]) == {"load", "reference", "checks"}
+    assert (folder / "gate.md").read_text().startswith("# Gate report: PASS")
 
 
 @pytest.mark.slow
 def test_broken_candidate_exits_1_naming_the_failing_check(gate_cli, tmp_path):
-    result = gate_cli("--python-model", f"{MUTANTS_FILE}:IndentedPrompt", "--no-serve")
+    only = ("--only", "prompt.template", "--only", "answers.reference")
+    result = gate_cli("--python-model", f"{MUTANTS_FILE}:IndentedPrompt", "--no-serve", *only)
     assert result.exit_code == 1, result.output
     assert "FAIL  prompt.template" in result.stdout
     assert "verdict: FAIL (failing: prompt.template, answers.reference" in result.stdout
@@ -81,7 +84,8 @@ def test_registered_model_uri_keeps_its_own_signature(gate_cli, tiny_snapshot, g
     from harness.store import RegisterConfig, register
 
     reg = register(RegisterConfig(snapshot=tiny_snapshot, signature="columns", store=gate_store, name="cols-model"))
-    result = gate_cli("--model-uri", reg.model_uri, "--no-serve")
+    only = ("--only", "signature.present", "--only", "signature.payload", "--only", "rows.all")
+    result = gate_cli("--model-uri", reg.model_uri, "--no-serve", *only)
     assert result.exit_code == 1
     assert "FAIL  signature.payload" in result.stdout
     assert "verdict: FAIL (failing: signature.payload)" in result.stdout

@@ -63,12 +63,21 @@ def same_weights(ctx: GateContext) -> str | None:
 
 
 def near_limit(ctx: GateContext, room: int) -> str:
-    """An instruction whose prompt leaves exactly ``room`` tokens of context."""
-    words: list[str] = []
-    limit = ctx.context_length
-    while len(ctx.tokenizer.encode(build_prompt(" ".join(words + ["route"])))) + room <= limit:
-        words.append("route")
-    return " ".join(words)
+    """The longest run of "route"s whose prompt leaves at least ``room`` tokens of context
+    (exactly ``room`` where one more word costs one token). Found by bisection: a prompt's
+    length never falls as words are added, and tokenizing every length one by one cost a
+    gate seconds on a 512-token context."""
+
+    def fits(n: int) -> bool:
+        return len(ctx.tokenizer.encode(build_prompt(" ".join(["route"] * n)))) + room <= ctx.context_length
+
+    fitting, over = 0, 1
+    while fits(over):
+        fitting, over = over, over * 2
+    while over - fitting > 1:
+        middle = (fitting + over) // 2
+        fitting, over = (middle, over) if fits(middle) else (fitting, middle)
+    return " ".join(["route"] * fitting)
 
 
 def _differential_cases(ctx: GateContext) -> list[tuple[str, list[Row]]]:
@@ -292,6 +301,11 @@ _POOL = ("Count slowly to ten.", "Name the planets.", "What is MLflow?", "Tell a
 
 
 def _decisive(ctx: GateContext) -> tuple[str, int] | None:
+    found: tuple[str, int] | None = ctx.reference_kept("decisive", lambda: _find_decisive(ctx))
+    return found
+
+
+def _find_decisive(ctx: GateContext) -> tuple[str, int] | None:
     """An instruction and a token count over which sampling at :data:`_LOW_T` from the
     reference's own distribution reproduces greedy decoding in 3 calls but with a chance
     below :data:`_RISK` (each step's chance of another token, summed, from the scores)."""

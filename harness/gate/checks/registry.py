@@ -17,7 +17,7 @@ from harness.gate.report import Status
 from harness.model.signature import gateway_payload
 from harness.gate.explore.requests import Observed
 from harness.gate.explore.search import ExploreConfig
-from harness.gate.reference import ReferenceAnswers, Runtime, TraceStore, cache_key
+from harness.gate.reference import ReferenceAnswers, ReferencePool, Runtime, TraceStore, cache_key
 from harness.gate.tolerance import Rule
 from harness.gate.spy import GenerateCall, Script
 from harness.gate.worker import CandidateError
@@ -111,7 +111,8 @@ class GateContext:
     sent: list[dict[str, Any]] = field(default_factory=list)
     runtime: Runtime = field(default_factory=Runtime)  # the device and dtype asked for
     reference_cache: Path | None = None  # where reference traces are kept across runs
-    _references: dict[Runtime, Any] = field(default_factory=dict)
+    # The reference's models and their traces in memory (a test session shares one).
+    references: ReferencePool = field(default_factory=ReferencePool)
     _answers: dict[Runtime, ReferenceAnswers] = field(default_factory=dict)
     _observed: Runtime | None = None
     _temperature_zero_error: tuple[str | None] | None = None  # (the error or None), once asked
@@ -123,9 +124,7 @@ class GateContext:
     # raising while it loaded, which is the candidate's verdict.
     load_no_verdict: bool = False
     reload_timeout: float = 300.0  # seconds a fresh load before a check may take
-    sampling_oracle: Any = None  # harness.gate.sampling.SamplingOracle, made once
     sampled: dict[float, dict[str, list[str]]] = field(default_factory=dict)  # first tokens drawn, per temperature
-    sampling_nulls: dict[tuple[Any, int], Any] = field(default_factory=dict)  # the null's draws, per test
 
     def close(self) -> None:
         """Stop the servers checks started: all are asked at once, then each is waited for,
@@ -180,34 +179,43 @@ class GateContext:
     @property
     def reference(self) -> Generator:
         """Our Generator on the snapshot, on the judged device and dtype."""
-        runtime = self.judged_runtime()
-        if runtime not in self._references:
-            from harness.model.generation import Generator
-            from harness.model.loading import LoadConfig
-
-            self._references[runtime] = Generator.from_pretrained(
-                str(self.snapshot), LoadConfig(device=runtime.device, dtype=runtime.dtype)
-            )
-        return self._references[runtime]
+        generator: Generator = self.references.generator(self._snapshot(), self.judged_runtime())
+        return generator
 
     @property
     def reference_answers(self) -> ReferenceAnswers:
         """The oracle's answers on the judged runtime, with the rule that runtime calls for
         (exact on float32 on a CPU, top-k tolerant elsewhere), kept on disk when the gate
         has a cache folder."""
-        runtime = self.judged_runtime()
+        return self.answers_on(self.judged_runtime())
+
+    def answers_on(self, runtime: Runtime) -> ReferenceAnswers:
+        """The oracle's answers on ``runtime``, whatever the candidate's turns out to be."""
         if runtime not in self._answers:
             from harness.gate.probe import weights_fingerprint
 
-            reference, rule = self.reference, Rule.for_runtime(runtime.device, runtime.dtype)
-            fingerprint, store = weights_fingerprint(reference.model), None
+            snapshot, store = self._snapshot(), None
+            reference = self.references.generator(snapshot, runtime)
+            rule = Rule.for_runtime(runtime.device, runtime.dtype)
+            fingerprint = self.references.kept(
+                snapshot, runtime, "fingerprint", lambda: weights_fingerprint(reference.model)
+            )
             if self.reference_cache is not None:
-                if self.snapshot is None:
-                    raise ValueError("a reference cache needs the snapshot's folder (GateContext.snapshot)")
-                key = cache_key(fingerprint, self.snapshot, runtime, rule)
+                key = cache_key(fingerprint, snapshot, runtime, rule)
                 store = TraceStore(Path(self.reference_cache) / f"{key}.sqlite")
-            self._answers[runtime] = ReferenceAnswers(reference, rule, store, fingerprint)
+            memory = self.references.memory(snapshot, runtime)
+            self._answers[runtime] = ReferenceAnswers(reference, rule, store, fingerprint, memory)
         return self._answers[runtime]
+
+    def reference_kept(self, name: str, make: Callable[[], Any]) -> Any:
+        """What is computed from the reference alone on the judged runtime (its sampling
+        oracle, say), made once per pool: the same for every gate that shares it."""
+        return self.references.kept(self._snapshot(), self.judged_runtime(), name, make)
+
+    def _snapshot(self) -> Path:
+        if self.snapshot is None:
+            raise ValueError("the reference needs the snapshot's folder (GateContext.snapshot)")
+        return self.snapshot
 
     def reference_used(self) -> tuple[Runtime, ReferenceAnswers] | None:
         """The runtime the reference last judged on, with its answers; None if it never ran."""

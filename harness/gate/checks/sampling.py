@@ -56,9 +56,7 @@ def _cannot_judge(ctx: GateContext) -> Outcome | None:
 
 
 def _oracle(ctx: GateContext) -> SamplingOracle:
-    if ctx.sampling_oracle is None:
-        ctx.sampling_oracle = SamplingOracle(ctx.reference)
-    oracle: SamplingOracle = ctx.sampling_oracle
+    oracle: SamplingOracle = ctx.reference_kept("sampling oracle", lambda: SamplingOracle(ctx.reference))
     return oracle
 
 
@@ -82,10 +80,9 @@ def _samples(ctx: GateContext, temperature: float) -> dict[str, list[str]]:
 
 def _null(ctx: GateContext, key: Any, probs: tuple[float, ...], n: int) -> Any:
     """The null's draws of ``n`` samples from ``probs``, made once per run and key (seeded)."""
-    if (key, n) not in ctx.sampling_nulls:
-        # Seeded by the key alone: the same draws whichever check asks first (--only parity).
-        ctx.sampling_nulls[(key, n)] = multinomial_draws(probs, n, seed=zlib.crc32(repr((key, n)).encode()))
-    return ctx.sampling_nulls[(key, n)]
+    # Seeded by the key alone: the same draws whichever check asks first (--only parity).
+    seed = zlib.crc32(repr((key, n)).encode())
+    return ctx.reference_kept(f"sampling null {key!r} {n} {probs!r}", lambda: multinomial_draws(probs, n, seed=seed))
 
 
 @check(
