@@ -104,6 +104,25 @@ def shared_references():
 
 
 @pytest.fixture(scope="session")
+def session_judge(tiny_snapshot, shared_references):
+    """The in-process judge of tests/gate/_judge.py (there on sys.path once a gate test is
+    collected). Session fixtures live here, defined once: one imported into several test
+    modules would be a separate fixture, made once per module."""
+    from _judge import make_judge
+
+    return make_judge(tiny_snapshot, shared_references)
+
+
+@pytest.fixture(scope="session")
+def reference_judged(session_judge):
+    """Every model check on the reference, judged once per session: the tests that read it
+    share the xdist group ``reference-judged``, so the suite runs it once."""
+    from harness.model.wrapper import MPTInstruct
+
+    return session_judge(MPTInstruct)
+
+
+@pytest.fixture(scope="session")
 def run_candidate(tiny_snapshot, gate_store, shared_references):
     """Run the gate on a candidate (servers off unless serve=True); returns the report."""
     from harness.gate.candidate import CandidateSpec

@@ -214,13 +214,23 @@ def multinomial_draws(probs: Sequence[float], n: int, seed: int = 0, draws: int 
     return np.random.default_rng(seed).multinomial(n, p / p.sum(), size=draws)
 
 
-def multinomial_fit(counts: Sequence[int] | np.ndarray, probs: Sequence[float], null: np.ndarray) -> FitTest:
+def null_statistics(null: np.ndarray, probs: Sequence[float]) -> np.ndarray:
+    """The G statistic of each of ``null``'s draws against ``probs``: what
+    :func:`multinomial_fit` compares with, computed once when many counts meet one null."""
+    p = np.asarray(probs, dtype=float)
+    return g_statistic(null, p / p.sum())
+
+
+def multinomial_fit(
+    counts: Sequence[int] | np.ndarray, probs: Sequence[float], null: np.ndarray, stats: np.ndarray | None = None
+) -> FitTest:
     """Do ``counts`` come from a multinomial with ``probs``? The G statistic against the
-    same statistic of each of ``null``'s draws (:func:`multinomial_draws`, same n)."""
+    same statistic of each of ``null``'s draws (:func:`multinomial_draws`, same n);
+    ``stats``: those statistics already computed (:func:`null_statistics`)."""
     observed, p = np.asarray(counts, dtype=float), np.asarray(probs, dtype=float)
     p = p / p.sum()
     n, draws = int(observed.sum()), len(null)
-    stats = g_statistic(null, p)
+    stats = null_statistics(null, p) if stats is None else stats
     g = float(g_statistic(observed, p)[0])
     tv = float(np.abs(observed / max(n, 1) - p).sum() / 2)
     return FitTest(n, g, float(stats.max()), (1 + int((stats >= g).sum())) / (draws + 1), 1 / (draws + 1), tv)

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness._stats import binomial_upper_tail, fewest_distinct, multinomial_draws, multinomial_fit, tail_mass_test
+from harness._stats import (
+    binomial_upper_tail,
+    fewest_distinct,
+    multinomial_draws,
+    multinomial_fit,
+    null_statistics,
+    tail_mass_test,
+)
 
 _P = np.random.default_rng(7).dirichlet(np.ones(40) * 0.7)
 
@@ -15,9 +22,16 @@ def test_samples_from_the_distribution_are_not_rejected_at_the_stated_rate():
     """2000 samples of 160 drawn from the null itself, against a null of 9,999 draws (each
     test's false alarm 1e-4): expect 0.2 rejections; more than 3 would be 1 in 10⁴."""
     null = multinomial_draws(_P, 160, seed=1, draws=9_999)
+    stats = null_statistics(null, _P)  # the same null for every sample: computed once
     samples = np.random.default_rng(2).multinomial(160, _P, size=2000)
-    rejected = sum(multinomial_fit(c, _P, null).rejects for c in samples)
+    rejected = sum(multinomial_fit(c, _P, null, stats).rejects for c in samples)
     assert rejected <= 3
+
+
+def test_statistics_given_once_are_the_ones_the_fit_computes():
+    null = multinomial_draws(_P, 50, seed=3, draws=999)
+    counts = np.random.default_rng(4).multinomial(50, _P)
+    assert multinomial_fit(counts, _P, null, null_statistics(null, _P)) == multinomial_fit(counts, _P, null)
 
 
 @settings(max_examples=20, deadline=None)

@@ -81,9 +81,15 @@ def peaked_snapshot(pytestconfig):
 
 
 @pytest.fixture
-def judge(tiny_snapshot, shared_references):
-    """Runs every model check on a PythonModel class, in this process, with the gate's
-    spy on transformers' generate; returns {check id: CheckResult} (of ``only``'s checks,
+def judge(session_judge):
+    """:func:`make_judge`'s judge, made once per session (the conftest's ``session_judge``)."""
+    return session_judge
+
+
+def make_judge(tiny_snapshot, shared_references):
+    """A judge (the root conftest's session fixture ``session_judge``): runs every model
+    check on a PythonModel class, in this process, with the gate's spy on transformers'
+    generate; returns {check id: CheckResult} (of ``only``'s checks,
     when given). ``dtype`` asks for that precision on the CPU (as ``--dtype`` does, through
     model_config); ``cast`` casts whatever the wrapper loaded to it; ``cache``: a folder
     for the reference's traces; ``clock``: the gate's clock (its safety nets read it)."""

@@ -3,17 +3,17 @@ the checks (whole gate runs, with MLflow logging and servers, are in test_runner
 
 import pytest
 
-from _judge import EXPLORE_CHECKS, MODEL_CHECKS, SAMPLING_CHECKS, judge, load_module  # noqa: F401  (judge is a fixture)
+from _judge import EXPLORE_CHECKS, MODEL_CHECKS, SAMPLING_CHECKS, judge, load_module  # noqa: F401  (a fixture)
 from conftest import MUTANTS_FILE
 from harness.gate.report import Status
 from harness.model.signature import SignatureKind
-from harness.model.wrapper import MPTInstruct
 
 mutants = load_module(MUTANTS_FILE, "gate_mutants")
 
 
-def test_the_reference_passes_every_model_check(judge):
-    results = judge(MPTInstruct)
+@pytest.mark.xdist_group("reference-judged")
+def test_the_reference_passes_every_model_check(reference_judged):
+    results = reference_judged
     assert {k: r.status for k, r in results.items() if r.status is not Status.PASS} == {
         "candidate.processes": Status.SKIPPED
     }  # in process there is no worker to inspect

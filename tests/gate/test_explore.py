@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import given, settings
 
-from _judge import judge  # noqa: F401  (a fixture)
+from _judge import judge  # noqa: F401  (judge is a fixture)
 from harness.gate.checks.registry import GateContext
 from harness.gate.explore.oracle import Oracle
 from harness.gate.reference import ReferenceAnswers

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from _judge import EXPLORE_CHECKS, GATE_EXPLORE, judge, load_module  # noqa: F401
+from _judge import EXPLORE_CHECKS, GATE_EXPLORE, judge, load_module  # noqa: F401  (judge is a fixture)
 from harness.gate.report import Status
 from harness.gate.worker import CandidateError
 from harness.model.signature import GATEWAY, parse_payload

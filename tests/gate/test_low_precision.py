@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from _judge import GATE_EXPLORE, judge, load_module, peaked_snapshot  # noqa: F401  (fixtures)
+from _judge import GATE_EXPLORE, judge, load_module, peaked_snapshot  # noqa: F401  (judge is a fixture)
 from harness.gate.reference import Runtime
 from harness.gate.report import Status
 from harness.gate.runner import GateConfig, _runtime_facts

@@ -9,7 +9,7 @@ import torch
 from mlflow.pyfunc import PythonModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
 
-from _judge import judge  # noqa: F401  (a fixture)
+from _judge import judge  # noqa: F401  (judge is a fixture)
 from harness.gate.report import Status
 from harness.model.prompt import build_prompt
 
