@@ -24,7 +24,7 @@ from harness.model.generation import cut_at_stop
 from harness.model.loading import DEVICES, DTYPES
 from harness.model.settings import GenerationSettings
 
-_CACHE_VERSION = 1  # bump when a trace's meaning changes, so old files are never read
+_CACHE_VERSION = 2  # bump when a trace's meaning changes, so old files are never read
 _TOP = 10  # top-k kept per step: k can be recalibrated up to this without recomputing
 
 
@@ -110,6 +110,7 @@ def cache_key(fingerprint: str, snapshot: Path, runtime: Runtime, rule: Rule) ->
         device,
         platform.machine(),
         torch.__version__,
+        torch.get_num_threads(),  # a kernel may split its sums by thread
         "alone" if rule.exact else "batched",
     ):
         digest.update(f"{part}\0".encode())

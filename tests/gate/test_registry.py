@@ -57,3 +57,13 @@ def test_the_readme_states_the_check_count_and_the_defaults():
     assert f"after {DEFAULT_SAFETY_S:g} s (`safety_s`)" in README
     assert f"`--load-timeout` (default {DEFAULT_LOAD_TIMEOUT:g} s)" in README
     assert f"`--check-timeout` (default {DEFAULT_CHECK_TIMEOUT:g} s)" in README
+
+
+def test_each_torch_process_of_the_gate_gets_half_the_cores_unless_the_user_said():
+    from harness.gate.runner import torch_threads
+
+    assert torch_threads({}, cores=2) == 1
+    assert torch_threads({}, cores=16) == 8
+    assert torch_threads({}, cores=1) == 1
+    assert torch_threads({"OMP_NUM_THREADS": "3"}, cores=16) == 3
+    assert torch_threads({"OMP_NUM_THREADS": "zero"}, cores=4) == 2  # not a count: ignored
