@@ -4,12 +4,10 @@ run every check against it."""
 from __future__ import annotations
 
 import os
-import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +17,14 @@ from harness._reporting import machine_info, report_folder, utc_now
 from harness._validation import ConfigError, Number, OneOf, checked
 from harness.bench.compare import Budget
 from harness.gate.candidate import CandidateSpec
+from harness.gate.cores import shared_cores
 from harness.gate.checks import CHECKS, Check, GateContext, Outcome
+from harness.gate.loading import load_in_background, start_candidate
 from harness.gate.explore.search import DEFAULT_EXAMPLES, DEFAULT_SEED, ExploreConfig, hypothesis_home
 from harness.gate.prepare import prepare_checks, prepare_reference
 from harness.gate.reference import ReferencePool, Runtime
 from harness.gate.report import CheckResult, GateReport, Status
-from harness.gate.worker import Worker, WorkerError, WorkerSpec, WorkerTimeout
+from harness.gate.worker import WorkerError, WorkerTimeout
 from harness.serving.processes import raise_if_interrupted
 from harness.store import StoreConfig
 
@@ -99,42 +99,6 @@ def _canaries(environ: dict[str, str] | None = None) -> dict[str, str]:
     for value in canaries.values():
         add_secret(value)
     return canaries
-
-
-def _start_candidate(cfg: GateConfig, snapshot: Path, ctx: GateContext, progress: Callable[[str], None]) -> Worker:
-    if ctx.log_dir is None:
-        ctx.log_dir = cfg.store.log_dir("gate")  # this run's logs, under the home a user finds again
-    starts = ctx.candidate_logs
-    log_path = ctx.log_dir / f"candidate{'' if not starts else f'-{len(starts) + 1}'}.log"
-    starts.append(log_path)
-    worker = Worker(
-        WorkerSpec(
-            cfg.candidate,
-            snapshot,
-            cfg.store,
-            log_path,
-            env=tuple(ctx.canaries.items()),
-            model_config=cfg.model_config(),
-        ),
-        cfg.load_timeout,
-        clock=ctx.clock,
-    )
-    if (earlier := ctx.worker) is not None:
-        ctx.earlier_workers.append(earlier)
-    ctx.worker = worker  # before it starts: an interrupt while loading must stop it
-    progress(f"loading candidate {cfg.candidate.ref} in its own process (log: {log_path})")
-    try:
-        loaded = worker.start()
-    except WorkerError as error:
-        ctx.load_error, ctx.load_no_verdict = str(error), True  # it hung or died: no verdict
-        return worker
-    ctx.model_uri, ctx.signature = loaded.model_uri, loaded.signature
-    if loaded.load_error is not None:
-        ctx.load_error = loaded.load_error
-        ctx.load_traceback = list(loaded.load_traceback)
-    else:
-        ctx.candidate = worker
-    return worker
 
 
 def _snapshot_tokenizer(snapshot: Path) -> Any:
@@ -235,7 +199,7 @@ def run_gate(
     interrupted = snapshot = ctx = None
     phases: dict[str, float] = {}
     try:
-        with _shared_cores():
+        with shared_cores():
             snapshot = resolve_snapshot(cfg.snapshot, progress, Path(cfg.store.home))
             ctx = _context(cfg, snapshot)
             with hypothesis_home(Path(cfg.store.home) / "hypothesis" / "storage"):
@@ -258,37 +222,6 @@ def run_gate(
         # The candidate loads while the reference is prepared: the two overlap.
         phases={k: round(phases[k], 3) for k in ("load", "reference", "checks") if k in phases} or None,
     )
-
-
-def torch_threads(environ: Mapping[str, str] | None = None, cores: int | None = None) -> int:
-    """Threads each of the gate's torch processes gets: ``OMP_NUM_THREADS`` when the user set
-    it, else half the cores. Two such processes always run at once (the reference while the
-    candidate loads, the candidate while its servers start), and torch's threads, two to a
-    core, spin against each other: a check took 14 s instead of 0.6 s on two cores."""
-    value = (os.environ if environ is None else environ).get("OMP_NUM_THREADS", "")
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    return max(1, (cores or os.cpu_count() or 2) // 2)
-
-
-@contextmanager
-def _shared_cores() -> Iterator[None]:
-    """The gate's own torch (the reference) and every process it starts (the candidate's
-    worker, its servers) use :func:`torch_threads` threads: the same on both sides, so the
-    reference and the candidate run the same kernels. What was set before comes back."""
-    import torch
-
-    threads, before, env = torch_threads(), torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-        if env is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = env
 
 
 def _explore_facts(cfg: GateConfig) -> dict[str, object]:
@@ -397,7 +330,7 @@ def _run_checks(
     loading = None
     if any(c.needs_candidate for c in selected):
         serve = cfg.serve and any(c.needs_serving for c in selected)
-        loading = _load_in_background(cfg, snapshot, ctx, progress, phases, serve)
+        loading = load_in_background(cfg, snapshot, ctx, progress, phases, serve)
     if any(c.needs_model for c in selected):
         # The reference is prepared while the candidate loads in its own process (each on a
         # core of its own): on the runtime asked for, which is where a candidate runs unless
@@ -421,50 +354,11 @@ def _run_checks(
             restarts += 1
             progress(f"restarting the candidate ({ctx.candidate.ended})")
             ctx.candidate = None
-            _start_candidate(cfg, snapshot, ctx, progress)
+            start_candidate(cfg, snapshot, ctx, progress)
         result = run_check(check, ctx, cfg.check_timeout)
         ctx.results.append(result)
         record(result)
     phases["checks"] = time.perf_counter() - started
-
-
-def _load_in_background(
-    cfg: GateConfig,
-    snapshot: Path,
-    ctx: GateContext,
-    progress: Callable[[str], None],
-    phases: dict[str, float],
-    serve: bool,
-) -> _Loading:
-    """Start the candidate's worker and wait for its load in a thread, then start the servers
-    (they need the logged model): the gate's main thread prepares the reference meanwhile.
-    The main thread touches the worker only after joining this thread."""
-
-    def load() -> None:
-        started = time.perf_counter()
-        try:
-            _start_candidate(cfg, snapshot, ctx, progress)
-            if serve and ctx.candidate is not None:
-                from harness.gate.checks.serving import prestart
-
-                prestart(ctx)  # the servers start while the checks that need neither run
-        except BaseException as error:  # noqa: BLE001 - raised again in the main thread
-            thread.error = error
-        finally:
-            phases["load"] = time.perf_counter() - started
-
-    thread = _Loading(target=load, name="harness-candidate-load", daemon=True)
-    thread.start()
-    return thread
-
-
-class _Loading(threading.Thread):
-    error: BaseException | None = None  # what the load raised, for the main thread after join
-
-    def finish(self) -> None:
-        self.join()
-        if self.error is not None:
-            raise self.error
 
 
 _MAX_RESTARTS = 3  # a candidate that hangs in every check costs at most this many loads

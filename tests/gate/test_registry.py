@@ -60,7 +60,7 @@ def test_the_readme_states_the_check_count_and_the_defaults():
 
 
 def test_each_torch_process_of_the_gate_gets_half_the_cores_unless_the_user_said():
-    from harness.gate.runner import torch_threads
+    from harness.gate.cores import torch_threads
 
     assert torch_threads({}, cores=2) == 1
     assert torch_threads({}, cores=16) == 8
