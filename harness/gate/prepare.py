@@ -9,7 +9,6 @@ from collections.abc import Callable
 from tqdm import tqdm
 
 from harness.gate.checks.answers import reference_rows
-from harness.gate.checks.explore import prepare_exploration
 from harness.gate.checks.registry import GateContext
 from harness.gate.reference import Runtime
 
@@ -31,10 +30,4 @@ def prepare_reference(ctx: GateContext, runtime: Runtime, progress: Callable[[st
             bar.update(len(chunk))
 
 
-def prepare_checks(ctx: GateContext) -> None:
-    """What the checks share and the candidate's signature shapes (the exploration's oracle
-    and stop pool), made once it has loaded and before the first check."""
-    prepare_exploration(ctx)
-
-
-__all__ = ["prepare_checks", "prepare_reference"]
+__all__ = ["prepare_reference"]

@@ -20,8 +20,9 @@ from harness.gate.candidate import CandidateSpec
 from harness.gate.cores import shared_cores
 from harness.gate.checks import CHECKS, Check, GateContext, Outcome
 from harness.gate.loading import load_in_background, start_candidate
+from harness.gate.checks.explore import prepare_exploration
 from harness.gate.explore.search import DEFAULT_EXAMPLES, DEFAULT_SEED, ExploreConfig, hypothesis_home
-from harness.gate.prepare import prepare_checks, prepare_reference
+from harness.gate.prepare import prepare_reference
 from harness.gate.reference import ReferencePool, Runtime
 from harness.gate.report import CheckResult, GateReport, Status
 from harness.gate.worker import WorkerError, WorkerTimeout
@@ -343,7 +344,7 @@ def _run_checks(
     raise_if_interrupted()
     if ctx.candidate is not None and any(c.needs_model for c in selected):
         started = time.perf_counter()
-        prepare_checks(ctx)
+        prepare_exploration(ctx)  # its oracle takes the payload's shape from the signature
         phases["reference"] = phases.get("reference", 0.0) + time.perf_counter() - started
     started = time.perf_counter()
     restarts = 0
