@@ -35,6 +35,22 @@ def generator(tiny_snapshot):
 
 
 @pytest.fixture(scope="session")
+def chat_snapshot(pytestconfig):
+    """The tiny MPT as a ChatML chat model (``harness snapshot tiny --chat``)."""
+    from harness.model.snapshot import cached_tiny
+
+    return cached_tiny(pytestconfig.rootpath, variant="tiny-chat")
+
+
+@pytest.fixture(scope="session")
+def chat_generator(chat_snapshot):
+    from harness.model.generation import Generator
+    from harness.model.loading import LoadConfig
+
+    return Generator.from_pretrained(str(chat_snapshot), LoadConfig(device="cpu", prompt_format="chat-template"))
+
+
+@pytest.fixture(scope="session")
 def make_context():
     """A stand-in for MLflow's PythonModelContext: artifacts and model_config."""
     from types import SimpleNamespace
@@ -135,7 +151,8 @@ def run_candidate(tiny_snapshot, gate_store, shared_references):
         # here judge everything else, so a small one keeps the suite's time.
         options.setdefault("explore", 4)
         options.setdefault("shared_references", shared_references)
-        return run_gate(GateConfig(candidate=spec or CandidateSpec(), snapshot=tiny_snapshot, **options))
+        options.setdefault("snapshot", tiny_snapshot)
+        return run_gate(GateConfig(candidate=spec or CandidateSpec(), **options))
 
     return run
 

@@ -54,6 +54,13 @@ def restore_store_uris(saved: StoreUris) -> None:
     registry_utils._registry_uri = saved.registry
 
 
+def gateway_chat_request() -> Any:
+    """The current MLflow gateway's chat request model (pydantic v2), for chat routes."""
+    from mlflow.gateway.schemas.chat import RequestPayload
+
+    return RequestPayload
+
+
 def gateway_completions_request() -> Any:
     """The current MLflow gateway's completions request model (pydantic v2): the mock's
     ``current`` profile validates with it, so its 422 bodies are the real server's."""

@@ -119,6 +119,9 @@ class StoreConfig:
 
 
 FLAVOURS = ("pyfunc", "transformers")
+# The transformers flavour's LLM tasks: completions, or chat (the tokenizer's chat template
+# applied by MLflow to a request's messages).
+TRANSFORMERS_TASKS = ("llm/v1/completions", "llm/v1/chat")
 MPT_TEMPLATE = PREFIX + "{prompt}" + SUFFIX  # the flavour's prompt_template by default
 _GENERATE_KEY = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 
@@ -137,6 +140,7 @@ class RegisterConfig:
     # the generate defaults every request starts from (e.g. (("do_sample", False),)).
     prompt_template: str | None = MPT_TEMPLATE
     generate_config: tuple[tuple[str, Any], ...] = ()
+    task: str = TRANSFORMERS_TASKS[0]  # transformers flavour only
 
     def __post_init__(self) -> None:
         if self.flavour not in FLAVOURS:
@@ -159,6 +163,27 @@ class RegisterConfig:
                 "generate_config" if self.generate_config else "prompt_template",
                 "prompt_template and generate_config are options of the "
                 "transformers flavour: allowed with flavour='transformers' only",
+            )
+        if self.task not in TRANSFORMERS_TASKS:
+            raise invalid("task", self.task, str(TRANSFORMERS_TASKS))
+        if self.task != TRANSFORMERS_TASKS[0] and self.flavour != "transformers":
+            raise ConfigError(
+                "task", "task is an option of the transformers flavour: allowed with flavour='transformers'"
+            )
+        if self.task == "llm/v1/chat" and self.prompt_template not in (None, MPT_TEMPLATE):
+            raise ConfigError(
+                "prompt_template", "the llm/v1/chat task renders the tokenizer's chat_template: no prompt_template"
+            )
+        if self.task == "llm/v1/chat":
+            object.__setattr__(self, "prompt_template", None)
+        if self.flavour == "transformers" and (self.load.prompt_format, self.load.system_prompt) != (
+            LoadConfig().prompt_format,
+            None,
+        ):
+            raise ConfigError(
+                "prompt_format",
+                "prompt_format and system_prompt are the reference wrapper's; the transformers "
+                "flavour takes its prompt_template instead",
             )
         template = self.prompt_template
         if template is not None and (template.count("{prompt}") != 1 or len(template) > 4000):
@@ -248,6 +273,7 @@ def register(cfg: RegisterConfig, progress: Callable[[str], None] = lambda _: No
                     registered_model_name=cfg.name,
                     prompt_template=cfg.prompt_template,
                     model_config=dict(cfg.generate_config) or None,
+                    task=cfg.task,
                 )
             else:
                 info = log_model(
@@ -258,11 +284,23 @@ def register(cfg: RegisterConfig, progress: Callable[[str], None] = lambda _: No
         progress(f"loading {uri} back")
         loaded = mlflow.pyfunc.load_model(uri)
     if cfg.flavour == "transformers":
-        answers = loaded.predict({"prompt": "What is MLflow?", "max_tokens": 8, "temperature": 0.5})
-        output = [a["choices"][0]["text"] if isinstance(a, dict) and a.get("choices") else str(a) for a in answers]
+        example: dict[str, Any] = {"max_tokens": 8, "temperature": 0.5}
+        if cfg.task == "llm/v1/chat":
+            example["messages"] = [{"role": "user", "content": "What is MLflow?"}]
+        else:
+            example["prompt"] = "What is MLflow?"
+        output = [_choice_text(a) for a in loaded.predict(example)]
     else:
         output = predict_example(loaded, cfg.signature)
     return Registration(cfg.name, model_version, uri, run.info.run_id, output)
+
+
+def _choice_text(answer: Any) -> str:
+    """A completions or chat object's text (``choices[0].text`` or its message's content)."""
+    choice = answer["choices"][0] if isinstance(answer, dict) and answer.get("choices") else None
+    if not isinstance(choice, dict):
+        return str(answer)
+    return str(choice.get("text") if "text" in choice else (choice.get("message") or {}).get("content"))
 
 
 def log_transformers(
@@ -270,9 +308,11 @@ def log_transformers(
     registered_model_name: str | None = None,
     prompt_template: str | None = MPT_TEMPLATE,
     model_config: dict | None = None,
+    task: str = TRANSFORMERS_TASKS[0],
 ) -> ModelInfo:
-    """The snapshot the way MLflow documents for completions: a transformers pipeline logged
-    with ``task="llm/v1/completions"``, (by default) the MPT-Instruct ``prompt_template``, and
+    """The snapshot the way MLflow documents for completions (or chat): a transformers
+    pipeline logged with ``task`` (``llm/v1/completions``: by default the MPT-Instruct
+    ``prompt_template``; ``llm/v1/chat``: the tokenizer's chat template), and
     ``model_config`` as the generate defaults."""
     import transformers
 
@@ -283,7 +323,7 @@ def log_transformers(
     return mlflow.transformers.log_model(
         pipe,
         name="model",
-        task="llm/v1/completions",
+        task=task,
         prompt_template=prompt_template,
         model_config=model_config,
         pip_requirements=pinned_requirements(),

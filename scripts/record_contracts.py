@@ -95,9 +95,13 @@ def legacy_gateway(python: Path, model_server_url: str, folder: Path):
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "legacy-gateway.yaml"
     config.write_text(
-        f"routes:\n  - name: {c.ROUTE}\n    route_type: llm/v1/completions\n    model:\n"
-        f"      provider: mlflow-model-serving\n      name: mpt-7b-instruct\n      config:\n"
-        f"        model_server_url: {model_server_url}\n"
+        "routes:\n"
+        + "".join(
+            f"  - name: {name}\n    route_type: {kind}\n    model:\n"
+            f"      provider: mlflow-model-serving\n      name: mpt-7b-instruct\n      config:\n"
+            f"        model_server_url: {model_server_url}\n"
+            for name, kind in ((c.ROUTE, "llm/v1/completions"), (c.CHAT_ROUTE, "llm/v1/chat"))
+        )
     )
     port = free_port()
     argv = [
@@ -205,7 +209,7 @@ def greedy_answer(snapshot: Path) -> str:
 @click.option(
     "--profile",
     "profiles",
-    type=click.Choice(list(c.PROFILES)),
+    type=click.Choice(list(c.RECORDINGS)),
     multiple=True,
     help="Record or verify only this profile (repeatable; default: all).",
 )
@@ -221,11 +225,11 @@ def main(home: Path, create_venv: bool, verify_only: bool, profiles: Sequence[st
     from harness.serving.processes import stop_all, stop_on_signals
 
     started = time.perf_counter()
-    chosen = list(profiles) or list(c.PROFILES)
+    chosen = list(profiles) or list(c.RECORDINGS)
     # The seed's Step 7 against the current gateway runs on the pydantic-1 stack's client.
     needed = {p for p in chosen if p in LEGACY_STACKS} | ({"legacy"} if "current" in chosen else set())
     pythons = {p: legacy_python(home.absolute(), LEGACY_STACKS[p], create_venv) for p in sorted(needed)}
-    snapshot = cached_tiny(progress=lambda m: click.echo(m, err=True))
+    snapshot = cached_tiny(progress=lambda m: click.echo(m, err=True), home=home.absolute())
     folder = Path(tempfile.mkdtemp(prefix="harness-contracts-"))
     with stop_on_signals():
         try:
@@ -248,7 +252,7 @@ def _start_servers(
 ) -> dict[str, tuple[str, str]]:
     """profile -> (base URL, server label), every server started in front of one scoring server."""
     from harness.gate.candidate import CandidateSpec, log_candidate
-    from harness.serving.route import seed_route
+    from harness.serving.route import Provider, RouteSpec, RouteType, seed_route
     from harness.serving.servers import gateway_server, scoring_server
     from harness.store import StoreConfig
 
@@ -263,7 +267,11 @@ def _start_servers(
             gateway = legacy_gateway(python, scoring.url, folder / profile).start()
         else:
             python = Path(sys.executable)
-            gateway = gateway_server([seed_route(scoring.url)], log_dir=folder).start()
+            served = seed_route(scoring.url)
+            chat = RouteSpec(
+                c.CHAT_ROUTE, served.model_name, Provider.MLFLOW_MODEL_SERVING, served.config, RouteType.CHAT
+            )
+            gateway = gateway_server([served, chat], log_dir=folder).start()
         servers[profile] = (gateway.url, server_label(python))
     return servers
 

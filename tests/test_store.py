@@ -72,3 +72,33 @@ def test_explicit_tracking_uri_wins(tmp_path, monkeypatch):
     assert StoreConfig(home=tmp_path, tracking_uri="sqlite:///x.db").uri == "sqlite:///x.db"
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert StoreConfig(home=tmp_path).uri == f"sqlite:///{tmp_path}/mlflow.db"
+
+
+def test_a_prompt_format_is_registered_into_the_reference_s_model_config(store, chat_snapshot):
+    from harness.model.loading import LoadConfig
+
+    reg = register(RegisterConfig(snapshot=chat_snapshot, store=store, load=LoadConfig(prompt_format="auto")))
+    with store.activated():
+        model = mlflow.pyfunc.load_model(reg.model_uri)
+    assert model.model_config["prompt_format"] == "auto"
+    assert model.unwrap_python_model().generator.prompt_format.name == "chat-template"
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"task": "llm/v1/chat"}, "task"),  # a transformers-flavour option
+        ({"flavour": "transformers", "task": "llm/v1/embeddings"}, "task"),
+        ({"flavour": "transformers", "task": "llm/v1/chat", "prompt_template": "Q: {prompt}"}, "prompt_template"),
+        ({"flavour": "transformers", "load": "chat-template"}, "prompt_format"),
+    ],
+)
+def test_options_of_the_other_flavour_or_task_are_refused_naming_the_field(tiny_snapshot, options, field):
+    from harness._validation import ConfigError
+    from harness.model.loading import LoadConfig
+
+    if options.get("load"):
+        options = {**options, "load": LoadConfig(prompt_format=options["load"])}
+    with pytest.raises(ConfigError) as error:
+        RegisterConfig(snapshot=tiny_snapshot, **options)
+    assert error.value.field == field

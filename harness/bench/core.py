@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from harness._validation import ConfigError, DistinctInts, IntIn, Number, OneOf, as_dict, invalid, settings
 from harness.bench.measure import Case, Labels, attn_impl, cache_impl, instruction_for, measure, peak_bandwidth, raw_fn
 from harness.bench.rounds import RoundsPolicy
+from harness.model.formats import DEFAULT_FORMAT, FORMAT_CHOICES, PromptFormat
 
 if TYPE_CHECKING:
     from harness.model.generation import Generator
@@ -45,6 +46,10 @@ class BenchConfig:
     compile: bool = False  # also measure raw generate under torch.compile
     peak_bandwidth: Annotated[float | None, Number(0.0, 1e16)] = None  # bytes/s; overrides the GPU table
     seed: Annotated[int, IntIn(0, 2**63 - 1, "an integer >= 0")] = 0
+    # The prompt format the instructions are put in (harness.model.formats): the ids it
+    # gives generate are what is timed, so a prompt's size counts them.
+    prompt_format: Annotated[str, OneOf(FORMAT_CHOICES)] = DEFAULT_FORMAT
+    system_prompt: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return as_dict(self)
@@ -99,12 +104,22 @@ def load_subject(cfg: BenchConfig) -> Generator:
     """A Generator on the snapshot, or on an MPT of the given shape with random weights
     created directly on the device (no CPU copy, no hub); shapes use the tiny tokenizer."""
     from harness.model.generation import Generator
-    from harness.model.loading import LoadConfig, load_tokenizer
+    from harness.model.loading import LoadConfig, LoadError, load_tokenizer
 
     if cfg.snapshot is not None:
-        return Generator.from_pretrained(
-            cfg.snapshot, LoadConfig(device=cfg.device, dtype=cfg.dtype, max_batch_size=1024)
+        load = LoadConfig(
+            device=cfg.device,
+            dtype=cfg.dtype,
+            max_batch_size=1024,
+            prompt_format=cfg.prompt_format,
+            system_prompt=cfg.system_prompt,
         )
+        try:
+            return Generator.from_pretrained(cfg.snapshot, load)
+        except LoadError as error:
+            if str(error).startswith("prompt_format"):
+                raise ConfigError("prompt_format", str(error)) from None
+            raise
     import torch
     from transformers import GenerationConfig, MptConfig, MptForCausalLM
 
@@ -129,7 +144,12 @@ def load_subject(cfg: BenchConfig) -> Generator:
     with torch.device(cfg.device):
         model = MptForCausalLM._from_config(MptConfig(**sizes, eos_token_id=0), dtype=dtype).eval()
     model.generation_config = GenerationConfig(eos_token_id=0, use_cache=True)
-    return Generator(model, load_tokenizer(str(tiny)), 1024, cfg.device, attn_impl(model))
+    tokenizer = load_tokenizer(str(tiny))
+    try:
+        prompt_format = PromptFormat.resolve(cfg.prompt_format, tokenizer, cfg.system_prompt)
+    except ValueError as error:
+        raise ConfigError("prompt_format", str(error)) from None
+    return Generator(model, tokenizer, 1024, cfg.device, attn_impl(model), prompt_format)
 
 
 def _inputs(generator: Generator, cfg: BenchConfig, batch: int, prompt: int) -> tuple[list[str], Any]:
@@ -137,7 +157,7 @@ def _inputs(generator: Generator, cfg: BenchConfig, batch: int, prompt: int) -> 
     the same ids, or (for a shape) random ids from the model's vocabulary of that length."""
     import torch
 
-    texts = [instruction_for(generator.tokenizer, prompt)] * batch
+    texts = [instruction_for(generator.tokenizer, prompt, generator.prompt_format)] * batch
     ids = generator.encode(texts)["input_ids"]
     if cfg.shape:
         ids = torch.randint(1, generator.model.config.vocab_size, ids.shape, device=cfg.device)

@@ -14,6 +14,7 @@ from typing import Any
 
 from harness._stats import Stats
 from harness.bench.rounds import RoundsPolicy, Samples, run_rounds
+from harness.model.formats import PromptFormat
 
 # Peak memory bandwidth in bytes/s, matched against torch.cuda.get_device_name().
 GPU_BANDWIDTH = (
@@ -90,13 +91,12 @@ class Timer:
         return time.perf_counter() - begin
 
 
-def instruction_for(tokenizer: Any, target: int) -> str:
-    """An instruction whose templated prompt has about ``target`` tokens (never fewer)."""
-    from harness.model.prompt import build_prompt
-
+def instruction_for(tokenizer: Any, target: int, prompt_format: PromptFormat = PromptFormat()) -> str:
+    """An instruction whose prompt, in ``prompt_format``, has about ``target`` ids (never
+    fewer): the ids the format gives ``generate`` are what is timed."""
     words = itertools.cycle(_WORDS)
     text = next(words)
-    while len(tokenizer(build_prompt(text))["input_ids"]) < target:
+    while len(prompt_format.encode(text, tokenizer)) < target:
         text += " " + next(words)
     return text
 
@@ -242,7 +242,7 @@ def fixed_length_call(generator: Any, batch: int, prompt_tokens: int, new_tokens
     for ``batch`` templated prompts of about ``prompt_tokens`` (pytest-benchmark suites)."""
     import torch
 
-    encoded = generator.encode([instruction_for(generator.tokenizer, prompt_tokens)] * batch)
+    encoded = generator.encode([instruction_for(generator.tokenizer, prompt_tokens, generator.prompt_format)] * batch)
 
     def run() -> Any:
         with torch.inference_mode():

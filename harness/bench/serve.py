@@ -37,6 +37,7 @@ from harness._validation import (
 )
 from harness.bench.locust_engine import Distribution, LevelPlan, LevelRun, Processes, RemoteWorkers, run_levels
 from harness.bench.serve_report import Level, RequestSample, ServeReport, Slo
+from harness.model.formats import DEFAULT_FORMAT, FORMAT_CHOICES, PromptFormat
 from harness.serving.gateway import CompletionRequest, DeploymentsGatewayClient, GatewayError
 from harness.serving.load import (
     LOAD_APIS,
@@ -96,6 +97,9 @@ class ServeBenchConfig:
     engine: Annotated[str, OneOf(ENGINES)] = "locust"
     processes: Processes = 1  # local Locust worker processes
     remote_workers: RemoteWorkers = 0  # Locust workers on other machines
+    # The served model's prompt format: the template's ids count against its context.
+    prompt_format: Annotated[str, OneOf(FORMAT_CHOICES)] = DEFAULT_FORMAT
+    system_prompt: str | None = None
 
     def __post_init__(self) -> None:
         workers = Distribution(self.processes, self.remote_workers).workers  # checks them
@@ -255,7 +259,6 @@ def run_serve_bench(
     (engine locust) says where the master listens and which workers it waits for (default:
     ``cfg.processes`` local worker processes on loopback); Locust's logs go under ``log_dir``."""
     from harness.model.loading import load_tokenizer
-    from harness.model.prompt import build_prompt
     from harness.model.snapshot import cached_tiny
 
     if cfg.url is None:
@@ -264,7 +267,11 @@ def run_serve_bench(
         )
     snapshot = cfg.snapshot or str(cached_tiny(progress=progress))
     tokenizer = tokenizer or load_tokenizer(snapshot)
-    template = count_tokens(tokenizer, build_prompt("x")) - count_tokens(tokenizer, "x")
+    try:
+        prompt_format = PromptFormat.resolve(cfg.prompt_format, tokenizer, cfg.system_prompt)
+    except ValueError as error:
+        raise ServeConfigError("prompt_format", str(error)) from None
+    template = len(prompt_format.encode("x", tokenizer)) - count_tokens(tokenizer, "x")
     if (limit := _context_limit(snapshot)) is not None and max(cfg.prompt_tokens) + template + cfg.max_tokens > limit:
         room = limit - template - cfg.max_tokens
         raise ServeConfigError(

@@ -10,7 +10,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -124,6 +124,30 @@ def _redact_output() -> None:
         stream = getattr(sys, name)
         if not isinstance(stream, RedactingStream):
             setattr(sys, name, RedactingStream(stream))
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def prompt_format_options(command: _F) -> _F:
+    """``--prompt-format`` and ``--system-prompt``, alike on every command that builds prompts."""
+    from harness.model.formats import DEFAULT_FORMAT, FORMAT_CHOICES, FORMATS
+
+    listed = "; ".join(f"{name}: {f.summary}" for name, f in FORMATS.items())
+    command = click.option(
+        "--system-prompt",
+        default=None,
+        metavar="TEXT",
+        help="A system prompt the format renders before the instruction (not mpt-instruct, whose intro is fixed).",
+    )(command)
+    return click.option(
+        "--prompt-format",
+        type=click.Choice(FORMAT_CHOICES),
+        default=DEFAULT_FORMAT,
+        show_default=True,
+        help=f"How instructions become prompts. {listed}; auto: chat-template when the "
+        "snapshot's tokenizer has a chat_template, else mpt-instruct.",
+    )(command)
 
 
 def _tiny_snapshot(path: Path | None) -> Path:

@@ -11,7 +11,7 @@ import click
 
 from harness.bench.compare import Threshold
 from harness.bench.core import BENCH_DEVICES, SHAPES, BenchConfig
-from harness.cli import DEFAULT_HOME, _default, _each, _echo_err, _tiny_snapshot, main
+from harness.cli import DEFAULT_HOME, _default, _each, _echo_err, _tiny_snapshot, main, prompt_format_options
 from harness.model.loading import DTYPES
 
 
@@ -146,6 +146,7 @@ def bench() -> None:
     is_flag=True,
     help="Also measure raw generate under torch.compile (reported as 'compiled').",
 )
+@prompt_format_options
 def bench_run(
     snapshot_dir: Path | None,
     shape: str | None,
@@ -165,6 +166,8 @@ def bench_run(
     home: Path,
     no_mlflow: bool,
     compile_: bool,
+    prompt_format: str,
+    system_prompt: str | None,
 ) -> None:
     """Measure TTFT, TPOT, end-to-end latency, tokens/s, memory and MBU of the raw model and
     of the wrapped predict, interleaved, over every batch/prompt/new-token/cache case."""
@@ -192,6 +195,8 @@ def bench_run(
         warmup=warmup,
         compile=compile_,
         peak_bandwidth=peak_bandwidth * 1e12 if peak_bandwidth else None,
+        prompt_format=prompt_format,
+        system_prompt=system_prompt,
     )
     from tqdm import tqdm
 

@@ -9,7 +9,7 @@ import click
 
 from harness.bench.locust_engine import DEFAULT_MASTER_PORT, LOCUSTFILE
 from harness.bench.serve import ENGINES, ServeBenchConfig
-from harness.cli import DEFAULT_HOME, _default, _echo_err, _tiny_snapshot
+from harness.cli import DEFAULT_HOME, _default, _echo_err, _tiny_snapshot, prompt_format_options
 from harness.cli._bench import _ints, _listed, bench
 from harness.serving.load import LOAD_APIS, MAX_CONCURRENCY
 
@@ -156,6 +156,7 @@ if TYPE_CHECKING:
     default=None,
     help="Snapshot whose tokenizer counts tokens and, without --url, that is served (default: the tiny snapshot).",
 )
+@prompt_format_options
 def bench_serve(
     url: str | None,
     route: str,
@@ -178,6 +179,8 @@ def bench_serve(
     master_bind: str,
     master_port: int,
     worker_of: str | None,
+    prompt_format: str,
+    system_prompt: str | None,
 ) -> None:
     """Load a completions route through the real gateway, level by level, at temperature 0:
     e2e latency p50/p90/p99, requests/s, output tokens/s, goodput and errors per level.
@@ -220,6 +223,8 @@ def bench_serve(
         engine=engine,
         processes=distribution.processes,
         remote_workers=distribution.remote_workers,
+        prompt_format=prompt_format,
+        system_prompt=system_prompt,
     )
     folder = ensure_writable(report_dir or report_folder("bench-serve"))
     store = StoreConfig(home=home)
@@ -228,7 +233,7 @@ def bench_serve(
     with stop_on_signals():
         try:
             if url is None:
-                cfg = replace(cfg, url=_bench_servers(route, store, snapshot_dir))
+                cfg = replace(cfg, url=_bench_servers(route, store, snapshot_dir, cfg))
             report = run_serve_bench(
                 cfg, progress=_echo_err, distribution=distribution, log_dir=store.log_dir("bench-serve-locust")
             )
@@ -250,19 +255,21 @@ def bench_serve(
     raise SystemExit(0 if report.slo_met else 1)
 
 
-def _bench_servers(route_name: str, store: StoreConfig, snapshot_dir: Path | None) -> str:
+def _bench_servers(route_name: str, store: StoreConfig, snapshot_dir: Path | None, cfg: ServeBenchConfig) -> str:
     """The reference registered on the snapshot, its scoring server and a gateway routing
     ``route_name`` to it, as `harness serve` starts them (owned: stop_all() stops them);
     returns the gateway's URL."""
     from dataclasses import replace
 
+    from harness.model.loading import LoadConfig
     from harness.serving.route import seed_route
     from harness.serving.servers import start_loopback
     from harness.store import RegisterConfig, register as do_register
 
     log_dir = store.log_dir("bench-serve")
+    load = LoadConfig(prompt_format=cfg.prompt_format, system_prompt=cfg.system_prompt)
     model_uri = do_register(
-        RegisterConfig(snapshot=_tiny_snapshot(snapshot_dir), store=store), progress=_echo_err
+        RegisterConfig(snapshot=_tiny_snapshot(snapshot_dir), store=store, load=load), progress=_echo_err
     ).model_uri
     _echo_err(f"logs: {log_dir}")
     loopback = start_loopback(

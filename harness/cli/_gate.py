@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from harness import ensure_writable
-from harness.cli import DEFAULT_HOME, SIGNATURE_KINDS, _SIGNATURES, _echo_err, main
+from harness.cli import DEFAULT_HOME, SIGNATURE_KINDS, _SIGNATURES, _echo_err, main, prompt_format_options
 from harness.gate.explore.search import DEFAULT_EXAMPLES, DEFAULT_SEED
 from harness.gate.runner import DEFAULT_CHECK_TIMEOUT, DEFAULT_LOAD_TIMEOUT
 from harness.model.loading import DEVICES, DTYPES
@@ -148,6 +148,7 @@ _STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "sk
     "on a CPU; elsewhere they may part at a near-tie (top-5 within 0.5 nats, "
     "see README).",
 )
+@prompt_format_options
 def gate(
     python_model: str | None,
     model_uri: str | None,
@@ -167,6 +168,8 @@ def gate(
     explore: int,
     device: str,
     dtype: str,
+    prompt_format: str,
+    system_prompt: str | None,
 ) -> None:
     """Check a candidate wrapper, its signature and its behaviour before deploying it.
 
@@ -206,6 +209,8 @@ def gate(
         explore=explore,
         device=device,
         dtype=dtype,
+        prompt_format=prompt_format,
+        system_prompt=system_prompt,
     )
     folder = ensure_writable(report_dir or default_report_dir())
     cfg.store.require_reachable()

@@ -8,8 +8,17 @@ from pathlib import Path
 
 import click
 
-from harness.cli import DEFAULT_HOME, DEFAULT_TINY_DIR, SIGNATURE_KINDS, _SIGNATURES, _echo_err, _tiny_snapshot, main
-from harness.store import DEFAULT_MODEL_NAME, FLAVOURS
+from harness.cli import (
+    DEFAULT_HOME,
+    DEFAULT_TINY_DIR,
+    SIGNATURE_KINDS,
+    _SIGNATURES,
+    _echo_err,
+    _tiny_snapshot,
+    main,
+    prompt_format_options,
+)
+from harness.store import DEFAULT_MODEL_NAME, FLAVOURS, TRANSFORMERS_TASKS
 
 
 @main.group()
@@ -27,14 +36,22 @@ def snapshot() -> None:
     help="Seed of the random weights; the same seed gives byte-identical weights.",
 )
 @click.option("--force", is_flag=True, help="Rebuild even when a cached snapshot matches.")
-def snapshot_tiny(directory: Path, seed: int, force: bool) -> None:
+@click.option(
+    "--chat",
+    is_flag=True,
+    help="A chat model: a ChatML chat_template in its tokenizer config (<|im_start|>/<|im_end|> "
+    "special tokens, BOS in the template and added by the tokenizer) and <|im_end|> an EOS "
+    "in its generation config; judge it with --prompt-format auto.",
+)
+def snapshot_tiny(directory: Path, seed: int, force: bool, chat: bool) -> None:
     """Build a tiny random-weight MPT with a locally trained tokenizer in DIRECTORY
     (default .harness/snapshots/tiny), in the Hugging Face layout of mpt-7b-instruct."""
     from harness.model.snapshot import TinySpec, build_tiny, weights_digest
 
-    _echo_err(f"building tiny MPT snapshot (seed {seed}) in {directory} ...")
+    kind = "chat " if chat else ""
+    _echo_err(f"building tiny {kind}MPT snapshot (seed {seed}) in {directory} ...")
     start = time.perf_counter()
-    path = build_tiny(directory, TinySpec(seed=seed), force=force)
+    path = build_tiny(directory, TinySpec(seed=seed, chat=chat), force=force)
     _echo_err(f"done in {time.perf_counter() - start:.1f}s; weights sha256 {weights_digest(path)[:16]}")
     click.echo(str(path))
 
@@ -117,6 +134,15 @@ def _key_value(text: str) -> tuple[str, object]:
     help="transformers flavour: a generate default in its model_config, VALUE as "
     "JSON (e.g. do_sample=false, max_new_tokens=64); repeatable.",
 )
+@click.option(
+    "--task",
+    type=click.Choice(TRANSFORMERS_TASKS),
+    default=TRANSFORMERS_TASKS[0],
+    show_default=True,
+    help="transformers flavour: the LLM task it is logged for; llm/v1/chat renders the "
+    "tokenizer's chat_template itself (no --prompt-template).",
+)
+@prompt_format_options
 def register(
     snapshot_dir: Path | None,
     signature: str,
@@ -126,10 +152,14 @@ def register(
     flavour: str,
     prompt_template: str | None,
     model_config: tuple[str, ...],
+    task: str,
+    prompt_format: str,
+    system_prompt: str | None,
 ) -> None:
     """Log the reference wrapper (or, with --flavour transformers, MLflow's transformers
     flavour) with a snapshot, register it, load it back and predict an example. Prints the
     model URI."""
+    from harness.model.loading import LoadConfig
     from harness.model.signature import SignatureKind
     from harness.store import MPT_TEMPLATE, RegisterConfig, StoreConfig, register as do_register
 
@@ -144,6 +174,8 @@ def register(
         flavour=flavour,
         prompt_template=template,
         generate_config=tuple(_key_value(kv) for kv in model_config),
+        load=LoadConfig(prompt_format=prompt_format, system_prompt=system_prompt),
+        task=task,
     )
     cfg.store.require_reachable()
     result = do_register(cfg, progress=_echo_err)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli import DEFAULT_HOME, _echo_err, _tiny_snapshot, main
+from harness.cli import DEFAULT_HOME, _echo_err, _tiny_snapshot, main, prompt_format_options
 
 
 @main.command()
@@ -38,13 +38,23 @@ from harness.cli import DEFAULT_HOME, _echo_err, _tiny_snapshot, main
     show_default=True,
     help="Scoring server worker processes (each loads the model).",
 )
-def serve(model_uri: str | None, snapshot_dir: Path | None, home: Path, tracking_uri: str | None, workers: int) -> None:
+@prompt_format_options
+def serve(
+    model_uri: str | None,
+    snapshot_dir: Path | None,
+    home: Path,
+    tracking_uri: str | None,
+    workers: int,
+    prompt_format: str,
+    system_prompt: str | None,
+) -> None:
     """Start the scoring server and an AI Gateway with the completions-mpt-7b-instruct
     route on loopback, print their URLs and a sample curl, and watch both.
 
     Ctrl-C or SIGTERM stops both (exit 0). If either server exits on its own, serve says
     which and how, stops the other and exits 1. Logs are size-capped (10 MB, one backup).
     """
+    from harness.model.loading import LoadConfig
     from harness.serving.processes import stop_all, stop_on_signals
     from harness.store import RegisterConfig, StoreConfig, register as do_register
 
@@ -55,9 +65,9 @@ def serve(model_uri: str | None, snapshot_dir: Path | None, home: Path, tracking
     with stop_on_signals():
         try:
             if model_uri is None:
-                model_uri = do_register(
-                    RegisterConfig(snapshot=_tiny_snapshot(snapshot_dir), store=store), progress=_echo_err
-                ).model_uri
+                load = LoadConfig(prompt_format=prompt_format, system_prompt=system_prompt)
+                registration = RegisterConfig(snapshot=_tiny_snapshot(snapshot_dir), store=store, load=load)
+                model_uri = do_register(registration, progress=_echo_err).model_uri
             code = _serve(model_uri, store.uri, log_dir, workers)
         except KeyboardInterrupt:
             _echo_err("stopping ...")

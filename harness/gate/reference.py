@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 from harness._validation import OneOf, settings
 from harness.gate.tolerance import Agreement, Rule, Trace, agree
+from harness.model.formats import PromptFormat
 from harness.model.generation import cut_at_stop
 from harness.model.loading import DEVICES, DTYPES
 from harness.model.settings import GenerationSettings
@@ -95,8 +96,11 @@ class TraceStore:
             )
 
 
-def cache_key(fingerprint: str, snapshot: Path, runtime: Runtime, rule: Rule) -> str:
-    """What a trace depends on besides its row, as a file name."""
+def cache_key(
+    fingerprint: str, snapshot: Path, runtime: Runtime, rule: Rule, fmt: PromptFormat = PromptFormat()
+) -> str:
+    """What a trace depends on besides its row, as a file name (the prompt format too: the
+    row's key is its instruction, not the prompt built from it)."""
     import torch
 
     digest = hashlib.sha256()
@@ -112,6 +116,7 @@ def cache_key(fingerprint: str, snapshot: Path, runtime: Runtime, rule: Rule) ->
         torch.__version__,
         torch.get_num_threads(),  # a kernel may split its sums by thread
         "alone" if rule.exact else "batched",
+        json.dumps(fmt.describe(), sort_keys=True),
     ):
         digest.update(f"{part}\0".encode())
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
@@ -141,8 +146,10 @@ class ReferenceAnswers:
         self.near_ties = 0  # answers accepted at a tolerated divergence, not exactly
 
     @property
-    def eos(self) -> int | None:
-        return self.generator.tokenizer.eos_token_id
+    def eos(self) -> tuple[int, ...]:
+        """The ids that end an answer: the tokenizer's EOS and the format's end of turn."""
+        ends: tuple[int, ...] = self.generator.end_ids
+        return ends
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.generator.tokenizer.decode(list(ids), skip_special_tokens=True)
@@ -186,7 +193,7 @@ class ReferenceAnswers:
         if held is None:
             return False
         asked, trace = held
-        return asked >= max_tokens or (bool(trace.ids) and trace.ids[-1] == self.eos)
+        return asked >= max_tokens or (bool(trace.ids) and trace.ids[-1] in self.eos)
 
     def _generate(self, missing: dict[str, int]) -> None:
         """Rows asking for the same number of tokens share a batch (a row near the context
@@ -216,7 +223,7 @@ class ReferenceAnswers:
         tops = [torch.log_softmax(step.float(), -1).topk(_TOP, -1) for step in out.logits]
         traces = []
         for row, new in enumerate(out.sequences[:, width:].tolist()):
-            n = new.index(self.eos) + 1 if self.eos in new else len(new)
+            n = next((i + 1 for i, t in enumerate(new) if t in self.eos), len(new))
             traces.append(
                 Trace(
                     tuple(new[:n]),
@@ -239,36 +246,44 @@ class ReferencePool:
 
     def __init__(self, shared: ReferencePool | None = None):
         self.shared = shared
-        self._kept: dict[tuple[str, Runtime, str], Any] = {}
+        self._kept: dict[tuple[str, Runtime, PromptFormat, str], Any] = {}
 
     def _owner(self, runtime: Runtime) -> ReferencePool:
         if self.shared is not None and Rule.for_runtime(runtime.device, runtime.dtype).exact:
             return self.shared._owner(runtime)
         return self
 
-    def kept(self, snapshot: Path, runtime: Runtime, name: str, make: Callable[[], _T]) -> _T:
-        """``name``'s value for the reference on ``snapshot`` and ``runtime``, made once."""
-        owner, key = self._owner(runtime), (str(Path(snapshot).absolute()), runtime, name)
+    def kept(
+        self, snapshot: Path, runtime: Runtime, name: str, make: Callable[[], _T], fmt: PromptFormat = PromptFormat()
+    ) -> _T:
+        """``name``'s value for the reference on ``snapshot``, ``runtime`` and prompt format,
+        made once."""
+        owner, key = self._owner(runtime), (str(Path(snapshot).absolute()), runtime, fmt, name)
         if key not in owner._kept:
             owner._kept[key] = make()
         value: _T = owner._kept[key]
         return value
 
-    def generator(self, snapshot: Path, runtime: Runtime) -> Any:
+    def generator(self, snapshot: Path, runtime: Runtime, fmt: PromptFormat = PromptFormat()) -> Any:
         """The reference's :class:`harness.model.generation.Generator`, loaded once."""
 
         def load() -> Any:
             from harness.model.generation import Generator
             from harness.model.loading import LoadConfig
 
-            return Generator.from_pretrained(str(snapshot), LoadConfig(device=runtime.device, dtype=runtime.dtype))
+            cfg = LoadConfig(
+                device=runtime.device, dtype=runtime.dtype, prompt_format=fmt.name, system_prompt=fmt.system
+            )
+            return Generator.from_pretrained(str(snapshot), cfg)
 
-        return self.kept(snapshot, runtime, "generator", load)
+        return self.kept(snapshot, runtime, "generator", load, fmt)
 
-    def memory(self, snapshot: Path, runtime: Runtime) -> dict[str, tuple[int, Trace]]:
+    def memory(
+        self, snapshot: Path, runtime: Runtime, fmt: PromptFormat = PromptFormat()
+    ) -> dict[str, tuple[int, Trace]]:
         """The traces held in memory for this reference (what :class:`ReferenceAnswers` reads
         before its disk store)."""
-        traces: dict[str, tuple[int, Trace]] = self.kept(snapshot, runtime, "traces", dict)
+        traces: dict[str, tuple[int, Trace]] = self.kept(snapshot, runtime, "traces", dict, fmt)
         return traces
 
 

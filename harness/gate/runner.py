@@ -16,7 +16,7 @@ from harness._redact import CREDENTIAL_NAME, add_secret
 from harness._reporting import machine_info, report_folder, utc_now
 from harness._validation import ConfigError, Number, OneOf, checked
 from harness.bench.compare import Budget
-from harness.gate.candidate import CandidateSpec
+from harness.gate.candidate import CandidateKind, CandidateSpec
 from harness.gate.cores import shared_cores
 from harness.gate.checks import CHECKS, Check, GateContext, Outcome
 from harness.gate.loading import load_in_background, start_candidate
@@ -27,6 +27,7 @@ from harness.gate.reference import ReferencePool, Runtime
 from harness.gate.report import CheckResult, GateReport, Status
 from harness.gate.worker import WorkerError, WorkerTimeout
 from harness.serving.processes import raise_if_interrupted
+from harness.model.formats import AUTO, DEFAULT_FORMAT, FORMAT_CHOICES, PromptFormat
 from harness.store import StoreConfig
 
 DEFAULT_CHECK_TIMEOUT = 120.0
@@ -59,12 +60,22 @@ class GateConfig:
     # The reference's models and traces shared with other gates in this process (a test
     # session's); exact-rule ones only, where a trace is the same whichever gate made it.
     shared_references: ReferencePool | None = field(default=None, compare=False, repr=False)
+    # The candidate's prompt format (harness.model.formats), which the reference is run in;
+    # auto: the snapshot tokenizer's chat_template when it has one. The reference candidate
+    # is told it; a user's wrapper knows its own.
+    prompt_format: str = DEFAULT_FORMAT
+    system_prompt: str | None = None
 
     def __post_init__(self) -> None:
         seconds = Number(0.0, 3600.0, "(0, 3600] seconds")
         checked("check_timeout", self.check_timeout, seconds, float)
         checked("load_timeout", self.load_timeout, seconds, float)
         checked("provider", self.provider, OneOf(PROVIDERS), str)
+        checked("prompt_format", self.prompt_format, OneOf(FORMAT_CHOICES), str)
+        try:
+            PromptFormat(DEFAULT_FORMAT if self.prompt_format == AUTO else self.prompt_format, self.system_prompt)
+        except ValueError as error:
+            raise ConfigError("system_prompt", str(error)) from None
         self.explore_config()  # a bad --seed or --explore is a usage error, before anything runs
         self.runtime()  # so is a bad --device or --dtype
         for budget in self.budgets:
@@ -82,8 +93,20 @@ class GateConfig:
         return Runtime(self.device, self.dtype)
 
     def model_config(self) -> tuple[tuple[str, str], ...]:
-        """What the candidate's load is told (MLflow ``model_config``): only what was asked."""
-        return tuple((k, v) for k, v in (("device", self.device), ("dtype", self.dtype)) if v != "auto")
+        """What the candidate's load is told (MLflow ``model_config``): only what was asked,
+        and to the reference, its prompt format."""
+        told = tuple((k, v) for k, v in (("device", self.device), ("dtype", self.dtype)) if v != "auto")
+        if self.candidate.kind is CandidateKind.REFERENCE:
+            told += (("prompt_format", self.prompt_format),)
+            told += (("system_prompt", self.system_prompt),) if self.system_prompt is not None else ()
+        return told
+
+    def resolve_format(self, tokenizer: Any) -> PromptFormat:
+        """The format on this snapshot's tokenizer (ConfigError where it cannot render)."""
+        try:
+            return PromptFormat.resolve(self.prompt_format, tokenizer, self.system_prompt)
+        except ValueError as error:
+            raise ConfigError("prompt_format", str(error)) from None
 
     def explore_config(self) -> ExploreConfig:
         """Failing examples are kept under the home folder and replayed first next time."""
@@ -292,11 +315,13 @@ def _parse_route(route_file: Path | None) -> tuple[Any, str | None]:
 
 def _context(cfg: GateConfig, snapshot: Path) -> GateContext:
     route, route_error = _parse_route(cfg.route_file)
+    tokenizer = _snapshot_tokenizer(snapshot)
     return GateContext(
         route=route,
         route_error=route_error,
         snapshot=snapshot,
-        tokenizer=_snapshot_tokenizer(snapshot),
+        tokenizer=tokenizer,
+        prompt_format=cfg.resolve_format(tokenizer),
         provider=cfg.provider,
         tracking_uri=cfg.store.uri,
         route_file=cfg.route_file,

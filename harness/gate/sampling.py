@@ -63,8 +63,10 @@ class SamplingOracle:
         self._top_k: int | None = None  # k when generate keeps exactly the top k; 0: ask generate
 
     @property
-    def eos(self) -> int | None:
-        return self.generator.tokenizer.eos_token_id
+    def eos(self) -> tuple[int, ...]:
+        """The ids that end an answer: the tokenizer's EOS and the format's end of turn."""
+        ends: tuple[int, ...] = self.generator.end_ids
+        return ends
 
     def prompt_ids(self, instruction: str) -> tuple[int, ...]:
         return tuple(self.generator.tokenize([instruction])[0])
@@ -170,7 +172,7 @@ class SamplingOracle:
             spent += 1
             for token in reversed(self.kept(prompt + ids, temperature)):  # the likeliest popped first
                 piece = pieces[token] if token < len(pieces) else None
-                if token == self.eos or not piece:
+                if token in self.eos or not piece:
                     continue
                 longer = held + piece
                 if answer.startswith(_settled(longer).decode("utf-8", "replace")):

@@ -95,10 +95,19 @@ class GenerateSpy:
     """
 
     def __init__(
-        self, owner: Any, pad_token_id: int, decode: Decode | None = None, eos_token_id: int | None = None
+        self,
+        owner: Any,
+        pad_token_id: int,
+        decode: Decode | None = None,
+        eos_token_id: int | Sequence[int] | None = None,
     ) -> None:
         self.owner, self.pad_token_id = owner, pad_token_id
-        self.decode, self.eos_token_id = decode, eos_token_id
+        # Every id that ends an answer (a chat model's end of turn too); the first is forced.
+        self.end_ids: tuple[int, ...] = (
+            () if eos_token_id is None else (eos_token_id,) if isinstance(eos_token_id, int) else tuple(eos_token_id)
+        )
+        self.decode = decode
+        self.eos_token_id = self.end_ids[0] if self.end_ids else None
         self.calls: list[GenerateCall] = []
         self.script: Script | None = None
         self.model: Any = None  # the last model generate ran on
@@ -132,7 +141,7 @@ class GenerateSpy:
             call.scripted = True
             return _Scripted(self, model, call, script, inputs).run()
         if script is not None and script.suppress_eos and self.eos_token_id is not None:
-            kwargs = {**kwargs, "suppress_tokens": [self.eos_token_id]}
+            kwargs = {**kwargs, "suppress_tokens": list(self.end_ids)}
         if script is not None and script.eos_after and self.eos_token_id is not None:
             args, kwargs = self._with_forced_eos(args, kwargs, inputs, call, script, self.eos_token_id)
         hook = model.register_forward_pre_hook(_width_recorder(call), with_kwargs=True)

@@ -14,7 +14,7 @@ margin on the reference's side.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -100,10 +100,10 @@ def agree(
     decode: Callable[[Sequence[int]], str],
     stop: Sequence[str] = (),
     rule: Rule = Rule(),
-    eos: int | None = None,
+    eos: Collection[int] = (),
 ) -> Agreement:
     """Whether ``got`` is an answer the reference accepts for the row ``trace`` decodes
-    (``eos``: the id that ends an answer, so a branch on it must end there)."""
+    (``eos``: the ids that end an answer, so a branch on one must end there)."""
     stops = [s for s in stop if s]
     want = cut_at_stop(decode(trace.ids), stops)
     if got == want:
@@ -117,7 +117,7 @@ def agree(
                 continue
             branch = decode([*trace.ids[:step], token])
             # A special token (EOS, padding) adds no text: the answer ends with it.
-            ended = token == eos or branch == decode(trace.ids[:step])
+            ended = token in eos or branch == decode(trace.ids[:step])
             if _continues(got, branch, stops, ended):
                 return Agreement(True, step=step, gap=chosen - logprob, expected=want)
     return Agreement(False, expected=want)

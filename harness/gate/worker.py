@@ -370,12 +370,15 @@ def _load(spec: WorkerSpec) -> tuple[Loaded, Any]:
     from harness.gate.candidate import log_candidate
     from harness.gate.probe import Probe
     from harness.gate.spy import GenerateSpy
-    from harness.model.loading import load_tokenizer
+    from harness.model.loading import load_tokenizer, snapshot_end_ids
 
     tokenizer = load_tokenizer(str(spec.snapshot))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     spy = GenerateSpy(
-        GenerationMixin, pad, decode=lambda ids: tokenizer.decode(ids), eos_token_id=tokenizer.eos_token_id
+        GenerationMixin,
+        pad,
+        decode=lambda ids: tokenizer.decode(ids),
+        eos_token_id=snapshot_end_ids(str(spec.snapshot), tokenizer),
     )
     model_uri = signature = None
     try:

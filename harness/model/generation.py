@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.model.loading import LoadConfig, context_length, load_model, load_tokenizer
-from harness.model.prompt import build_prompt, validate_instruction
+from harness.model.formats import PromptFormat
+from harness.model.loading import LoadConfig, LoadError, context_length, end_ids, load_model, load_tokenizer
+from harness.model.prompt import validate_instruction
 from harness.model.settings import GenerationSettings, InvalidParameter, check_max_tokens
 
 
@@ -45,22 +46,43 @@ def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
 
 
 class Generator:
-    """An MPT model and tokenizer that answer instructions."""
+    """A model and tokenizer that answer instructions in one prompt format."""
 
     def __init__(
-        self, model: Any, tokenizer: Any, max_batch_size: int = 8, device: str = "cpu", attn_impl: str = "torch"
+        self,
+        model: Any,
+        tokenizer: Any,
+        max_batch_size: int = 8,
+        device: str = "cpu",
+        attn_impl: str = "torch",
+        prompt_format: PromptFormat = PromptFormat(),
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self.device = device
         self.attn_impl = attn_impl
+        self.prompt_format = prompt_format
 
     @classmethod
     def from_pretrained(cls, path: str, cfg: LoadConfig = LoadConfig()) -> Generator:
+        """Loaded as ``cfg`` asks (LoadError when it cannot be, a format the tokenizer cannot
+        render included)."""
         tokenizer = load_tokenizer(path)
+        try:
+            prompt_format = PromptFormat.resolve(cfg.prompt_format, tokenizer, cfg.system_prompt)
+        except ValueError as error:
+            raise LoadError(str(error)) from None
         model, device, attn_impl = load_model(path, cfg)
-        return cls(model, tokenizer, cfg.max_batch_size, device, attn_impl)
+        return cls(model, tokenizer, cfg.max_batch_size, device, attn_impl, prompt_format)
+
+    @property
+    def end_ids(self) -> tuple[int, ...]:
+        """The ids that end an answer (the format's end of turn among them)."""
+        return end_ids(self.tokenizer, getattr(self.model, "generation_config", None))
+
+    def render(self, instruction: str) -> str:
+        return self.prompt_format.render(instruction, self.tokenizer)
 
     @property
     def context_length(self) -> int:
@@ -73,12 +95,14 @@ class Generator:
         """The templated prompts' ids, unpadded: tokenized once per request, for both the
         context check and ``generate``. A fast tokenizer's Rust backend is called directly,
         one prompt at a time (its batch call pads, and races torch's threads for the cores):
-        the same ids as ``tokenizer(prompts)``, which a test holds it to."""
-        prompts = [build_prompt(i) for i in instructions]
+        the same ids as ``tokenizer(prompts)``, which a test holds it to. Special tokens are
+        added as the format says (not where its text already holds them)."""
+        prompts = [self.render(i) for i in instructions]
+        special = self.prompt_format.add_special_tokens
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is None:
-            return self.tokenizer(prompts)["input_ids"]
-        return [backend.encode(prompt).ids for prompt in prompts]
+            return self.tokenizer(prompts, add_special_tokens=special)["input_ids"]
+        return [backend.encode(prompt, add_special_tokens=special).ids for prompt in prompts]
 
     def validate(self, requests: Sequence[Request], ids: Sequence[Sequence[int]] | None = None) -> None:
         """Check every row before generating any, so a bad row fails the call fast."""
@@ -100,8 +124,9 @@ class Generator:
             check_max_tokens(request.settings.max_tokens, room)
 
     def encode(self, instructions: Sequence[str]) -> Any:
-        prompts = [build_prompt(i) for i in instructions]
-        return self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+        prompts = [self.render(i) for i in instructions]
+        special = self.prompt_format.add_special_tokens
+        return self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=special).to(self.device)
 
     def pad(self, ids: Sequence[Sequence[int]]) -> dict[str, Any]:
         """Already tokenized rows as one padded batch, on the tokenizer's padding side (left

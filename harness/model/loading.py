@@ -14,6 +14,7 @@ from pydantic import Strict
 
 from harness._validation import Allowed, IntIn, OneOf, settings
 from harness.model.config import from_mapping
+from harness.model.formats import DEFAULT_FORMAT, FORMAT_CHOICES
 
 if TYPE_CHECKING:
     import torch
@@ -38,6 +39,10 @@ class LoadConfig:
     attn_impl: Annotated[str, OneOf(ATTN_IMPLS)] = "torch"
     max_batch_size: Annotated[int, IntIn(1, 1024)] = 8
     trust_remote_code: Annotated[bool, Strict(), Allowed("true or false")] = False
+    # How instructions become prompts (harness.model.formats); auto: the tokenizer's own
+    # chat_template when it has one, else MPT-Instruct's.
+    prompt_format: Annotated[str, OneOf(FORMAT_CHOICES)] = DEFAULT_FORMAT
+    system_prompt: Annotated[str | None, Strict(), Allowed("a string, or null for none")] = None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> LoadConfig:
@@ -103,6 +108,27 @@ def config_context_length(config: Any, tokenizer: Any = None) -> int:
     """The context window a model config declares (no model needs loading to read it)."""
     fallback = getattr(tokenizer, "model_max_length", None) or 2048
     return int(getattr(config, "max_seq_len", None) or getattr(config, "max_position_embeddings", None) or fallback)
+
+
+def end_ids(tokenizer: Any, generation_config: Any = None) -> tuple[int, ...]:
+    """Every id that ends an answer: the generation config's EOS (one id, or a list where a
+    chat model ends its turn with a token of its own, ``<|im_end|>``) and the tokenizer's."""
+    configured = getattr(generation_config, "eos_token_id", None)
+    ids = [configured] if isinstance(configured, int) else list(configured or [])
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    return tuple(dict.fromkeys(int(i) for i in ids))
+
+
+def snapshot_end_ids(path: str, tokenizer: Any) -> tuple[int, ...]:
+    """:func:`end_ids` of a snapshot, read from its files (no model is loaded)."""
+    from transformers import GenerationConfig
+
+    try:
+        config = GenerationConfig.from_pretrained(path)
+    except OSError:  # no generation_config.json: the tokenizer's EOS alone
+        config = None
+    return end_ids(tokenizer, config)
 
 
 def load_tokenizer(path: str) -> Any:

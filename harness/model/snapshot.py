@@ -27,10 +27,22 @@ from harness.model.config import DEFAULT_HOME
 from harness.model.prompt import INSTRUCTION_KEY, INTRO_BLURB, RESPONSE_KEY
 
 if TYPE_CHECKING:
-    from transformers import GPTNeoXTokenizer, MptForCausalLM
+    from tokenizers import Tokenizer
+    from transformers import GPTNeoXTokenizer, MptForCausalLM, PreTrainedTokenizerFast
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|padding|>"  # in the vocabulary, as in GPT-NeoX, but not declared as pad
+IM_START, IM_END = "<|im_start|>", "<|im_end|>"
+# ChatML, as chat models ship it, starting with the BOS the template itself holds: a wrapper
+# that lets the tokenizer add BOS to the rendered text again puts it in twice.
+CHATML_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+# Multiplies <|im_end|>'s (tied) embedding row, so a random model ends a greedy answer with it
+# often enough for the format's EOS to matter: measured in tests/model/test_snapshot.py.
+_IM_END_SCALE = 2.0
 DEFAULT_TINY_DIR = DEFAULT_HOME / "snapshots" / "tiny"
 _STAMP = "harness_snapshot.json"
 _BUILD_VERSION = 3  # bump when the build changes, so cached snapshots are rebuilt
@@ -64,6 +76,10 @@ class TinySpec:
     # near-uniform next-token distributions (median top-1 probability 0.06 on the tiny
     # snapshot) where a trained model's are peaked; 4.0 gives a median of 0.67.
     logit_scale: float = 1.0
+    # A chat model: a ChatML chat_template in the tokenizer config, <|im_start|>/<|im_end|>
+    # as special tokens, the tokenizer adding BOS, and <|im_end|> an EOS in the generation
+    # config (the tokenizer's eos_token stays <|endoftext|>, as in many chat models).
+    chat: bool = False
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -87,7 +103,7 @@ def _corpus() -> list[str]:
     return templated + list(_CORPUS_LINES[1:]) * 4
 
 
-def _train_tokenizer(spec: TinySpec) -> GPTNeoXTokenizer:
+def _train_tokenizer(spec: TinySpec) -> GPTNeoXTokenizer | PreTrainedTokenizerFast:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import GPTNeoXTokenizer
 
@@ -97,11 +113,13 @@ def _train_tokenizer(spec: TinySpec) -> GPTNeoXTokenizer:
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
         vocab_size=spec.vocab_size,
-        special_tokens=[EOS_TOKEN, PAD_TOKEN],
+        special_tokens=[EOS_TOKEN, PAD_TOKEN, *((IM_START, IM_END) if spec.chat else ())],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(_corpus(), trainer=trainer)
+    if spec.chat:
+        return _chat_tokenizer(tok, spec)
     # MPT-7B-Instruct ships the GPT-NeoX tokenizer: <|endoftext|> as bos/eos/unk, no pad token.
     return GPTNeoXTokenizer(
         tokenizer_object=tok,
@@ -115,7 +133,37 @@ def _train_tokenizer(spec: TinySpec) -> GPTNeoXTokenizer:
     )
 
 
-def _build_model(spec: TinySpec, vocab_size: int) -> MptForCausalLM:
+def _chat_tokenizer(tok: Tokenizer, spec: TinySpec) -> PreTrainedTokenizerFast:
+    """As Llama 3 ships its tokenizer: a plain fast tokenizer whose post-processor adds BOS
+    (GPT-NeoX's class drops an added BOS when it loads a tokenizer.json), the chat tokens
+    special, and a chat template that holds BOS itself."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    tok.post_processor = processors.Sequence(
+        [
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(
+                single=f"{EOS_TOKEN} $A",
+                pair=f"{EOS_TOKEN} $A {EOS_TOKEN} $B",
+                special_tokens=[(EOS_TOKEN, tok.token_to_id(EOS_TOKEN))],
+            ),
+        ]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=EOS_TOKEN,
+        eos_token=EOS_TOKEN,
+        unk_token=EOS_TOKEN,
+        additional_special_tokens=[IM_START, IM_END],
+        clean_up_tokenization_spaces=False,
+        model_max_length=spec.max_seq_len,
+    )
+    tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer
+
+
+def _build_model(spec: TinySpec, vocab_size: int, im_end: int | None = None) -> MptForCausalLM:
     import torch
     from transformers import GenerationConfig, MptConfig, MptForCausalLM
 
@@ -137,8 +185,13 @@ def _build_model(spec: TinySpec, vocab_size: int) -> MptForCausalLM:
     if spec.logit_scale != 1.0:
         with torch.no_grad():
             model.transformer.norm_f.weight.mul_(spec.logit_scale)
+    eos: int | list[int] = 0
+    if im_end is not None:
+        with torch.no_grad():
+            model.transformer.wte.weight[im_end].mul_(_IM_END_SCALE)
+        eos = [0, im_end]
     # As published for mpt-7b-instruct: use_cache false, which the wrapper must override.
-    model.generation_config = GenerationConfig(eos_token_id=0, bos_token_id=0, use_cache=False)
+    model.generation_config = GenerationConfig(eos_token_id=eos, bos_token_id=0, use_cache=False)
     return model
 
 
@@ -159,6 +212,8 @@ def _stamped(spec: TinySpec) -> dict[str, object]:
     data = asdict(spec)
     if data["logit_scale"] == 1.0:
         del data["logit_scale"]
+    if not data["chat"]:
+        del data["chat"]
     return data
 
 
@@ -185,7 +240,8 @@ def _build_into(path: Path, spec: TinySpec) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     try:
         tokenizer = _train_tokenizer(spec)
-        model = _build_model(spec, len(tokenizer))
+        im_end = tokenizer.convert_tokens_to_ids(IM_END) if spec.chat else None
+        model = _build_model(spec, len(tokenizer), im_end)
         tokenizer.save_pretrained(tmp)
         model.save_pretrained(tmp, safe_serialization=True)
         stamp = {"build_version": _BUILD_VERSION, "spec": _stamped(spec)}
@@ -199,6 +255,8 @@ def _build_into(path: Path, spec: TinySpec) -> None:
 
 
 PEAKED = TinySpec(logit_scale=4.0)  # next-token distributions peaked like a trained model's
+CHAT = TinySpec(chat=True)  # the tiny MPT as a ChatML chat model
+TINY_VARIANTS: dict[str, TinySpec] = {"tiny": TinySpec(), "tiny-peaked": PEAKED, "tiny-chat": CHAT}
 
 
 def cached_tiny(
@@ -206,17 +264,22 @@ def cached_tiny(
     progress: Callable[[str], None] = lambda _: None,
     peaked: bool = False,
     home: str | os.PathLike | None = None,
+    variant: str | None = None,
 ) -> Path:
-    """The default tiny snapshot (``<root>/.harness/snapshots/tiny``, or
-    ``<home>/snapshots/tiny`` when a home folder is named), built if missing; ``peaked``:
-    its :data:`PEAKED` variant (``tiny-peaked``), for judging near-ties."""
-    folder = DEFAULT_TINY_DIR.with_name("tiny-peaked") if peaked else DEFAULT_TINY_DIR
+    """A tiny snapshot (``<root>/.harness/snapshots/<variant>``, or
+    ``<home>/snapshots/<variant>`` when a home folder is named), built if missing. Variants:
+    ``tiny`` (the default), ``tiny-peaked`` (:data:`PEAKED`, for judging near-ties; also
+    ``peaked=True``) and ``tiny-chat`` (:data:`CHAT`)."""
+    variant = variant or ("tiny-peaked" if peaked else "tiny")
+    if variant not in TINY_VARIANTS:
+        raise ValueError(f"variant must be one of {sorted(TINY_VARIANTS)}, got {variant!r}")
+    folder = DEFAULT_TINY_DIR.with_name(variant)
     if home is not None:
         path = Path(home) / folder.relative_to(DEFAULT_TINY_DIR.parent.parent)
     else:
         path = Path(root) / folder if root is not None else folder
     progress(f"tiny offline snapshot at {path} (built if missing)")
-    return build_tiny(path, PEAKED if peaked else TinySpec())
+    return build_tiny(path, TINY_VARIANTS[variant])
 
 
 def weights_digest(path: str | os.PathLike) -> str:

@@ -2,7 +2,10 @@
 
 A thin adapter: it turns MLflow inputs (a DataFrame with a ``prompt`` column and
 optionally ``temperature``/``max_tokens`` columns, plus params) into validated
-requests, and hands them to :class:`harness.model.generation.Generator`.
+requests, and hands them to :class:`harness.model.generation.Generator`. Its
+``model_config`` may name a prompt format (``prompt_format``: ``mpt-instruct`` by default,
+``falcon-instruct``, ``chat-template`` or ``auto``; ``system_prompt``), so one wrapper serves
+MPT-Instruct and chat models alike (:mod:`harness.model.formats`).
 
 Bad input. Every input error leaves ``predict`` as an ``MlflowException``
 (INVALID_PARAMETER_VALUE) naming the field and quoting at most 200 characters of the

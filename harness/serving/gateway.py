@@ -29,6 +29,7 @@ ROUTES_API = "/api/2.0/gateway/routes"
 class AnswerShape(str, Enum):
     CANDIDATES = "candidates"  # the legacy gateway, as the seed documents it
     CHOICES = "choices"  # the current MLflow gateway
+    MESSAGES = "messages"  # the current gateway's chat routes: choices[].message.content
 
 
 class GatewayError(RuntimeError):
@@ -59,6 +60,31 @@ class CompletionRequest:
 
 
 @dataclass(frozen=True)
+class ChatRequest:
+    """A chat route's request: ``messages`` as (role, content) pairs. An MLflow-served model
+    behind the route receives one message's content as its prompt (the gateway refuses
+    several with a 422), so the settings mean what they mean for a completion."""
+
+    messages: tuple[tuple[str, str], ...]
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] | None = None
+
+    @classmethod
+    def user(cls, content: str, **settings: Any) -> ChatRequest:
+        return cls((("user", content),), **settings)
+
+    def body(self, shape: AnswerShape = AnswerShape.MESSAGES) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "messages": [{"role": role, "content": content} for role, content in self.messages],
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "stop": list(self.stop) if self.stop is not None else None,
+        }
+        return {k: v for k, v in body.items() if v is not None}
+
+
+@dataclass(frozen=True)
 class Completion:
     texts: tuple[str, ...]
     shape: AnswerShape
@@ -71,17 +97,27 @@ class Completion:
         return self.texts[0]
 
 
+def _message_texts(items: list[Any]) -> list[Any]:
+    """A chat answer's items with their text: the assistant message's content (the legacy
+    gateway's candidates and today's choices both carry ``message``)."""
+    if items and all(isinstance(c, Mapping) and isinstance(c.get("message"), Mapping) for c in items):
+        return [{**c, "text": c["message"].get("content")} for c in items]
+    return items
+
+
 def parse_completion(data: Any, route: str | None = None) -> Completion:
     """Either answer shape into one :class:`Completion`; anything else is a GatewayError."""
     if not isinstance(data, Mapping):
         raise GatewayError(None, route, f"answer is not a JSON object: {str(data)[:120]!r}")
     if isinstance(data.get("candidates"), list):
-        items, shape = data["candidates"], AnswerShape.CANDIDATES
+        items, shape = _message_texts(data["candidates"]), AnswerShape.CANDIDATES
         metadata = data.get("metadata") or {}
         reasons = tuple((c.get("metadata") or {}).get("finish_reason") for c in items if isinstance(c, Mapping))
         model, usage = metadata.get("model"), {k: v for k, v in metadata.items() if k.endswith("_tokens")}
     elif isinstance(data.get("choices"), list):
         items, shape = data["choices"], AnswerShape.CHOICES
+        if items != (items := _message_texts(items)):
+            shape = AnswerShape.MESSAGES
         reasons = tuple(c.get("finish_reason") for c in items if isinstance(c, Mapping))
         model, usage = data.get("model"), dict(data.get("usage") or {})
     else:
@@ -246,7 +282,8 @@ class LegacyGatewayClient:
     def delete_route(self, name: str) -> None:
         self.transport.request("DELETE", f"{ROUTES_API}/{name}", name)
 
-    def query(self, route: str, request: CompletionRequest) -> Completion:
+    def query(self, route: str, request: CompletionRequest | ChatRequest) -> Completion:
+        """A completion (or, on a chat route, a chat) through the legacy ``/gateway`` path."""
         data = self.transport.request(
             "POST", f"/gateway/{route}/invocations", route, data=json.dumps(request.body(AnswerShape.CANDIDATES))
         )
@@ -274,7 +311,9 @@ class DeploymentsGatewayClient:
     def get_endpoint(self, name: str) -> dict[str, Any]:
         return self.transport.request("GET", f"/api/2.0/endpoints/{name}", name)
 
-    def query(self, endpoint: str, request: CompletionRequest) -> Completion:
+    def query(self, endpoint: str, request: CompletionRequest | ChatRequest) -> Completion:
+        """A completion, or on a chat route a chat (``choices[].message``), through the
+        endpoint's ``invocations``."""
         data = self.transport.request(
             "POST", f"/endpoints/{endpoint}/invocations", endpoint, data=json.dumps(request.body(AnswerShape.CHOICES))
         )

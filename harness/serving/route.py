@@ -1,4 +1,4 @@
-"""A typed, validated AI Gateway completions route (the seed's Step 6, made to run).
+"""A typed, validated AI Gateway route (the seed's Step 6, made to run): completions, or chat.
 
 Secrets are held only as environment references (``$DATABRICKS_TOKEN``) and are
 resolved at the edge, by the transport, into a :class:`Secret` whose value never
@@ -27,6 +27,9 @@ SEED_ROUTE_NAME = "completions-mpt-7b-instruct"
 
 class RouteType(str, Enum):
     COMPLETIONS = "llm/v1/completions"
+    # MLflow 3.17's mlflow-model-serving provider forwards a chat request's one message's
+    # content as {"inputs": [content], "params": {...}}: the same PyFunc serves both types.
+    CHAT = "llm/v1/chat"
 
 
 class Provider(str, Enum):

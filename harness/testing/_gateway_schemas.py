@@ -22,8 +22,9 @@ from pydantic import v1
 _MISSING = object()
 
 
-class LegacyCompletionsRequest(v1.BaseModel):
-    """MLflow 2.8.1's completions RequestPayload (BaseRequestPayload's fields first)."""
+class LegacyBaseRequest(v1.BaseModel):
+    """MLflow 2.8.1's BaseRequestPayload (a RequestModel: extra fields allowed), whose fields
+    come first in every request's errors."""
 
     class Config:
         extra = v1.Extra.allow
@@ -32,11 +33,32 @@ class LegacyCompletionsRequest(v1.BaseModel):
     candidate_count: int = v1.Field(1, ge=1, le=5)
     stop: Optional[List[str]] = v1.Field(None, min_items=1)  # noqa: UP006,UP007 - v1 needs typing
     max_tokens: Optional[int] = v1.Field(None, ge=1)  # noqa: UP007
+
+
+class LegacyCompletionsRequest(LegacyBaseRequest):
+    """MLflow 2.8.1's completions RequestPayload."""
+
     prompt: str
 
 
-class LegacyCompletionsRequestV2(BaseModel):
-    """The same RequestPayload as 2.8.1 declares it, read by pydantic 2 (``min_items`` is
+class LegacyMessage(v1.BaseModel):
+    """MLflow 2.8.1's chat RequestMessage."""
+
+    class Config:
+        extra = v1.Extra.allow
+
+    role: str
+    content: str
+
+
+class LegacyChatRequest(LegacyBaseRequest):
+    """MLflow 2.8.1's chat RequestPayload."""
+
+    messages: List[LegacyMessage] = v1.Field(..., min_items=1)  # noqa: UP006
+
+
+class LegacyBaseRequestV2(BaseModel):
+    """The same BaseRequestPayload as 2.8.1 declares it, read by pydantic 2 (``min_items`` is
     pydantic 2's ``min_length``; ``extra="allow"`` is 2.8.1's ``RequestModel``)."""
 
     model_config = ConfigDict(extra="allow")
@@ -45,7 +67,21 @@ class LegacyCompletionsRequestV2(BaseModel):
     candidate_count: int = Field(1, ge=1, le=5)
     stop: Optional[List[str]] = Field(None, min_length=1)  # noqa: UP006,UP007 - as 2.8.1 wrote it
     max_tokens: Optional[int] = Field(None, ge=1)  # noqa: UP007
+
+
+class LegacyCompletionsRequestV2(LegacyBaseRequestV2):
     prompt: str
+
+
+class LegacyMessageV2(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str
+
+
+class LegacyChatRequestV2(LegacyBaseRequestV2):
+    messages: List[LegacyMessageV2] = Field(..., min_length=1)  # noqa: UP006
 
 
 def read_body(content_type: str, raw: bytes | str | None) -> tuple[Any, list[dict] | None]:
@@ -69,14 +105,16 @@ def read_body(content_type: str, raw: bytes | str | None) -> tuple[Any, list[dic
         ]
 
 
-def validate_legacy(body: Any) -> tuple[dict | None, list[dict] | None]:
+def validate_legacy(
+    body: Any, model: type[v1.BaseModel] = LegacyCompletionsRequest
+) -> tuple[dict | None, list[dict] | None]:
     """(params without None, errors): errors in pydantic v1's shape, under ``body``."""
     if body is _MISSING:
         return None, [{"loc": ["body"], "msg": "field required", "type": "value_error.missing"}]
     if not isinstance(body, dict):
         return None, [{"loc": ["body"], "msg": "value is not a valid dict", "type": "type_error.dict"}]
     try:
-        payload = LegacyCompletionsRequest.parse_obj(body)
+        payload = model.parse_obj(body)
     except v1.ValidationError as error:
         return None, [
             {
@@ -95,6 +133,23 @@ def validate_current(body: Any) -> tuple[dict | None, list[dict] | None]:
     from harness._mlflow_compat import gateway_completions_request
 
     return _validate_v2(gateway_completions_request(), body)
+
+
+def validate_legacy_chat(body: Any) -> tuple[dict | None, list[dict] | None]:
+    """A chat route's request as MLflow 2.8.1 on pydantic 1 validates it."""
+    return validate_legacy(body, LegacyChatRequest)
+
+
+def validate_legacy_pydantic2_chat(body: Any) -> tuple[dict | None, list[dict] | None]:
+    """A chat route's request as MLflow 2.8.1 on pydantic 2 validates it."""
+    return _validate_v2(LegacyChatRequestV2, body)
+
+
+def validate_current_chat(body: Any) -> tuple[dict | None, list[dict] | None]:
+    """(fields without None, errors) as today's gateway answers a chat route's request."""
+    from harness._mlflow_compat import gateway_chat_request
+
+    return _validate_v2(gateway_chat_request(), body)
 
 
 def validate_legacy_pydantic2(body: Any) -> tuple[dict | None, list[dict] | None]:

@@ -27,6 +27,7 @@ CONTRACTS_DIR = Path(__file__).parent / "contracts"
 # profile -> folder; both legacy folders are MLflow 2.8.1, on pydantic 1 and on pydantic 2.
 RECORDINGS = {"legacy": "legacy-2.8.1", "legacy-pydantic2": "legacy-2.8.1-pydantic2", "current": "current-3.17"}
 ROUTE = "completions-mpt-7b-instruct"
+CHAT_ROUTE = "chat-mpt-7b-instruct"  # an llm/v1/chat route to the same served model
 PROMPT = "What is MLflow?"
 _JSON = {"Content-Type": "application/json"}
 
@@ -144,6 +145,32 @@ def _query_cases(path: str, count_field: str, t_max: float) -> list[ContractCase
     ]
 
 
+def _chat_cases(path: str, count_field: str) -> list[ContractCase]:
+    """A chat route in front of the same served model: what MLflow's provider forwards (one
+    message's content) and what it refuses (several messages)."""
+    user = {"role": "user", "content": PROMPT}
+
+    def q(name: str, **fields: Any) -> ContractCase:
+        body = {"messages": [user], "max_tokens": 8, **fields}
+        return ContractCase(f"chat-{name}", "POST", path, {k: v for k, v in body.items() if v != ...})
+
+    return [
+        ContractCase("chat-greedy", "POST", path, {"messages": [user], "temperature": 0, "max_tokens": 8}, "greedy"),
+        q("system-and-user", messages=[{"role": "system", "content": "Be brief."}, user]),
+        q("two-user-turns", messages=[user, user]),
+        q("system-only", messages=[{"role": "system", "content": PROMPT}], temperature=0),
+        q("messages-empty", messages=[]),
+        q("messages-missing", messages=..., prompt=PROMPT),
+        q("content-number", messages=[{"role": "user", "content": 123}]),
+        q("role-unknown", messages=[{"role": "robot", "content": PROMPT}]),
+        q("stop-list", stop=["\n"], temperature=0),
+        q("temperature-past-upper-bound", temperature=2.5),
+        q("max-tokens-0", max_tokens=0),
+        q(f"{count_field}-2", **{count_field: 2}),
+        q("extra-field", top_p=0.5, foo="bar"),
+    ]
+
+
 def legacy_cases() -> list[ContractCase]:
     """The legacy REST API the seed's ``mlflow.gateway`` spoke (MLflow 2.8.1's server)."""
     routes = "/api/2.0/gateway/routes"
@@ -173,6 +200,7 @@ def legacy_cases() -> list[ContractCase]:
         ),
         ContractCase("delete-route", "DELETE", f"{routes}/{ROUTE}"),
         *_query_cases(f"/gateway/{ROUTE}/invocations", "candidate_count", 1.0),
+        *_chat_cases(f"/gateway/{CHAT_ROUTE}/invocations", "candidate_count"),
     ]
 
 
@@ -193,6 +221,7 @@ def current_cases() -> list[ContractCase]:
         ),
         ContractCase("legacy-routes-api", "GET", "/api/2.0/gateway/routes/"),
         *_query_cases(f"/endpoints/{ROUTE}/invocations", "n", 2.0),
+        *_chat_cases(f"/endpoints/{CHAT_ROUTE}/invocations", "n"),
     ]
 
 
@@ -279,7 +308,7 @@ def _texts(body: Any) -> list[object]:
     if not isinstance(body, dict):
         return []
     items = body.get("candidates") or body.get("choices") or []
-    return [i.get("text") for i in items if isinstance(i, dict)]
+    return [i["text"] if "text" in i else (i.get("message") or {}).get("content") for i in items if isinstance(i, dict)]
 
 
 def load(profile: str) -> list[Interaction]:

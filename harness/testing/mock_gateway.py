@@ -52,12 +52,15 @@ import responses
 
 from harness.model.signature import parse_payload
 from harness.serving.gateway import ROUTES_API
-from harness.serving.route import RouteError, RouteSpec
+from harness.serving.route import RouteError, RouteSpec, RouteType
 from harness.testing._gateway_schemas import (
     read_body,
     validate_current,
+    validate_current_chat,
     validate_legacy,
+    validate_legacy_chat,
     validate_legacy_pydantic2,
+    validate_legacy_pydantic2_chat,
 )
 
 PROFILES = ("legacy", "legacy-pydantic2", "databricks", "current")
@@ -66,6 +69,13 @@ _VALIDATION = {
     "legacy-pydantic2": validate_legacy_pydantic2,
     "databricks": validate_legacy,
     "current": validate_current,
+}
+# A chat route's request (MLflow's chat RequestPayload), per profile.
+_CHAT_VALIDATION = {
+    "legacy": validate_legacy_chat,
+    "legacy-pydantic2": validate_legacy_pydantic2_chat,
+    "databricks": validate_legacy_chat,
+    "current": validate_current_chat,
 }
 _ENDPOINTS_API = "/api/2.0/endpoints"
 PAGE_SIZE = 2  # small, so that paging is exercised (the real server's is 3000)
@@ -303,13 +313,25 @@ class MockGateway:
             return _detail(*_NOT_FOUND)  # no such dynamic route: FastAPI's own 404
         if request.method != "POST":
             return _detail(*_NOT_ALLOWED)
+        route = self.routes[name]
+        chat = route.route_type is RouteType.CHAT
         body, errors = read_body(request.headers.get("Content-Type", ""), request.body)
         if errors is None:
-            fields, errors = _VALIDATION[self.profile](body)
+            fields, errors = (_CHAT_VALIDATION if chat else _VALIDATION)[self.profile](body)
         if errors is not None:
             return _detail(422, errors)
         assert fields is not None  # validation returns fields exactly when it returns no errors
-        route = self.routes[name]
+        if chat:
+            # The mlflow-model-serving provider (2.8.1 and 3.17 alike): one message's content
+            # is the model's one input.
+            messages = fields.pop("messages")
+            if len(messages) > 1:
+                return _detail(
+                    422,
+                    "MLflow chat models are only capable of processing a single query at a time. "
+                    f"The request submitted consists of {len(messages)} queries.",
+                )
+            fields["prompt"] = messages[0].get("content")
         if route.model_name not in self.models:
             return _detail(502, f"no model server answers for {route.model_name!r}")
         return self._predict(route, fields)
@@ -336,22 +358,31 @@ class MockGateway:
         return _answer(200, self._completion(route, predictions))
 
     def _completion(self, route: RouteSpec, texts: list[str]) -> dict[str, Any]:
-        if self.profile == "current":
+        """The answer as the profile's server shapes it: ``candidates`` and ``metadata`` on
+        2.8.1, ``choices`` and ``usage`` on 3.17; a chat route's items carry a ``message``."""
+        chat = route.route_type is RouteType.CHAT
+        if self.profile != "current":
+            items = [
+                {"message": {"role": "assistant", "content": t}, "metadata": {"finish_reason": None}}
+                if chat
+                else {"text": t, "metadata": {}}
+                for t in texts
+            ]
+            tokens = dict.fromkeys(("input_tokens", "output_tokens", "total_tokens"))
             return {
-                "id": None,
-                "object": "text_completion",
-                "created": int(time.time()),
-                "model": route.model_name,
-                "choices": [{"index": i, "text": t, "finish_reason": None} for i, t in enumerate(texts)],
-                "usage": {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None},
+                "candidates": items,
+                "metadata": {**tokens, "model": route.model_name, "route_type": _value(route.route_type)},
             }
-        return {
-            "candidates": [{"text": t, "metadata": {}} for t in texts],
-            "metadata": {
-                "input_tokens": None,
-                "output_tokens": None,
-                "total_tokens": None,
-                "model": route.model_name,
-                "route_type": _value(route.route_type),
-            },
+        message = {"role": "assistant", "tool_calls": None, "refusal": None}
+        body = {
+            "id": None,
+            "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": route.model_name,
+            "choices": [
+                {"index": i, **({"message": {**message, "content": t}} if chat else {"text": t}), "finish_reason": None}
+                for i, t in enumerate(texts)
+            ],
+            "usage": dict.fromkeys(("prompt_tokens", "completion_tokens", "total_tokens")),
         }
+        return {**body, "provider": route.provider.value} if chat else body

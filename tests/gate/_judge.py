@@ -14,7 +14,8 @@ from harness.gate.probe import Probe
 from harness.gate.runner import run_check
 from harness.gate.spy import GenerateSpy
 from harness.gate.reference import ReferencePool, Runtime
-from harness.model.loading import load_tokenizer
+from harness.model.formats import DEFAULT_FORMAT, PromptFormat
+from harness.model.loading import load_tokenizer, snapshot_end_ids
 from harness.model.snapshot import cached_tiny
 from harness.model.signature import GATEWAY
 
@@ -89,20 +90,35 @@ def judge(session_judge):
 def make_judge(tiny_snapshot, shared_references):
     """A judge (the root conftest's session fixture ``session_judge``): runs every model
     check on a PythonModel class, in this process, with the gate's spy on transformers'
-    generate; returns {check id: CheckResult} (of ``only``'s checks,
-    when given). ``dtype`` asks for that precision on the CPU (as ``--dtype`` does, through
-    model_config); ``cast`` casts whatever the wrapper loaded to it; ``cache``: a folder
-    for the reference's traces; ``clock``: the gate's clock (its safety nets read it)."""
+    generate; returns {check id: CheckResult} (of ``only``'s checks, when given).
+    ``prompt_format``: the format the reference runs in (the gate's --prompt-format);
+    ``model_config``: what the candidate's load is told besides. ``dtype`` asks for that
+    precision on the CPU (as ``--dtype`` does, through model_config); ``cast`` casts
+    whatever the wrapper loaded to it; ``cache``: a folder for the reference's traces;
+    ``clock``: the gate's clock (its safety nets read it)."""
 
     def run(
-        cls, signature=GATEWAY, only=None, explore=None, snapshot=None, dtype=None, cast=None, cache=None, clock=None
+        cls,
+        signature=GATEWAY,
+        only=None,
+        explore=None,
+        snapshot=None,
+        dtype=None,
+        cast=None,
+        cache=None,
+        clock=None,
+        prompt_format=DEFAULT_FORMAT,
+        model_config=None,
     ):
         snapshot = snapshot or tiny_snapshot
         tokenizer = load_tokenizer(str(snapshot))
         spy = GenerateSpy(
-            GenerationMixin, tokenizer.eos_token_id, decode=tokenizer.decode, eos_token_id=tokenizer.eos_token_id
+            GenerationMixin,
+            tokenizer.eos_token_id,
+            decode=tokenizer.decode,
+            eos_token_id=snapshot_end_ids(str(snapshot), tokenizer),
         )
-        config = {"device": "cpu", "dtype": dtype} if dtype else {}
+        config = {**({"device": "cpu", "dtype": dtype} if dtype else {}), **(model_config or {})}
         probe = Probe(
             _InProcess(cls(), snapshot, config, cast),
             signature,
@@ -117,6 +133,7 @@ def make_judge(tiny_snapshot, shared_references):
             serve=False,
             explore=explore or EXPLORE,
             runtime=Runtime("cpu", dtype or "float32"),
+            prompt_format=PromptFormat.resolve(prompt_format, tokenizer),
             reference_cache=cache,
             # The session's reference, unless the test is of the trace cache itself.
             references=ReferencePool(shared=shared_references if cache is None else None),

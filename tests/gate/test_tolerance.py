@@ -51,12 +51,12 @@ def test_a_token_outside_the_margin_or_the_top_k_is_refused():
 
 
 def test_a_branch_on_eos_must_end_there():
-    assert agree("a", TRACE, decode, rule=TOLERANT, eos=0).ok
-    assert not agree("aq", TRACE, decode, rule=TOLERANT, eos=0).ok
+    assert agree("a", TRACE, decode, rule=TOLERANT, eos=(0,)).ok
+    assert not agree("aq", TRACE, decode, rule=TOLERANT, eos=(0,)).ok
 
 
 def test_running_past_the_reference_is_refused():
-    assert not agree("abcde", TRACE, decode, rule=TOLERANT, eos=0).ok
+    assert not agree("abcde", TRACE, decode, rule=TOLERANT, eos=(0,)).ok
 
 
 def test_stop_strings_cut_the_branch_as_they_cut_the_reference():

@@ -1,4 +1,5 @@
-"""The gate on models logged with MLflow's own transformers flavour (task llm/v1/completions),
+"""The gate on models logged with MLflow's own transformers flavour (task llm/v1/completions,
+and llm/v1/chat on the chat snapshot),
 the path most users take: it loads them, understands their completions output, and names
 their real defects instead of crashing. Three variants, registered as a user would: with
 MPT-Instruct's prompt_template, without one, and with a model_config (do_sample=false) that
@@ -91,3 +92,21 @@ def test_do_sample_off_makes_temperature_zero_greedy_and_stops_sampling(run_cand
     # Greedy now, so its stop handling is judged: it runs past the earliest stop string.
     stop = report.check("params.stop")
     assert stop.status.value == "fail" and "ran past the earliest stop string" in stop.message
+
+
+def test_a_chat_task_model_is_judged_and_its_doubled_bos_named(run_candidate, chat_snapshot, gate_store):
+    """task="llm/v1/chat" on the chat snapshot: MLflow renders the tokenizer's template to
+    text and its pipeline tokenizes that with the tokenizer's BOS added again."""
+    args = ["register", "--flavour", "transformers", "--task", "llm/v1/chat", "--snapshot", str(chat_snapshot)]
+    args += ["--name", "mpt-chat-task", "--home", str(gate_store.home), "--tracking-uri", gate_store.uri]
+    registered = CliRunner().invoke(main, args)
+    assert registered.exit_code == 0, registered.output
+    uri = registered.stdout.strip().splitlines()[-1]
+    report = run_candidate(CandidateSpec.from_uri(uri), snapshot=chat_snapshot, prompt_format="auto")
+    status = _judged(report)
+    assert "chat-task signature" in report.check("signature.present").message
+    assert status["output.type"] == "pass" and "chat object" in report.check("output.type").message
+    template = report.check("prompt.template")
+    assert template.status.value == "fail" and "got 'endoftext|><|im_start|>" in template.message
+    assert "strictly positive" in report.check("params.temperature_zero").message
+    assert report.verdict == "fail"

@@ -12,6 +12,7 @@ import responses
 
 from harness.serving.gateway import (
     AnswerShape,
+    ChatRequest,
     CompletionRequest,
     DeploymentsGatewayClient,
     GatewayError,
@@ -45,6 +46,26 @@ def test_both_answer_shapes_parse_into_one_result():
     assert legacy.texts == current.texts == ("hi",)
     assert (legacy.shape, current.shape) == (AnswerShape.CANDIDATES, AnswerShape.CHOICES)
     assert legacy.finish_reasons == ("length",) and legacy.usage == {"input_tokens": 3}
+
+
+def test_a_chat_answer_parses_by_its_message_content():
+    chat = {
+        **CHOICES,
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
+    }
+    answer = parse_completion(chat)
+    assert answer.texts == ("hi",) and answer.shape is AnswerShape.MESSAGES
+
+
+def test_a_chat_request_sends_its_messages_and_only_the_settings_given():
+    request = ChatRequest((("system", "Be brief."), ("user", "p")), temperature=0.0, max_tokens=5)
+    assert request.body() == {
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "p"}],
+        "temperature": 0.0,
+        "max_tokens": 5,
+    }
+    assert ChatRequest.user("p").body() == {"messages": [{"role": "user", "content": "p"}]}
 
 
 @pytest.mark.parametrize("data", [[], {"foo": 1}, {"choices": [{"text": 3}]}, {"candidates": []}])

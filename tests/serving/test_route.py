@@ -1,5 +1,6 @@
 import logging
 import pickle
+from dataclasses import replace
 
 import pytest
 
@@ -8,6 +9,7 @@ from harness.serving.route import (
     Provider,
     RouteError,
     RouteSpec,
+    RouteType,
     routes_from_gateway_yaml,
     seed_route,
 )
@@ -98,7 +100,10 @@ def test_repr_and_public_view_carry_only_the_reference(monkeypatch):
     assert route.public()["model"]["config"]["databricks_api_token"] == "$DATABRICKS_TOKEN"
 
 
-@pytest.mark.parametrize("route", [RouteSpec.from_dict(SEED_ARGS), seed_route("http://127.0.0.1:5001")])
+CHAT_ROUTE = replace(seed_route("http://127.0.0.1:5001"), name="chat-mpt", route_type=RouteType.CHAT)
+
+
+@pytest.mark.parametrize("route", [RouteSpec.from_dict(SEED_ARGS), seed_route("http://127.0.0.1:5001"), CHAT_ROUTE])
 def test_gateway_yaml_round_trips(route):
     assert routes_from_gateway_yaml(route.to_gateway_yaml()) == [route]
 
@@ -106,3 +111,18 @@ def test_gateway_yaml_round_trips(route):
 def test_gateway_yaml_without_endpoints_is_an_error():
     with pytest.raises(RouteError, match="endpoints"):
         routes_from_gateway_yaml("foo: 1\n")
+
+
+def test_a_chat_route_parses_from_a_gateway_file_and_says_its_type():
+    text = (
+        "endpoints:\n  - name: chat-mpt\n    endpoint_type: llm/v1/chat\n    model:\n"
+        "      provider: mlflow-model-serving\n      name: mpt-7b-instruct\n"
+        "      config:\n        model_server_url: http://127.0.0.1:5001\n"
+    )
+    (route,) = routes_from_gateway_yaml(text)
+    assert route == CHAT_ROUTE and route.public()["route_type"] == "llm/v1/chat"
+
+
+def test_an_unknown_route_type_is_named_with_the_allowed_ones():
+    with pytest.raises(RouteError, match="route_type is invalid.*llm/v1/chat"):
+        RouteSpec.from_dict({**SEED_ARGS, "route_type": "llm/v1/embeddings"})

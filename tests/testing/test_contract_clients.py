@@ -4,6 +4,7 @@ same Completion, or the same GatewayError status and message, with the field nam
 pydantic's 422 lists."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import responses
@@ -11,13 +12,14 @@ import responses
 from harness.serving.gateway import (
     NO_RETRY,
     AnswerShape,
+    ChatRequest,
     CompletionRequest,
     DeploymentsGatewayClient,
     GatewayError,
     LegacyGatewayClient,
     Transport,
 )
-from harness.serving.route import seed_route
+from harness.serving.route import RouteType, seed_route
 from harness.testing import contracts
 from harness.testing.mock_gateway import MockGateway
 
@@ -37,6 +39,8 @@ def _as_request(interaction, shape, count_field):
         body = json.loads(interaction.request.body or "")
     except ValueError:
         return None
+    if isinstance(body, dict) and "messages" in body:
+        return _as_chat_request(body, shape)
     if (
         not isinstance(body, dict)
         or "prompt" not in body
@@ -50,6 +54,23 @@ def _as_request(interaction, shape, count_field):
         body.get("max_tokens"),
         tuple(stop) if isinstance(stop, list) else stop,
         body.get(count_field),
+    )
+    return request if request.body(shape) == body else None
+
+
+def _as_chat_request(body, shape):
+    """The ChatRequest whose body is exactly the recorded chat body, if there is one."""
+    messages = body["messages"]
+    if set(body) - {"messages", "temperature", "max_tokens", "stop"} or not isinstance(messages, list):
+        return None
+    if not all(isinstance(m, dict) and set(m) == {"role", "content"} for m in messages):
+        return None
+    stop = body.get("stop")
+    request = ChatRequest(
+        tuple((m["role"], m["content"]) for m in messages),
+        body.get("temperature"),
+        body.get("max_tokens"),
+        tuple(stop) if isinstance(stop, list) else stop,
     )
     return request if request.body(shape) == body else None
 
@@ -85,6 +106,7 @@ def test_each_client_gets_the_same_outcome_from_the_recording_and_the_mock(profi
     with MockGateway(profile=profile, base_url=BASE) as mock:
         mock.serve_model("mpt-7b-instruct", candidate)
         mock.add_route(seed_route("http://127.0.0.1:1"))
+        mock.add_route(replace(seed_route("http://127.0.0.1:1"), name=contracts.CHAT_ROUTE, route_type=RouteType.CHAT))
         client = client_type(Transport(BASE, retry=NO_RETRY))
         for interaction in contracts.load(profile):
             query_path = interaction.request.path.endswith("/invocations") and interaction.request.path.startswith(
@@ -98,8 +120,9 @@ def test_each_client_gets_the_same_outcome_from_the_recording_and_the_mock(profi
             compared += 1
             if got != (want := _from_recording_outside(mock, interaction, client_type, route, request)):
                 differ.append(f"{interaction.case}: mock {got} != recording {want}")
-            if want[0] == "error" and want[1] == 422:  # the field and pydantic's reason, either shape
-                error = interaction.response.body["detail"][0]
+            detail = interaction.response.body["detail"] if want[0] == "error" else None
+            if want[1] == 422 and isinstance(detail, list):  # the field and pydantic's reason, either shape
+                error = detail[0]
                 assert len(error["loc"]) < 2 or str(error["loc"][1]) in want[2], (interaction.case, want)
                 assert error["msg"] in want[2], (interaction.case, want)
     record_property(

@@ -39,3 +39,18 @@ def test_the_real_servers_still_answer_as_recorded(record_property):
     )
     record_property("measured", run.stdout.strip().splitlines()[-1] if run.stdout else "no output")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+
+
+def test_the_recorder_loads_and_offers_every_recorded_profile(monkeypatch):
+    """The script is run by hand, rarely: it must at least import against today's package."""
+    import importlib.util
+
+    from click.testing import CliRunner
+
+    spec = importlib.util.spec_from_file_location("record_contracts", REPO / "scripts" / "record_contracts.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "record_contracts", module)  # its dataclasses look it up
+    spec.loader.exec_module(module)
+    result = CliRunner().invoke(module.main, ["--help"])
+    assert result.exit_code == 0, result.output
+    assert "--verify" in result.output and all(p in result.output for p in contracts.RECORDINGS)

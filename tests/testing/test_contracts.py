@@ -4,7 +4,9 @@ redirect and body shape (and, at temperature 0, the recorded greedy text)."""
 
 import pytest
 
-from harness.serving.route import seed_route
+from dataclasses import replace
+
+from harness.serving.route import RouteType, seed_route
 from harness.testing import contracts
 from harness.testing.contracts import RecordedResponse
 from harness.testing.mock_gateway import MockGateway
@@ -16,6 +18,7 @@ def mock_for(candidate):
         mock = MockGateway(profile=profile)
         mock.serve_model("mpt-7b-instruct", candidate)
         mock.add_route(seed_route("http://127.0.0.1:1"))
+        mock.add_route(replace(seed_route("http://127.0.0.1:1"), name=contracts.CHAT_ROUTE, route_type=RouteType.CHAT))
         return mock
 
     return start

@@ -8,7 +8,9 @@ import pytest
 
 from harness.serving.gateway import (
     NO_RETRY,
+    ChatRequest,
     CompletionRequest,
+    DeploymentsGatewayClient,
     GatewayError,
     LegacyGatewayClient,
     RetryPolicy,
@@ -180,3 +182,46 @@ def test_an_injected_status_can_carry_retry_after(mock_gateway):
     mock_gateway.inject(Fault(status=429, retry_after=2.5))
     response = http.post(f"{mock_gateway.base_url}/gateway/{ROUTE}/invocations", json={"prompt": "x"})
     assert response.status_code == 429 and response.headers["Retry-After"] == "2.5"
+
+
+_CURRENT = pytest.mark.parametrize("mock_gateway", ["current"], indirect=True)
+
+
+def _chat_route(gateway):
+    from dataclasses import replace
+
+    from harness.serving.route import RouteType
+
+    route = replace(seed_route("http://127.0.0.1:1"), name="chat-mpt", route_type=RouteType.CHAT)
+    gateway.add_route(route)
+    return route
+
+
+@_CURRENT
+def test_a_chat_route_sends_its_one_message_s_content_as_the_model_s_prompt(mock_gateway, candidate):
+    _chat_route(mock_gateway)
+    client = DeploymentsGatewayClient(Transport(mock_gateway.base_url, retry=NO_RETRY))
+    answer = client.query("chat-mpt", ChatRequest.user("What is MLflow?", temperature=0.0, max_tokens=6))
+    direct = candidate.predict(
+        pd.DataFrame({"prompt": ["What is MLflow?"]}), params={"temperature": 0.0, "max_tokens": 6}
+    )
+    assert answer.shape.value == "messages" and answer.texts == tuple(direct)
+
+
+@_CURRENT
+def test_a_chat_route_refuses_several_messages_with_the_gateway_s_422(mock_gateway):
+    _chat_route(mock_gateway)
+    client = DeploymentsGatewayClient(Transport(mock_gateway.base_url, retry=NO_RETRY))
+    with pytest.raises(GatewayError) as error:
+        client.query("chat-mpt", ChatRequest((("system", "Be brief."), ("user", "Hi.")), max_tokens=2))
+    assert error.value.status == 422 and "single query at a time" in error.value.message
+
+
+@pytest.mark.parametrize("mock_gateway", ["legacy", "legacy-pydantic2"], indirect=True)
+def test_the_legacy_gateway_answers_a_chat_route_with_message_candidates(mock_gateway, candidate):
+    _chat_route(mock_gateway)
+    answer = _client(mock_gateway).query("chat-mpt", ChatRequest.user("What is MLflow?", temperature=0.0, max_tokens=6))
+    direct = candidate.predict(
+        pd.DataFrame({"prompt": ["What is MLflow?"]}), params={"temperature": 0.0, "max_tokens": 6}
+    )
+    assert answer.shape.value == "candidates" and answer.texts == tuple(direct)

@@ -15,6 +15,7 @@ from harness.gate.checks import (
     explore,
     isolation,
     open_inputs,
+    routes,
     sampling,
     serving,
     stop,
@@ -52,8 +53,8 @@ CHECKS = registry(
     serving.serving_scoring,
     serving.serving_errors,
     serving.serving_concurrent,
-    serving.route_spec,
-    serving.route_gateway,
+    routes.route_spec,
+    routes.route_gateway,
     budget.bench_budget,
     serving.secrets_no_leak,
 )

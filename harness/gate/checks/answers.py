@@ -10,9 +10,9 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
+from harness.gate.checks.differences import explain_difference, reference_answer
 from harness.gate.checks.registry import GateContext, Outcome, Row, answers, failed, passed, check, skipped
 from harness.gate.spy import Script
-from harness.model.prompt import build_prompt
 
 SHORT = [
     "Hi.",
@@ -26,11 +26,6 @@ UNICODE = [
     unicodedata.normalize("NFD", "Café crème, naïve?"),
     "Ｆｕｌｌ ｗｉｄｔｈ ﬁ ligature",
 ]
-
-
-def _reference_answer(ctx: GateContext, row: Row) -> str:
-    """The reference's exact answer for this row, at temperature 0."""
-    return ctx.reference_answers.answer(row.instruction, row.max_tokens, row.stop)
 
 
 def _agrees(ctx: GateContext, row: Row, got: str) -> bool:
@@ -69,7 +64,7 @@ def near_limit(ctx: GateContext, room: int) -> str:
     gate seconds on a 512-token context."""
 
     def fits(n: int) -> bool:
-        return len(ctx.tokenizer.encode(build_prompt(" ".join(["route"] * n)))) + room <= ctx.context_length
+        return len(ctx.prompt_ids(" ".join(["route"] * n))) + room <= ctx.context_length
 
     fitting, over = 0, 1
     while fits(over):
@@ -113,7 +108,7 @@ def answers_reference(ctx: GateContext) -> Outcome:
     first = answers(ctx.send([probe]))
     if (why := same_weights(ctx)) is not None:
         return skipped(f"skipped: {why}")
-    if first == [_reference_answer(ctx, probe)]:  # only right answers count as "given earlier"
+    if first == [reference_answer(ctx, probe)]:  # only right answers count as "given earlier"
         seen[probe.instruction] = {probe.settings: first[0]}
     cases = _differential_cases(ctx)
     # Every expected answer at once: batched on the candidate's device where the rule allows.
@@ -124,7 +119,7 @@ def answers_reference(ctx: GateContext) -> Outcome:
             return failed(f"{label}: {len(rows)} rows in, {len(got)} answers out", answers=got)
         for i, (row, answer) in enumerate(zip(rows, got)):
             if not _agrees(ctx, row, answer):
-                return _explain_difference(ctx, label, rows, got, i)
+                return explain_difference(ctx, label, rows, got, i)
         for row, answer in zip(rows, got):
             seen.setdefault(row.instruction, {})[row.settings] = answer
     total = sum(len(rows) for _, rows in cases)
@@ -134,64 +129,6 @@ def answers_reference(ctx: GateContext) -> Outcome:
         f"{total} answers in {len(cases)} batches agree with the reference's, {how}",
         cases=[label for label, _ in cases],
         reference=ctx.reference_answers.facts(),
-    )
-
-
-def _explain_difference(ctx: GateContext, label: str, rows: list[Row], got: list[str], i: int) -> Outcome:
-    want = [_reference_answer(ctx, r) for r in rows]
-    # The ids the model saw for this row in the batch: the last call that held it.
-    seen = [
-        c.prompt_ids(r)
-        for c in ctx.calls()
-        for r in range(len(c.input_ids))
-        if rows[i].instruction in ctx.decode(c.prompt_ids(r))
-    ]
-    ctx.reset()
-    alone = answers(ctx.send([rows[i]]))
-    evidence = {
-        "batch": label,
-        "row": i,
-        "instruction": rows[i].instruction[:200],
-        "max_tokens": rows[i].max_tokens,
-        "expected": want[i],
-        "got": got[i],
-        "alone": alone,
-        "generate_prompt_ids": seen[-1:],
-    }
-    where = f"row {i} of a {len(rows)}-row batch ({label})"
-    earlier = {
-        answer
-        for settings, answer in ctx.answers_by_instruction.get(rows[i].instruction, {}).items()
-        if settings != rows[i].settings
-    }
-    if got[i] in want and want.index(got[i]) != i:
-        return failed(f"{where} got row {want.index(got[i])}'s answer: answers are returned out of order", **evidence)
-    if got[i] in earlier:
-        return failed(
-            f"{where} got the answer given earlier to the same instruction with other "
-            "settings: answers are cached by prompt?",
-            **evidence,
-        )
-    # A longer answer that extends the reference's (a split character at its end aside).
-    if len(got[i]) > len(want[i]) and got[i].startswith(want[i].rstrip("\ufffd")):
-        return failed(
-            f"{where} ran past max_tokens={rows[i].max_tokens} (expected "
-            f"{want[i]!r}): settings ignored for this batch?",
-            **evidence,
-        )
-    if got[i] == "" and want[i]:
-        return failed(f"{where} got an empty answer (expected {want[i]!r}): the row was not generated?", **evidence)
-    if len(rows) > 1 and alone == [want[i]]:
-        return failed(
-            f"{where} got a different answer than alone: the batch changes answers "
-            "(padded on the right, or the attention mask dropped?)",
-            **evidence,
-        )
-    at = next((k for k, (a, b) in enumerate(zip(got[i], want[i])) if a != b), min(len(got[i]), len(want[i])))
-    return failed(
-        f"{where} differs from the reference at character {at}: expected "
-        f"{want[i][at : at + 30]!r}, got {got[i][at : at + 30]!r}",
-        **evidence,
     )
 
 
@@ -261,7 +198,7 @@ def params_temperature_zero(ctx: GateContext) -> Outcome:
     if first != second:
         return failed("temperature 0 gave different answers on a second call", **evidence)
     if same_weights(ctx) is None:
-        greedy = [_reference_answer(ctx, r) for r in rows]
+        greedy = [reference_answer(ctx, r) for r in rows]
         evidence["greedy"] = greedy
         if len(first) != len(rows) or not all(_agrees(ctx, r, a) for r, a in zip(rows, first)):
             if [a.strip() for a in first] == [g.strip() for g in greedy]:

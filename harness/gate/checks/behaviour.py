@@ -24,7 +24,6 @@ from harness.gate.checks.registry import (
     skipped,
 )
 from harness.gate.spy import GenerateCall, Script
-from harness.model.prompt import build_prompt
 
 INSTRUCTIONS = {
     "plain": "What is machine learning?",
@@ -69,9 +68,13 @@ def output_type(ctx: GateContext) -> Outcome:
     if not isinstance(raw, (list, tuple)):
         return failed(f"a 1-row input returned a {kind}, not a list of one string per row", returned=repr(raw)[:200])
     if len(raw) == 1 and completion_text(raw[0]) is not None:
-        # MLflow's transformers flavour, llm/v1/completions task: understood here; whether a
-        # route can relay it is for the serving checks (the provider wants strings).
-        return passed("a list with one completions object (choices[].text) per row", returned_type=kind, returned=raw)
+        # MLflow's transformers flavour, llm/v1/completions or llm/v1/chat task: understood
+        # here; whether a route can relay it is for the serving checks (the provider wants strings).
+        return passed(
+            "a list with one completions or chat object (choices[].text or .message.content) per row",
+            returned_type=kind,
+            returned=raw,
+        )
     if len(raw) != 1 or not all(isinstance(a, str) for a in raw):
         return failed(
             f"a 1-row input returned {len(raw)} items of types "
@@ -97,27 +100,49 @@ def rows_all(ctx: GateContext) -> Outcome:
     return passed(f"{len(rows)} rows in, {len(rows)} answers out, each row generated", **evidence)
 
 
-@check("prompt.template", "generate sees the exact MPT-Instruct template around each instruction")
+@check("prompt.template", "generate sees the exact ids of the prompt format around each instruction")
 def prompt_template(ctx: GateContext) -> Outcome:
-    evidence: dict[str, Any] = {}
+    evidence: dict[str, Any] = {"format": ctx.prompt_format.describe()}
     for name, instruction in INSTRUCTIONS.items():
         ctx.reset()
         ctx.send([Row(instruction, 1.0, 2)])
-        sent = _sent_prompts(ctx)
         if not ctx.calls():
             return skipped(_NO_GENERATE)
-        expected = build_prompt(instruction)
-        evidence[name] = {"expected": expected, "sent": sent}
+        expected = ctx.prompt_ids(instruction)
+        sent = [call.prompt_ids(r) for call in ctx.calls() for r in range(len(call.input_ids))]
+        evidence[name] = {"expected": _shown(ctx, expected), "sent": [_shown(ctx, s) for s in sent]}
         if expected not in sent:
-            got = sent[0] if sent else "<generate not called>"
-            at = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
-            return failed(
-                f"{name} instruction: generate saw a different prompt; first difference "
-                f"at character {at}: expected {expected[at : at + 25]!r}, "
-                f"got {got[at : at + 25]!r}",
-                **evidence,
-            )
-    return passed(f"template exact for {len(INSTRUCTIONS)} instructions ({', '.join(INSTRUCTIONS)})", **evidence)
+            got = sent[0] if sent else []
+            return failed(f"{name} instruction: {_difference(ctx, expected, got)}", **evidence)
+    return passed(
+        f"{ctx.prompt_format.name} prompt ids exact for {len(INSTRUCTIONS)} instructions ({', '.join(INSTRUCTIONS)})",
+        **evidence,
+    )
+
+
+def _shown(ctx: GateContext, ids: list[int]) -> str:
+    """Prompt ids as text with their special tokens written out (BOS, <|im_start|>)."""
+    return str(ctx.tokenizer.decode(ids, skip_special_tokens=False))
+
+
+def _difference(ctx: GateContext, expected: list[int], got: list[int]) -> str:
+    """Where generate's prompt parts from the format's, in ids and in text."""
+    if not got:
+        return "generate was not called with this instruction"
+    at = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+    want, have = _shown(ctx, expected), _shown(ctx, got)
+    if want == have:
+        return (
+            f"generate saw the prompt's text tokenized differently: first different id at position {at}: "
+            f"expected {expected[at : at + 6]}, got {got[at : at + 6]} ({ctx.prompt_format.name} tokenizes "
+            f"with add_special_tokens={ctx.prompt_format.add_special_tokens})"
+        )
+    char = next((i for i, (a, b) in enumerate(zip(have, want)) if a != b), min(len(have), len(want)))
+    return (
+        f"generate saw a different prompt; first difference at token {at}, character {char}: "
+        f"expected {want[char : char + 25]!r}, got {have[char : char + 25]!r} "
+        f"(ids from {at}: expected {expected[at : at + 6]}, got {got[at : at + 6]})"
+    )
 
 
 def _scripts(ctx: GateContext) -> dict[str, tuple[list[int], list[int]]]:

@@ -29,6 +29,12 @@ def signature_present(ctx: GateContext) -> Outcome:
     inputs = sig.inputs.to_dict() if sig.inputs else []
     evidence = {"inputs": inputs, "params": sig.params.to_dict() if sig.params else None}
     names = [c.get("name") for c in inputs]
+    if "prompt" not in names and "messages" in names:
+        return failed(
+            "a chat-task signature (a 'messages' input, no 'prompt'): a route's mlflow-model-serving provider "
+            "sends one message's content as the prompt string, which it refuses",
+            **evidence,
+        )
     if "prompt" not in names:
         return failed(f"the input schema has no 'prompt' column (columns: {names})", **evidence)
     if next(c for c in inputs if c.get("name") == "prompt").get("type") != "string":

@@ -10,8 +10,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 
+from harness.gate.checks.outputs import answers, completion_text
+from harness.model.formats import PromptFormat
 from harness.model.loading import config_context_length
 from harness.gate.report import Status
 from harness.model.signature import gateway_payload
@@ -110,6 +111,8 @@ class GateContext:
     # request left behind is replayed with the fewest of them (explore.*'s reproducers).
     sent: list[dict[str, Any]] = field(default_factory=list)
     runtime: Runtime = field(default_factory=Runtime)  # the device and dtype asked for
+    # How the reference (and so every candidate judged by it) turns instructions into prompts.
+    prompt_format: PromptFormat = field(default_factory=PromptFormat)
     reference_cache: Path | None = None  # where reference traces are kept across runs
     # The reference's models and their traces in memory (a test session shares one).
     references: ReferencePool = field(default_factory=ReferencePool)
@@ -151,6 +154,14 @@ class GateContext:
         )
 
     @property
+    def uses_messages(self) -> bool:
+        """A chat-task signature (MLflow's transformers flavour, ``llm/v1/chat``): a
+        ``messages`` input and no ``prompt``; each row is sent as one user message."""
+        inputs = getattr(self.signature, "inputs", None)
+        names = inputs.input_names() if inputs is not None and inputs.has_input_names() else []
+        return "messages" in names and "prompt" not in names
+
+    @property
     def accepts_stop(self) -> bool:
         """A ``stop`` param (gateway style) or a ``stop`` column (the transformers flavour's
         llm/v1/completions signature)."""
@@ -179,7 +190,7 @@ class GateContext:
     @property
     def reference(self) -> Generator:
         """Our Generator on the snapshot, on the judged device and dtype."""
-        generator: Generator = self.references.generator(self._snapshot(), self.judged_runtime())
+        generator: Generator = self.references.generator(self._snapshot(), self.judged_runtime(), self.prompt_format)
         return generator
 
     @property
@@ -195,22 +206,22 @@ class GateContext:
             from harness.gate.probe import weights_fingerprint
 
             snapshot, store = self._snapshot(), None
-            reference = self.references.generator(snapshot, runtime)
+            reference = self.references.generator(snapshot, runtime, self.prompt_format)
             rule = Rule.for_runtime(runtime.device, runtime.dtype)
             fingerprint = self.references.kept(
-                snapshot, runtime, "fingerprint", lambda: weights_fingerprint(reference.model)
+                snapshot, runtime, "fingerprint", lambda: weights_fingerprint(reference.model), self.prompt_format
             )
             if self.reference_cache is not None:
-                key = cache_key(fingerprint, snapshot, runtime, rule)
+                key = cache_key(fingerprint, snapshot, runtime, rule, self.prompt_format)
                 store = TraceStore(Path(self.reference_cache) / f"{key}.sqlite")
-            memory = self.references.memory(snapshot, runtime)
+            memory = self.references.memory(snapshot, runtime, self.prompt_format)
             self._answers[runtime] = ReferenceAnswers(reference, rule, store, fingerprint, memory)
         return self._answers[runtime]
 
     def reference_kept(self, name: str, make: Callable[[], Any]) -> Any:
         """What is computed from the reference alone on the judged runtime (its sampling
         oracle, say), made once per pool: the same for every gate that shares it."""
-        return self.references.kept(self._snapshot(), self.judged_runtime(), name, make)
+        return self.references.kept(self._snapshot(), self.judged_runtime(), name, make, self.prompt_format)
 
     def _snapshot(self) -> Path:
         if self.snapshot is None:
@@ -240,10 +251,11 @@ class GateContext:
                 raise ValueError("params-style candidates take one setting per request")
             extra = {"stop": list(first.stop)} if first.stop else {}
             return gateway_payload(prompts, temperature=first.temperature, max_tokens=first.max_tokens, **extra)
+        text = "messages" if self.uses_messages else "prompt"
         return {
             "dataframe_records": [
                 {
-                    "prompt": r.instruction,
+                    text: [{"role": "user", "content": r.instruction}] if self.uses_messages else r.instruction,
                     "temperature": r.temperature,
                     "max_tokens": r.max_tokens,
                     **({"stop": list(r.stop)} if r.stop and self._stop_column else {}),
@@ -309,6 +321,10 @@ class GateContext:
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
+    def prompt_ids(self, instruction: str) -> list[int]:
+        """The exact ids the format gives ``generate`` for ``instruction`` (no model needed)."""
+        return self.prompt_format.encode(instruction, self.tokenizer)
+
     def calls(self) -> list[GenerateCall]:
         return list(self.candidate.calls())
 
@@ -373,31 +389,6 @@ def registry(*checks: Check) -> Mapping[str, Check]:
         if EVERY_OTHER in item.after and position != len(checks) - 1:
             raise ValueError(f"{item.id!r} runs after every other check, so it must be listed last")
     return MappingProxyType(found)
-
-
-def completion_text(item: Any) -> str | None:
-    """The text of one completions object (``choices[0].text``, what MLflow's transformers
-    flavour answers for the ``llm/v1/completions`` task), else None."""
-    choices = item.get("choices") if isinstance(item, dict) else None
-    first = choices[0] if isinstance(choices, list) and choices else None
-    text = first.get("text") if isinstance(first, dict) else None
-    return text if isinstance(text, str) else None
-
-
-def answers(raw: Any) -> list[str]:
-    """The candidate's output as a list, leniently: strictness is output.type's job. A
-    completions object per row counts by its text."""
-    if isinstance(raw, str):
-        return [raw]
-    if (text := completion_text(raw)) is not None:
-        return [text]
-    if isinstance(raw, pd.DataFrame):
-        return [str(v) for v in raw.iloc[:, 0].tolist()]
-    if hasattr(raw, "tolist"):
-        raw = raw.tolist()
-    if isinstance(raw, (list, tuple)):
-        return [v if isinstance(v, str) else t if (t := completion_text(v)) is not None else str(v) for v in raw]
-    return [str(raw)]
 
 
 __all__ = [

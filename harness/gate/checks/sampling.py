@@ -257,8 +257,8 @@ def _stop_across_the_prompt(ctx: GateContext, oracle: SamplingOracle) -> Outcome
     token = [t for t in range(len(oracle.token_bytes())) if oracle.decode([t]) == token_text]
     p_token = first.probs[first.texts.index(token_text)]
     p_end = (
-        max(float(oracle.step(prompt + (t,), temperature)[oracle.eos]) for t in token)
-        if oracle.eos is not None
+        max(float(oracle.step(prompt + (t,), temperature)[list(oracle.eos)].sum()) for t in token)
+        if oracle.eos
         else 0.0
     )
     short = sum(a == token_text for a in got)

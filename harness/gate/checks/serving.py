@@ -26,14 +26,6 @@ from harness.gate.checks.registry import (
     check,
     skipped,
 )
-from harness.serving.gateway import (
-    NO_RETRY,
-    CompletionRequest,
-    DeploymentsGatewayClient,
-    GatewayError,
-    LegacyGatewayClient,
-    Transport,
-)
 from harness.serving.route import (
     MlflowServingConfig,
     Provider,
@@ -243,82 +235,12 @@ def _route(ctx: GateContext) -> RouteSpec | None:
     return ctx.route
 
 
-@check(
-    "route.spec",
-    "the route validates and its secrets are environment references",
-    needs_model=False,
-    needs_candidate=False,
-)
-def route_spec(ctx: GateContext) -> Outcome:
-    try:
-        route = _route(ctx)  # None exactly when no --route was given
-    except (RouteError, OSError, ValueError) as error:
-        return failed(f"{ctx.route_file}: {error}")
-    if route is None:
-        return skipped(
-            "skipped: no --route given; the server checks use the seed's route (mlflow-model-serving on loopback)"
-        )
-    secrets = {k: str(v) for k, v in route.secrets().items()}
-    return passed(
-        f"route {route.name!r} ({route.provider.value}) is valid; secrets as references: {secrets or 'none'}",
-        route=route.public(),
-    )
-
-
-@check("route.gateway", "a query through the real loopback gateway returns the documented shape", needs_serving=True)
-def route_gateway(ctx: GateContext) -> Outcome:
-    try:
-        route = _route(ctx)
-    except (RouteError, OSError, ValueError) as error:
-        return failed(f"the route is invalid: {error}")
-    if route is not None and route.provider is not Provider.MLFLOW_MODEL_SERVING:
-        return skipped(
-            f"{route.provider.value} routes call a remote workspace, which is not "
-            "reachable from here; route.spec checked the route itself"
-        )
-    server = _scoring(ctx)
-    gateway = _gateway(ctx, route, server)
-    route = _served_route(route, server)
-    request = CompletionRequest(_PROMPT, temperature=0.0, max_tokens=8)
-    # The gateway first: what a caller of the route gets is the finding, whatever the
-    # candidate does when called directly.
-    try:
-        legacy = LegacyGatewayClient(Transport(gateway.url, retry=NO_RETRY)).query(route.name, request)
-        current = DeploymentsGatewayClient(gateway.url).query(route.name, request)
-    except GatewayError as error:
-        refused = (
-            (" (the model refused the payload the route's provider sends: see signature.payload)")
-            if error.status == 400
-            else ""
-        )
-        return failed(
-            f"the gateway answered {error.status}: {error.message[:200]}{refused}", gateway_log=gateway.log_tail(10)
-        )
-    direct = answers(ctx.send([Row(_PROMPT, 0.0, 8)]))
-    evidence = {
-        "route": route.public(),
-        "legacy_path": legacy.texts,
-        "endpoints_path": current.texts,
-        "shape": current.shape.value,
-        "direct": list(direct),
-    }
-    if len(current.texts) != 1 or len(legacy.texts) != 1:
-        return failed("expected one candidate per request", **evidence)
-    if current.text != list(direct)[0] or legacy.text != current.text:
-        return failed("the gateway's answer differs from the model's direct answer at temperature 0", **evidence)
-    return passed(
-        f"one {current.shape.value} answer equal to the direct answer, through "
-        f"/endpoints and /gateway on {gateway.url}",
-        **evidence,
-    )
-
-
 def _served_route(route: RouteSpec | None, server: Any) -> RouteSpec:
     """The user's route (or the seed's) pointed at the loopback scoring server."""
     return (
         seed_route(server.url)
         if route is None
-        else RouteSpec(route.name, route.model_name, route.provider, MlflowServingConfig(server.url))
+        else RouteSpec(route.name, route.model_name, route.provider, MlflowServingConfig(server.url), route.route_type)
     )
 
 
