@@ -170,3 +170,38 @@ def test_compile_failure_is_reported_and_eager_results_kept(monkeypatch):
     )
     assert {c.path for c in cases} == {"raw", "wrapped"}
     assert notes == ["torch.compile variant not measured: RuntimeError: no compiler here"]
+
+
+def test_a_case_s_prompt_size_counts_the_format_s_ids(chat_snapshot):
+    """On the chat snapshot, each case's prompt holds the chat template's ids (BOS and the
+    special tokens included), and raw and wrapped run the same ids."""
+    from harness.bench.core import BenchConfig, load_subject, run_bench
+    from harness.bench.measure import instruction_for
+
+    cfg = BenchConfig(
+        snapshot=str(chat_snapshot),
+        prompt_format="auto",
+        batch_sizes=(1,),
+        prompt_tokens=(40,),
+        new_tokens=(2,),
+        cache_modes=(True,),
+        rounds=1,
+        warmup=0,
+    )
+    generator = load_subject(cfg)
+    assert generator.prompt_format.name == "chat-template"
+    text = instruction_for(generator.tokenizer, 40, generator.prompt_format)
+    ids = generator.tokenize([text])[0]
+    assert 40 <= len(ids) <= 50 and ids[:2] == [generator.tokenizer.bos_token_id, 2]
+    assert len(generator.tokenizer(text)["input_ids"]) < 40  # the bare instruction is shorter
+    cases, _ = run_bench(cfg)
+    assert {c.prompt_tokens for c in cases} == {len(ids)}
+
+
+def test_a_format_the_snapshot_cannot_render_is_refused_naming_it(tiny_snapshot):
+    from harness._validation import ConfigError
+    from harness.bench.core import BenchConfig, load_subject
+
+    with pytest.raises(ConfigError) as error:
+        load_subject(BenchConfig(snapshot=str(tiny_snapshot), prompt_format="chat-template"))
+    assert error.value.field == "prompt_format" and "no chat_template" in str(error.value)

@@ -162,3 +162,9 @@ def test_chat_template_on_a_snapshot_without_one_is_a_usage_error_naming_the_opt
     args = ["gate", "--snapshot", str(tiny_snapshot), "--prompt-format", "chat-template", "--no-serve"]
     result = CliRunner().invoke(main, [*args, "--home", str(tmp_path / "h"), "--report-dir", str(tmp_path / "r")])
     assert result.exit_code == 2 and "--prompt-format" in result.output and "no chat_template" in result.output
+
+
+def test_a_system_prompt_for_mpt_instruct_is_a_usage_error_naming_the_option(tmp_path):
+    args = ["gate", "--system-prompt", "Be brief.", "--no-serve", "--home", str(tmp_path / "h")]
+    result = CliRunner().invoke(main, [*args, "--report-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "--system-prompt" in result.output and "mpt-instruct" in result.output
