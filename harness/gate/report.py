@@ -15,8 +15,8 @@ from harness._reporting import SCHEMA_DIR, atomic_write, header, package_version
 # the exploration, so a run can be repeated); 1.3: `runtime` (device, dtype, the oracle's
 # rule, cached reference answers); 1.4: `phases` (seconds the gate spent loading the
 # candidate, preparing the reference and running the checks); earlier reports still load.
-SCHEMA_VERSION = "1.4"
-_READABLE = ("1.0", "1.1", "1.2", "1.3", SCHEMA_VERSION)
+SCHEMA_VERSION = "1.5"
+_READABLE = ("1.0", "1.1", "1.2", "1.3", "1.4", SCHEMA_VERSION)
 SCHEMA_PATH = SCHEMA_DIR / "gate.schema.json"
 _MAX_TEXT = 2000
 
@@ -106,7 +106,8 @@ class GateReport:
             "",
             f"- candidate: `{self.candidate.get('ref')}` ({self.candidate.get('kind')}, "
             f"signature {self.candidate.get('signature')})",
-            f"- snapshot: `{self.snapshot.get('path')}`",
+            f"- snapshot: `{self.snapshot.get('path')}`"
+            + (f", prompt format `{fmt['name']}`" if (fmt := self.snapshot.get("prompt_format")) else ""),
             f"- machine: {self.machine.get('device')}, torch {self.machine.get('torch')}, "
             f"transformers {self.machine.get('transformers')}, mlflow {self.machine.get('mlflow')}",
             f"- created: {self.created_at} by harness {self.harness_version}",

@@ -236,7 +236,10 @@ def run_gate(
             _stop(ctx)
     return GateReport(
         candidate=cfg.candidate.describe(ctx.model_uri if ctx else None),
-        snapshot={"path": str(snapshot) if snapshot else None},
+        snapshot={
+            "path": str(snapshot) if snapshot else None,
+            "prompt_format": ctx.prompt_format.describe() if ctx else None,
+        },
         machine=machine_info(),
         checks=tuple(results),
         created_at=utc_now(),

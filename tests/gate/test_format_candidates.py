@@ -144,6 +144,8 @@ def test_the_gate_on_the_chat_snapshot_with_auto_and_a_chat_route_passes_the_ref
     report = json.loads((folder / "gate.json").read_text())
     checks = {c["id"]: c for c in report["checks"]}
     assert checks["prompt.template"]["evidence"]["format"]["name"] == "chat-template"
+    assert report["snapshot"]["prompt_format"] == {"name": "chat-template", "system": None, "add_special_tokens": False}
+    assert "prompt format `chat-template`" in (folder / "gate.md").read_text()
     gateway = checks["route.gateway"]
     assert gateway["status"] == "pass" and gateway["evidence"]["shape"] == "messages"
     assert gateway["evidence"]["endpoints_path"] == gateway["evidence"]["direct"]
