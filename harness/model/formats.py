@@ -42,8 +42,9 @@ def _mpt(instruction: str, system: str | None, tokenizer: Any) -> str:
 
 
 def _falcon(instruction: str, system: str | None, tokenizer: Any) -> str:
-    # The turn format of Falcon's chat_template (tiiuae/falcon-180B-chat): "System:", "User:"
-    # and the assistant's "Falcon:" turn headers, turns separated by one newline.
+    # Falcon-180B-Chat's documented turns: "System:", "User:" and the assistant's "Falcon:",
+    # one newline between turns. Falcon-40B-Instruct documents none; a model trained on another
+    # rendering ("Assistant:") is judged through its tokenizer's chat_template instead.
     head = f"System: {system}\n" if system is not None else ""
     return f"{head}User: {validate_instruction(instruction)}\nFalcon:"
 
