@@ -102,31 +102,23 @@ def _wrapped_predict(generator: Generator) -> tuple[Callable[[list[str], int], A
 
 def load_subject(cfg: BenchConfig) -> Generator:
     """A Generator on the snapshot, or on an MPT of the given shape with random weights
-    created directly on the device (no CPU copy, no hub); shapes use the tiny tokenizer."""
+    created directly on the device (no CPU copy, no hub); shapes use the tiny tokenizer.
+    The prompt format is resolved on that tokenizer first: a ConfigError names a format it
+    cannot render before any weights load."""
     from harness.model.generation import Generator
-    from harness.model.loading import LoadConfig, LoadError, load_tokenizer
+    from harness.model.loading import LoadConfig, load_model, load_tokenizer
+    from harness.model.snapshot import TinySpec, cached_tiny
 
+    tokenizer = load_tokenizer(cfg.snapshot or str(cached_tiny()))
+    prompt_format = PromptFormat.resolve(cfg.prompt_format, tokenizer, cfg.system_prompt)
     if cfg.snapshot is not None:
-        load = LoadConfig(
-            device=cfg.device,
-            dtype=cfg.dtype,
-            max_batch_size=1024,
-            prompt_format=cfg.prompt_format,
-            system_prompt=cfg.system_prompt,
-        )
-        try:
-            return Generator.from_pretrained(cfg.snapshot, load)
-        except LoadError as error:
-            if str(error).startswith("prompt_format"):
-                raise ConfigError("prompt_format", str(error)) from None
-            raise
+        model, device, attn = load_model(cfg.snapshot, LoadConfig(device=cfg.device, dtype=cfg.dtype))
+        return Generator(model, tokenizer, 1024, device, attn, prompt_format)
     import torch
     from transformers import GenerationConfig, MptConfig, MptForCausalLM
 
     from harness.model.loading import resolve_dtype
-    from harness.model.snapshot import TinySpec, cached_tiny
 
-    tiny = cached_tiny()
     spec = TinySpec()
     sizes = (
         dict(d_model=4096, n_heads=32, n_layers=32, vocab_size=50432, max_seq_len=2048)
@@ -144,11 +136,6 @@ def load_subject(cfg: BenchConfig) -> Generator:
     with torch.device(cfg.device):
         model = MptForCausalLM._from_config(MptConfig(**sizes, eos_token_id=0), dtype=dtype).eval()
     model.generation_config = GenerationConfig(eos_token_id=0, use_cache=True)
-    tokenizer = load_tokenizer(str(tiny))
-    try:
-        prompt_format = PromptFormat.resolve(cfg.prompt_format, tokenizer, cfg.system_prompt)
-    except ValueError as error:
-        raise ConfigError("prompt_format", str(error)) from None
     return Generator(model, tokenizer, 1024, cfg.device, attn_impl(model), prompt_format)
 
 

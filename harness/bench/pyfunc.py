@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from harness._validation import ConfigError
 from harness.bench.core import BenchConfig
 from harness.bench.measure import Case, Labels, cache_impl, instruction_for, measure, peak_bandwidth, raw_fn
 from harness.model.formats import PromptFormat
@@ -156,7 +155,9 @@ def _notes(uri: str, batch: int, seen: _Seen) -> list[str]:
 def _point(
     cfg: BenchConfig, held: _HeldGenerate, pyfunc: Any, tokenizer: Any, batch: int, prompt: int, new: int
 ) -> tuple[list[Case], list[str]]:
-    texts = [instruction_for(tokenizer, prompt, _format(cfg, tokenizer))] * batch
+    texts = [
+        instruction_for(tokenizer, prompt, PromptFormat.resolve(cfg.prompt_format, tokenizer, cfg.system_prompt))
+    ] * batch
     data, params = _request(pyfunc, texts, new)
 
     def wrapped(n: int) -> Any:
@@ -196,14 +197,6 @@ def _gpu_name() -> str:
     import torch
 
     return str(torch.cuda.get_device_name(0))
-
-
-def _format(cfg: BenchConfig, tokenizer: Any) -> PromptFormat:
-    """The format the model is told to use: its prompts are sized in that format's ids."""
-    try:
-        return PromptFormat.resolve(cfg.prompt_format, tokenizer, cfg.system_prompt)
-    except ValueError as error:
-        raise ConfigError("prompt_format", str(error)) from None
 
 
 def run_model_bench(

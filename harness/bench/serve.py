@@ -267,10 +267,7 @@ def run_serve_bench(
         )
     snapshot = cfg.snapshot or str(cached_tiny(progress=progress))
     tokenizer = tokenizer or load_tokenizer(snapshot)
-    try:
-        prompt_format = PromptFormat.resolve(cfg.prompt_format, tokenizer, cfg.system_prompt)
-    except ValueError as error:
-        raise ServeConfigError("prompt_format", str(error)) from None
+    prompt_format = PromptFormat.resolve(cfg.prompt_format, tokenizer, cfg.system_prompt)
     template = len(prompt_format.encode("x", tokenizer)) - count_tokens(tokenizer, "x")
     if (limit := _context_limit(snapshot)) is not None and max(cfg.prompt_tokens) + template + cfg.max_tokens > limit:
         room = limit - template - cfg.max_tokens

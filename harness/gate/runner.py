@@ -72,10 +72,8 @@ class GateConfig:
         checked("load_timeout", self.load_timeout, seconds, float)
         checked("provider", self.provider, OneOf(PROVIDERS), str)
         checked("prompt_format", self.prompt_format, OneOf(FORMAT_CHOICES), str)
-        try:
-            PromptFormat(DEFAULT_FORMAT if self.prompt_format == AUTO else self.prompt_format, self.system_prompt)
-        except ValueError as error:
-            raise ConfigError("system_prompt", str(error)) from None
+        if self.prompt_format != AUTO:  # auto's format, so whether it takes a system prompt, needs the snapshot
+            PromptFormat(self.prompt_format, self.system_prompt)
         self.explore_config()  # a bad --seed or --explore is a usage error, before anything runs
         self.runtime()  # so is a bad --device or --dtype
         for budget in self.budgets:
@@ -100,13 +98,6 @@ class GateConfig:
             told += (("prompt_format", self.prompt_format),)
             told += (("system_prompt", self.system_prompt),) if self.system_prompt is not None else ()
         return told
-
-    def resolve_format(self, tokenizer: Any) -> PromptFormat:
-        """The format on this snapshot's tokenizer (ConfigError where it cannot render)."""
-        try:
-            return PromptFormat.resolve(self.prompt_format, tokenizer, self.system_prompt)
-        except ValueError as error:
-            raise ConfigError("prompt_format", str(error)) from None
 
     def explore_config(self) -> ExploreConfig:
         """Failing examples are kept under the home folder and replayed first next time."""
@@ -324,7 +315,7 @@ def _context(cfg: GateConfig, snapshot: Path) -> GateContext:
         route_error=route_error,
         snapshot=snapshot,
         tokenizer=tokenizer,
-        prompt_format=cfg.resolve_format(tokenizer),
+        prompt_format=PromptFormat.resolve(cfg.prompt_format, tokenizer, cfg.system_prompt),
         provider=cfg.provider,
         tracking_uri=cfg.store.uri,
         route_file=cfg.route_file,

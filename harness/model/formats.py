@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from harness._validation import ConfigError
 from harness.model.prompt import PromptError, build_prompt, validate_instruction
 
 AUTO = "auto"
@@ -46,7 +47,7 @@ def _falcon(instruction: str, system: str | None, tokenizer: Any) -> str:
     # one newline between turns. Falcon-40B-Instruct documents none; a model trained on another
     # rendering ("Assistant:") is judged through its tokenizer's chat_template instead.
     head = f"System: {system}\n" if system is not None else ""
-    return f"{head}User: {validate_instruction(instruction)}\nFalcon:"
+    return f"{head}User: {instruction}\nFalcon:"
 
 
 def chat_messages(instruction: str, system: str | None = None) -> list[dict[str, str]]:
@@ -100,20 +101,25 @@ class PromptFormat:
 
     def __post_init__(self) -> None:
         if self.name not in FORMATS:
-            raise ValueError(f"prompt_format must be one of {list(FORMAT_CHOICES)}, got {self.name!r}")
+            raise ConfigError(
+                "prompt_format", f"prompt_format must be one of {list(FORMAT_CHOICES)}, got {self.name!r}"
+            )
         if self.system is not None and not isinstance(self.system, str):
-            raise ValueError(f"system_prompt must be a string, got {type(self.system).__name__}")
+            raise ConfigError("system_prompt", f"system_prompt must be a string, got {type(self.system).__name__}")
         if self.system is not None and not FORMATS[self.name].takes_system:
-            raise ValueError(f"system_prompt: prompt_format {self.name!r} has no system prompt (its intro is fixed)")
+            raise ConfigError(
+                "system_prompt", f"system_prompt: prompt_format {self.name!r} has no system prompt (its intro is fixed)"
+            )
 
     @classmethod
     def resolve(cls, name: str, tokenizer: Any, system: str | None = None) -> PromptFormat:
         """``name``, or for ``auto`` what the snapshot's tokenizer says: a ``chat_template``
-        means ``chat-template``, else MPT-Instruct's template."""
+        means ``chat-template``, else MPT-Instruct's template. A :class:`ConfigError` names
+        the setting a tokenizer cannot render."""
         if name == AUTO:
             name = "chat-template" if has_chat_template(tokenizer) else DEFAULT_FORMAT
         elif name in FORMATS and FORMATS[name].needs_template and not has_chat_template(tokenizer):
-            raise ValueError(f"prompt_format {name!r}: the snapshot's tokenizer has no chat_template")
+            raise ConfigError("prompt_format", f"prompt_format {name!r}: the snapshot's tokenizer has no chat_template")
         return cls(name, system)
 
     @property

@@ -156,3 +156,16 @@ def test_a_model_logged_without_a_signature_fails_signature_present(run_candidat
     assert present.status.value == "fail" and "without a signature" in present.message
     assert report.check("load").status.value == "pass"
     assert report.check("rows.all").status.value == "pass"  # behaviour is still judged
+
+
+def test_a_system_prompt_with_auto_waits_for_the_snapshot_to_say_the_format(tiny_snapshot):
+    """auto may resolve to a format with a system turn: refused only once it resolves to one without."""
+    from harness._validation import ConfigError
+    from harness.gate.runner import GateConfig
+    from harness.model.formats import PromptFormat
+    from harness.model.loading import load_tokenizer
+
+    cfg = GateConfig(prompt_format="auto", system_prompt="Be brief.")
+    with pytest.raises(ConfigError) as error:
+        PromptFormat.resolve(cfg.prompt_format, load_tokenizer(str(tiny_snapshot)), cfg.system_prompt)
+    assert error.value.field == "system_prompt"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from dataclasses import replace
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -237,11 +238,7 @@ def _route(ctx: GateContext) -> RouteSpec | None:
 
 def _served_route(route: RouteSpec | None, server: Any) -> RouteSpec:
     """The user's route (or the seed's) pointed at the loopback scoring server."""
-    return (
-        seed_route(server.url)
-        if route is None
-        else RouteSpec(route.name, route.model_name, route.provider, MlflowServingConfig(server.url), route.route_type)
-    )
+    return seed_route(server.url) if route is None else replace(route, config=MlflowServingConfig(server.url))
 
 
 def _gateway(ctx: GateContext, route: RouteSpec | None, server: Any, in_background: bool = False) -> Any:
