@@ -20,12 +20,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import locust.runners
 from locust import events
 from locust.env import Environment
 
 import gevent
 
 from harness._reporting import atomic_write
+from harness.bench._locust_share import WORKER_LIVENESS
 from harness.bench.locustfile import LEVEL, CompletionsUser, attach_master, attach_worker, locust_stats
 
 _GRACE_S = 90.0  # past a level's duration: two request timeouts and the last batch
@@ -45,6 +47,8 @@ def _say(message: str) -> None:
 
 
 def run_master(plan: dict[str, Any], out: Path, bind: str, port: int, workers: int, connect_timeout_s: float) -> int:
+    # Read by the master at each worker's first and every later heartbeat.
+    locust.runners.HEARTBEAT_LIVENESS = WORKER_LIVENESS
     env = Environment(user_classes=[CompletionsUser], events=events, host=plan["url"])
     runner = env.create_master_runner(bind, port)
     collector = attach_master(runner)
@@ -70,10 +74,11 @@ def run_master(plan: dict[str, Any], out: Path, bind: str, port: int, workers: i
             poll_s=0.05,
         )
         finished = all((w, index) in collector.done for w in ids)
+        why = None if finished else _why_incomplete(runner, ids, level["duration_s"] + _GRACE_S)
         runner.stop()
         stats = locust_stats(collector.engine_stats(index, ids))
-        levels.append({**collector.level(index, ids), "locust": stats, "complete": finished})
-        _say(f"level {index}: {'done' if finished else 'INCOMPLETE'}, {len(levels[-1]['rows'])} sample(s)")
+        levels.append({**collector.level(index, ids), "locust": stats, "complete": finished, "why": why})
+        _say(f"level {index}: {'done' if finished else f'INCOMPLETE ({why})'}, {len(levels[-1]['rows'])} sample(s)")
         if not finished:  # a worker was lost or ran out of time: what follows would not be comparable
             break
         _wait(lambda: len(runner.clients.ready) >= len(ids), 30.0)
@@ -82,8 +87,15 @@ def run_master(plan: dict[str, Any], out: Path, bind: str, port: int, workers: i
     return 0
 
 
+def _why_incomplete(runner: Any, ids: list[str], waited_s: float) -> str:
+    if _lost_worker(runner, ids):
+        return f"a worker quit or sent no heartbeat for {WORKER_LIVENESS} s"
+    return f"a worker's count had not come {waited_s:g} s after the level started"
+
+
 def _lost_worker(runner: Any, ids: list[str]) -> bool:
-    """A worker of this level quit or stopped sending heartbeats: its count will not come."""
+    """A worker of this level quit, or sent no heartbeat for ``WORKER_LIVENESS`` seconds:
+    its count will not come."""
     present = {c.id for c in runner.clients.all} - {c.id for c in runner.clients.missing}
     return any(w not in present for w in ids)
 

@@ -10,6 +10,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+# Heartbeats (one a second) a worker may miss before the master counts it lost. Locust's 3
+# fails a level whenever a busy machine stalls a worker for 4 s (seen on a 2-core CI runner);
+# a worker that really died is found by its owner at once, or after this silence if remote.
+WORKER_LIVENESS = 20
+
 # A sample on the wire: [prompt, latency_s, ok, status, answer, sent_s], the fields of
 # harness.serving.load.Sample in order.
 Row = list[Any]

@@ -167,7 +167,8 @@ def _level_run(
     lost = [a for a in level["workers"] if a["sent"] != a["received"]]
     if lost or not level["complete"]:
         detail = "; ".join(f"worker share {a['share']}: sent {a['sent']}, received {a['received']}" for a in lost)
-        raise LocustRunError(f"level {level['index']}: samples went missing ({detail or 'a worker never finished'})")
+        why = "; ".join(filter(None, (detail, level.get("why")))) or "a worker never finished"
+        raise LocustRunError(f"level {level['index']}: samples went missing ({why})")
     samples = tuple(Sample(*row) for row in level["rows"])
     # As the thread engine counts it: to the last answer, and a closed loop at least until its deadline.
     ends = [s.latency_s + (s.sent_s or 0.0) for s in samples]

@@ -203,6 +203,41 @@ def test_a_master_waits_for_a_worker_started_apart(loopback, expected, tiny_snap
     assert level.mismatches == 0 and not level.errors
 
 
+def test_a_worker_stalled_mid_level_still_delivers_every_sample(loopback, expected, tiny_snapshot, tmp_path):
+    """A busy machine stalls a worker process for longer than Locust's own 3-heartbeat
+    liveness: the run waits for it and merges every request once, it does not fail."""
+    from harness.bench._locust_share import WORKER_LIVENESS
+
+    pause_s = 7.0  # Locust alone counts a worker lost after about 4 s without a heartbeat
+    assert pause_s < WORKER_LIVENESS
+    paused = threading.Event()
+
+    def stall_the_worker_once_it_runs(message):
+        if message.startswith("locust:"):
+
+            def stall():
+                deadline = time.monotonic() + 60  # a hang guard
+                while not (found := [p for p in _locust_processes() if "worker" in p.cmdline()]):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+                time.sleep(1.5)  # connected, and the level under way
+                (worker,) = found
+                worker.suspend()
+                paused.set()
+                time.sleep(pause_s)
+                worker.resume()
+
+            threading.Thread(target=stall, daemon=True).start()
+
+    cfg = _cfg(loopback, tiny_snapshot, concurrency=(1,), duration_s=4.0, processes=1)
+    report = run_serve_bench(cfg, expected=expected, log_dir=tmp_path / "logs", progress=stall_the_worker_once_it_runs)
+    (level,) = report.levels
+    assert paused.is_set()
+    assert len(level.samples) == level.engine["requests"] > 0
+    assert not level.errors and level.mismatches == 0
+    assert not _locust_processes()
+
+
 def test_a_worker_lost_mid_level_fails_the_run(loopback, expected, tiny_snapshot, tmp_path):
     """A remote worker that dies takes its samples with it: the run fails, it does not report
     a level with a worker's share missing."""

@@ -101,6 +101,10 @@ def test_a_lost_sample_or_an_unfinished_worker_fails_the_run():
         _level_run(_level([_row(0.1)], [{"share": 0, "sent": 2, "received": 1}]), plan, PROMPTS, None, ENGINE)
     with pytest.raises(LocustRunError, match="never finished"):
         _level_run(_level([], [{"share": 0, "sent": 0, "received": 0}], complete=False), plan, PROMPTS, None, ENGINE)
+    # The master's reason travels to the user with the counts.
+    lost = {**_level([], [{"share": 0, "sent": None, "received": 0}], complete=False), "why": "a worker quit"}
+    with pytest.raises(LocustRunError, match=r"sent None, received 0; a worker quit\)"):
+        _level_run(lost, plan, PROMPTS, None, ENGINE)
 
 
 @pytest.mark.parametrize(
