@@ -31,6 +31,7 @@ from harness.bench._locust_share import WORKER_LIVENESS
 from harness.bench.locustfile import LEVEL, CompletionsUser, attach_master, attach_worker, locust_stats
 
 _GRACE_S = 90.0  # past a level's duration: two request timeouts and the last batch
+_READY_S = 60.0  # for the workers to report ready again after a level's users stopped
 
 
 def _wait(ready: Callable[[], bool], timeout_s: float, poll_s: float = 0.1) -> bool:
@@ -57,8 +58,15 @@ def run_master(plan: dict[str, Any], out: Path, bind: str, port: int, workers: i
         _say(f"error: {len(runner.clients.ready)} of {workers} worker(s) connected within {connect_timeout_s:g} s")
         runner.quit()
         return 3
-    levels = []
+    levels: list[dict[str, Any]] = []
     for index, level in enumerate(plan["levels"]):
+        # Every worker again, or the level would run on fewer and count as comparable.
+        if not _wait(lambda: len(runner.clients.ready) >= workers, _READY_S):
+            unready = f"{len(runner.clients.ready)} of {workers} worker(s) ready for it within {_READY_S:g} s"
+            _say(f"level {index}: INCOMPLETE ({unready})")
+            empty = {"index": index, "workers": [], "rows": [], "locust": locust_stats([])}
+            levels.append({**empty, "complete": False, "why": unready})
+            break
         ids = sorted(c.id for c in runner.clients.ready)
         for share, worker in enumerate(ids):
             runner.send_message(
@@ -81,7 +89,6 @@ def run_master(plan: dict[str, Any], out: Path, bind: str, port: int, workers: i
         _say(f"level {index}: {'done' if finished else f'INCOMPLETE ({why})'}, {len(levels[-1]['rows'])} sample(s)")
         if not finished:  # a worker was lost or ran out of time: what follows would not be comparable
             break
-        _wait(lambda: len(runner.clients.ready) >= len(ids), 30.0)
     atomic_write(out, json.dumps({"locust_version": _locust_version(), "workers": workers, "levels": levels}))
     runner.quit()
     return 0

@@ -111,7 +111,10 @@ def run_levels(
     data = json.loads(out.read_text())
     engine = {"name": "locust", "version": data["locust_version"], "workers": data["workers"]}
     prompts = tuple(request["prompts"])
-    return [_level_run(got, level, prompts, expected, engine) for got, level in zip(data["levels"], levels)]
+    runs = [_level_run(got, level, prompts, expected, engine) for got, level in zip(data["levels"], levels)]
+    if len(runs) != len(levels):  # the master stops early only on an incomplete level, which raised above
+        raise LocustRunError(f"locust master ran {len(runs)} of {len(levels)} level(s); log tail:\n{master.log_tail()}")
+    return runs
 
 
 def run_workers(master_host: str, port: int, processes: int, log_dir: Path | None = None) -> None:
