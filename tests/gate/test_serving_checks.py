@@ -118,13 +118,13 @@ def test_the_reference_does_not_leak_and_databricks_routes_are_not_called(run_ca
 
 
 def test_a_bare_string_candidate_fails_serving_and_the_gateway(run_candidate, files):
-    # A check timeout shorter than a server start (about 8 s here): starting servers is the
+    # A check timeout shorter than a server start (about 8 s here, more on a busy runner): starting servers is the
     # gate's time, so the verdicts must still be about the candidate, not "it hung".
     report = run_candidate(
         CandidateSpec.from_file(f"{files / 'serving_candidates.py'}:BareString"),
         serve=True,
         only=("serving.scoring", "route.gateway"),
-        check_timeout=3.0,
+        check_timeout=6.0,
     )
     assert report.check("serving.scoring").status.value == "fail"
     gateway = report.check("route.gateway")
